@@ -1,0 +1,98 @@
+"""pytest-advrobust: gate image classifiers in CI on adversarial robustness.
+
+``attack`` and the result types import torch on first use, so ``import pytest_advrobust`` (and the
+plugin pytest loads) stays cheap for suites without robustness tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .core.api import attack
+    from .core.attacks import quantize_8bit
+    from .core.classes import ClassNames, load_class_names
+    from .core.errors import (
+        AdvRobustError,
+        ClassNameError,
+        FalseRobustnessError,
+        ImageLoadError,
+        ModelLoadError,
+        ModelOutputError,
+        NotRobustError,
+        OptionError,
+        UnsafeModelFileError,
+    )
+    from .core.images import ImageSet, load_images
+    from .core.loading import load_model
+    from .core.model import WrappedModel
+    from .core.results import AttackResult, ImageRecord
+    from .plugin.marker import adv_robust
+
+_LAZY = {
+    "attack": ".core.api",
+    "quantize_8bit": ".core.attacks",
+    "ClassNames": ".core.classes",
+    "load_class_names": ".core.classes",
+    "ImageSet": ".core.images",
+    "load_images": ".core.images",
+    "load_model": ".core.loading",
+    "WrappedModel": ".core.model",
+    "AttackResult": ".core.results",
+    "ImageRecord": ".core.results",
+    "adv_robust": ".plugin.marker",
+    **{
+        name: ".core.errors"
+        for name in (
+            "AdvRobustError",
+            "ClassNameError",
+            "FalseRobustnessError",
+            "ImageLoadError",
+            "ModelLoadError",
+            "ModelOutputError",
+            "NotRobustError",
+            "OptionError",
+            "UnsafeModelFileError",
+        )
+    },
+}
+
+__all__ = [
+    "AdvRobustError",
+    "AttackResult",
+    "ClassNameError",
+    "ClassNames",
+    "FalseRobustnessError",
+    "ImageLoadError",
+    "ImageRecord",
+    "ImageSet",
+    "ModelLoadError",
+    "ModelOutputError",
+    "NotRobustError",
+    "OptionError",
+    "UnsafeModelFileError",
+    "WrappedModel",
+    "__version__",
+    "adv_robust",
+    "attack",
+    "load_class_names",
+    "load_images",
+    "load_model",
+    "quantize_8bit",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_advrobust' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

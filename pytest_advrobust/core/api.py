@@ -1,0 +1,364 @@
+"""The one public entry point for scripts, notebooks, the fixtures and the marker: :func:`attack`."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .attacks import check_logits, sign_gradient_attack
+from .classes import ClassNames, load_class_names
+from .errors import ClassNameError, ModelOutputError, OptionError
+from .images import ImageSet
+from .model import WrappedModel, eval_mode, resolve_device
+from .results import AttackResult, ImageRecord
+from .settings import AttackConfig, Source, TargetSpec, resolve
+
+LabelsArg = torch.Tensor | Sequence[int | str | None] | None
+
+
+def attack(
+    model: Callable[[torch.Tensor], torch.Tensor] | WrappedModel,
+    images: torch.Tensor | ImageSet,
+    labels: LabelsArg = None,
+    *,
+    epsilon: float,
+    method: str = "bim",
+    steps: int | None = None,
+    step_size: float | None = None,
+    targets: Any = None,
+    seed: int = 0,
+    mean: Sequence[float] | str | None = None,
+    std: Sequence[float] | str | None = None,
+    input_size: int | tuple[int, int] | None = None,
+    class_names: str | Path | Sequence[str] | ClassNames | None = None,
+    early_stop: bool = True,
+    verdict: str = "rounded",
+    batch_size: int | None = None,
+    device: str = "model",
+    names: Sequence[str] | None = None,
+) -> AttackResult:
+    """Attack ``model`` on ``images`` within an L∞ ball of radius ``epsilon`` and report every image.
+
+    Args:
+        model: an ``nn.Module`` or callable mapping a (normalized) N×C×H×W batch to N×K logits.
+        images: N×C×H×W float pixels in [0,1] (never modified), or an :class:`ImageSet`.
+        labels: true classes (indices or names); None uses the ImageSet's labels, else the model's clean
+            prediction (reported as ``label_source="model prediction"``).
+        epsilon: L∞ budget in [0,1] pixel units (0.007 ≈ 1.8/255).
+        method: ``fgsm`` (one step of ε), ``bim`` (``steps`` steps of ``step_size``), ``pgd`` (bim from a
+            random start seeded by ``seed``).
+        steps: default 10 for bim/pgd, 1 for fgsm. step_size: default 2.5·ε/steps (ε for fgsm).
+        targets: None/"untargeted", "least-likely", "top-K", or class indices/names (each image is
+            attacked toward each target).
+        mean, std: normalization applied inside the model wrapper after the perturbation ("imagenet" ok).
+        early_stop: stop attacking an image once it reached the goal under the verdict.
+        verdict: "rounded" (the 8-bit rounded image decides) or "float".
+        batch_size: attack at most this many images at once.
+        device: "model" (the model's own device), "auto", "cpu", "cuda", ...; the model must already be
+            there unless it is "model" (use ``model.to(device)`` first).
+    Returns:
+        An :class:`AttackResult`; ``result.assert_robust()`` raises if any image flipped.
+    """
+    config = resolve(
+        [
+            (
+                {
+                    "epsilon": epsilon,
+                    "attack": method,
+                    "steps": steps,
+                    "step_size": step_size,
+                    "targets": targets,
+                    "seed": seed,
+                    "mean": mean,
+                    "std": std,
+                    "input_size": input_size,
+                    "early_stop": early_stop,
+                    "verdict": verdict,
+                    "batch_size": batch_size,
+                    "device": device,
+                },
+                Source("call", "pytest_advrobust.attack()"),
+            )
+        ]
+    )
+    return run_attack(config, model, images, labels, class_names=class_names, names=names)
+
+
+def run_attack(
+    config: AttackConfig,
+    model: Callable[[torch.Tensor], torch.Tensor] | WrappedModel,
+    images: torch.Tensor | ImageSet,
+    labels: LabelsArg = None,
+    *,
+    class_names: str | Path | Sequence[str] | ClassNames | None = None,
+    names: Sequence[str] | None = None,
+    reproduce: str | None = None,
+) -> AttackResult:
+    """:func:`attack` for an already resolved :class:`AttackConfig` (what the plugin calls)."""
+    if isinstance(model, WrappedModel):
+        wrapped = model
+    else:
+        wrapped = WrappedModel(model, mean=config.mean, std=config.std, input_size=config.input_size)
+    if config.device != "model":
+        wanted = resolve_device(config.device, wrapped.model)
+        if wanted != wrapped.device and not (wanted.type == wrapped.device.type and wanted.index is None):
+            raise OptionError(
+                f"device={config.device!r} but the model is on {wrapped.device}; move it first "
+                f"(model.to({str(wanted)!r})) or leave device at 'model'"
+            )
+    classes = load_class_names(class_names if class_names is not None else config.class_names)
+
+    image_set = images if isinstance(images, ImageSet) else None
+    pixels = image_set.pixels if image_set is not None else images
+    if not isinstance(pixels, torch.Tensor):
+        raise OptionError(f"images must be a tensor or an ImageSet, got {type(images).__name__}")
+    if pixels.dim() == 3:
+        pixels = pixels.unsqueeze(0)
+    wrapped.check_images(pixels)
+    n = pixels.shape[0]
+    image_names = (
+        list(names)
+        if names is not None
+        else (image_set.names if image_set is not None else [f"image {i}" for i in range(n)])
+    )
+    if len(image_names) != n:
+        raise OptionError(f"{len(image_names)} names given for {n} images")
+    given, sources = _labels(labels, image_set, n, classes)
+
+    records: list[ImageRecord] = []
+    adversarial: list[torch.Tensor] = []
+    rounded: list[torch.Tensor] = []
+    notes: list[str] = list(image_set.notes) if image_set is not None else []
+    forward0, backward0 = wrapped.forward_passes, wrapped.backward_passes
+    chunk = config.batch_size or n
+    with eval_mode(wrapped.model):
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            part = _attack_chunk(
+                config,
+                wrapped,
+                pixels[start:stop].detach().to(wrapped.device, torch.float32),
+                given[start:stop],
+                sources[start:stop],
+                image_names[start:stop],
+                classes,
+                notes,
+            )
+            records += part[0]
+            adversarial.append(part[1].to(pixels.device))
+            rounded.append(part[2].to(pixels.device))
+    settings = {
+        "epsilon": config.epsilon,
+        "attack": config.attack,
+        "steps": config.resolved_steps,
+        "step_size": config.resolved_step_size,
+        "targets": str(config.targets),
+        "seed": config.seed,
+        "verdict": config.verdict,
+        "early_stop": config.early_stop,
+        "device": str(wrapped.device),
+        "mean": config.mean,
+        "std": config.std,
+        "describe": config.describe(),
+        "notes": notes,
+    }
+    if reproduce:
+        settings["reproduce"] = reproduce
+    empty = pixels.new_empty((0, *pixels.shape[1:]))
+    return AttackResult(
+        adversarial=torch.cat(adversarial) if adversarial else empty,
+        adversarial_8bit=torch.cat(rounded) if rounded else empty,
+        records=records,
+        settings=settings,
+        forward_passes=wrapped.forward_passes - forward0,
+        backward_passes=wrapped.backward_passes - backward0,
+    )
+
+
+def _labels(
+    labels: LabelsArg, image_set: ImageSet | None, n: int, classes: ClassNames
+) -> tuple[list[int | None], list[str]]:
+    if labels is None:
+        if image_set is not None:
+            return list(image_set.labels), list(image_set.label_sources)
+        return [None] * n, ["model prediction"] * n
+    values = labels.tolist() if isinstance(labels, torch.Tensor) else list(labels)
+    if isinstance(labels, torch.Tensor) and labels.dim() == 0:
+        values = [int(labels.item())]
+    if len(values) != n:
+        raise OptionError(f"{len(values)} labels given for {n} images")
+    resolved: list[int | None] = []
+    for value in values:
+        resolved.append(None if value is None else classes.index(value))
+    return resolved, ["given" if v is not None else "model prediction" for v in resolved]
+
+
+def _targets_for(spec: TargetSpec, logits: torch.Tensor, classes: ClassNames) -> list[list[int]] | None:
+    """Per image, the target classes (None for untargeted)."""
+    num_classes = logits.shape[1]
+    if spec.mode == "untargeted":
+        return None
+    if spec.mode == "least-likely":
+        return [[int(i)] for i in logits.argmin(dim=1).tolist()]
+    if spec.mode == "runner-up":
+        if spec.k + 1 > num_classes:
+            raise OptionError(f"targets=top-{spec.k} needs more than {spec.k} classes; the model has {num_classes}")
+        order = logits.topk(spec.k + 1, dim=1).indices[:, 1:]
+        return [list(map(int, row)) for row in order.tolist()]
+    try:
+        wanted = [classes.index(c, num_classes) for c in spec.classes]
+    except ClassNameError as exc:
+        raise ClassNameError(f"targets: {exc}") from None
+    return [list(wanted) for _ in range(logits.shape[0])]
+
+
+def _noise_seed(seed: int, name: str, target: int | None) -> int:
+    """A random start that depends on the seed, the image and the target only, not on batching."""
+    return (seed * 1_000_003 + zlib.crc32(f"{name}\0{target}".encode())) % (2**63)
+
+
+def _looks_like_probabilities(logits: torch.Tensor) -> bool:
+    in_range = bool(((logits >= 0) & (logits <= 1)).all())
+    sums_to_one = bool(torch.allclose(logits.sum(dim=1), torch.ones(logits.shape[0], device=logits.device), atol=1e-3))
+    return in_range and sums_to_one and logits.shape[1] > 1
+
+
+def _attack_chunk(
+    config: AttackConfig,
+    wrapped: WrappedModel,
+    clean: torch.Tensor,
+    given: list[int | None],
+    sources: list[str],
+    names: list[str],
+    classes: ClassNames,
+    notes: list[str],
+) -> tuple[list[ImageRecord], torch.Tensor, torch.Tensor]:
+    spec = config.targets
+    single_target = (
+        spec.mode in ("untargeted", "least-likely")
+        or (spec.mode == "classes" and len(spec.classes) == 1)
+        or (spec.mode == "runner-up" and spec.k == 1)
+    )
+    reuse = single_target and config.attack != "pgd"
+    x0 = clean.clone().requires_grad_(reuse)
+    with torch.set_grad_enabled(reuse):
+        clean_logits = wrapped.logits(x0)
+    detached = clean_logits.detach()
+    check_logits(detached, names)
+    if _looks_like_probabilities(detached):
+        raise ModelOutputError(
+            "the model's outputs are in [0,1] and sum to 1 per image: it returns probabilities, not "
+            "logits. Gradients of probabilities saturate and make models look robust; drop the final "
+            "softmax (or return log-probabilities)"
+        )
+    clean_probs = detached.softmax(dim=1)
+    clean_pred = detached.argmax(dim=1)
+    labels_list = [int(p) if g is None else g for g, p in zip(given, clean_pred.tolist(), strict=True)]
+    for label in labels_list:
+        if label >= detached.shape[1]:
+            raise OptionError(f"label {label} is out of range: the model has {detached.shape[1]} classes")
+    per_image_targets = _targets_for(spec, detached, classes)
+
+    rows: list[tuple[int, int | None]] = []
+    for i in range(clean.shape[0]):
+        if per_image_targets is None:
+            rows.append((i, None))
+            continue
+        for t in per_image_targets[i]:
+            if t == labels_list[i]:
+                notes.append(f"{names[i]}: target {classes.name(t)!r} is its own label; pair skipped")
+                continue
+            rows.append((i, t))
+    if not rows:
+        empty = clean.new_empty((0, *clean.shape[1:]))
+        return [], empty, empty
+    index = torch.tensor([i for i, _ in rows], device=clean.device)
+    expanded = clean[index] if len(rows) != clean.shape[0] else clean
+    labels = torch.tensor([labels_list[i] for i, _ in rows], device=clean.device)
+    targets = None if per_image_targets is None else torch.tensor([t for _, t in rows], device=clean.device)
+    noise = None
+    if config.attack == "pgd":
+        noise = (
+            torch.stack(
+                [
+                    torch.rand(
+                        clean.shape[1:], generator=torch.Generator().manual_seed(_noise_seed(config.seed, names[i], t))
+                    )
+                    for i, t in rows
+                ]
+            ).to(clean.device)
+            * 2
+            - 1
+        )
+    can_reuse = reuse and len(rows) == clean.shape[0]
+    several = per_image_targets is not None and any(len(ts) > 1 for ts in per_image_targets)
+    row_names = [f"{names[i]} -> {classes.name(t)}" if several and t is not None else names[i] for i, t in rows]
+    trajectory = sign_gradient_attack(
+        wrapped,
+        expanded,
+        labels,
+        targets,
+        epsilon=config.epsilon,
+        steps=config.resolved_steps,
+        step_size=config.resolved_step_size,
+        noise=noise,
+        early_stop=config.early_stop,
+        verdict=config.verdict,
+        start_logits=(x0, clean_logits) if can_reuse else None,
+        names=row_names,
+    )
+    adv_probs = trajectory.adversarial_logits.softmax(dim=1)
+    q_probs = trajectory.rounded_logits.softmax(dim=1)
+    adv_pred = adv_probs.argmax(dim=1)
+    q_pred = q_probs.argmax(dim=1)
+    linf = (trajectory.adversarial - expanded).flatten(1).abs().amax(dim=1)
+    linf_q = (trajectory.rounded - expanded).flatten(1).abs().amax(dim=1)
+
+    records = []
+    for r, (i, t) in enumerate(rows):
+        ran = int(trajectory.steps_run[r])
+        first = int(trajectory.first_success[r])
+        path = trajectory.top_classes[r, : ran + 1].tolist()
+        label = labels_list[i]
+        records.append(
+            ImageRecord(
+                name=row_names[r],
+                label=label,
+                label_name=classes.name(label),
+                label_source=sources[i],
+                clean_label=int(clean_pred[i]),
+                clean_label_name=classes.name(int(clean_pred[i])),
+                clean_prob=float(clean_probs[i, clean_pred[i]]),
+                misclassified=int(clean_pred[i]) != label,
+                target=t,
+                target_name=None if t is None else classes.name(t),
+                adv_label=int(adv_pred[r]),
+                adv_label_name=classes.name(int(adv_pred[r])),
+                adv_prob=float(adv_probs[r, adv_pred[r]]),
+                adv_label_8bit=int(q_pred[r]),
+                adv_label_8bit_name=classes.name(int(q_pred[r])),
+                adv_prob_8bit=float(q_probs[r, q_pred[r]]),
+                flipped_float=int(adv_pred[r]) != label,
+                flipped_8bit=int(q_pred[r]) != label,
+                target_reached_float=None if t is None else int(adv_pred[r]) == t,
+                target_reached_8bit=None if t is None else int(q_pred[r]) == t,
+                linf=float(linf[r]),
+                linf_8bit=float(linf_q[r]),
+                first_flip_step=first if first >= 0 else None,
+                steps_run=ran,
+                steps=config.resolved_steps,
+                epsilon=config.epsilon,
+                verdict=config.verdict,
+                label_curve=trajectory.label_probs[r, : ran + 1].tolist(),
+                target_curve=None
+                if trajectory.target_probs is None
+                else trajectory.target_probs[r, : ran + 1].tolist(),
+                path=path,
+                path_names=[classes.name(c) for c in path],
+            )
+        )
+    return records, trajectory.adversarial, trajectory.rounded

@@ -1,0 +1,78 @@
+"""Class names: a list, a file with one name per line, or ``"imagenet"`` (torchvision's metadata)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import AdvRobustError, ClassNameError
+
+
+class ClassNames:
+    """Maps class indices to names and back; indices without names print as ``class 7``."""
+
+    def __init__(self, names: Sequence[str] = ()) -> None:
+        self.names = tuple(names)
+        self._index: dict[str, int] = {}
+        for i, name in enumerate(self.names):
+            self._index.setdefault(name.casefold(), i)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def name(self, index: int) -> str:
+        if 0 <= index < len(self.names):
+            return self.names[index]
+        return f"class {index}"
+
+    def index(self, label: int | str, num_classes: int | None = None) -> int:
+        """The index of a class given by index or name (case-insensitive); suggests close names."""
+        if isinstance(label, int) or (isinstance(label, str) and label.strip().isdigit()):
+            index = int(label)
+            limit = num_classes if num_classes is not None else (len(self.names) or None)
+            if limit is not None and not 0 <= index < limit:
+                raise ClassNameError(f"class index {index} is out of range: the model has {limit} classes")
+            return index
+        key = label.strip().casefold()
+        if key in self._index:
+            return self._index[key]
+        if not self.names:
+            raise ClassNameError(
+                f"class name {label!r} given but no class names are set; use class indices or set "
+                "class_names (--adv-class-names=imagenet, a file with one name per line, or a list)"
+            )
+        close = difflib.get_close_matches(key, list(self._index), n=3, cutoff=0.6)
+        close += [n for n in self._index if key in n and n not in close][: 3 - len(close)]
+        hint = "; did you mean " + ", ".join(repr(self.names[self._index[c]]) for c in close) + "?" if close else ""
+        raise ClassNameError(f"unknown class name {label!r}{hint}")
+
+
+def imagenet_class_names() -> tuple[str, ...]:
+    """The 1000 ImageNet-1k class names from torchvision's weight metadata (no download)."""
+    from torchvision.models import ResNet50_Weights
+
+    return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def load_class_names(spec: str | Path | Sequence[str] | ClassNames | None) -> ClassNames:
+    """Class names from ``"imagenet"``, a text file (one name per line) or a list; empty for None."""
+    if spec is None:
+        return ClassNames()
+    if isinstance(spec, ClassNames):
+        return spec
+    if isinstance(spec, str) and spec.lower() == "imagenet":
+        return ClassNames(imagenet_class_names())
+    if isinstance(spec, (str, Path)):
+        path = Path(spec)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            raise AdvRobustError(f"class names file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AdvRobustError(f"class names file {path} cannot be read as UTF-8 text: {exc}") from None
+        names = [line.strip() for line in lines if line.strip()]
+        if not names:
+            raise AdvRobustError(f"class names file {path} is empty; write one class name per line")
+        return ClassNames(names)
+    return ClassNames([str(name) for name in spec])

@@ -1,0 +1,142 @@
+"""The model as the attack sees it: a function from [0,1] pixels (N×C×H×W) to logits (N×K).
+
+Normalization lives here, applied *after* the perturbation, so ε is always in pixel units. The wrapper
+puts every submodule in eval mode for the attack and restores each one's previous mode afterwards; it
+never touches parameters, their ``requires_grad`` flags or their ``.grad``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from .errors import ModelOutputError, OptionError
+
+
+def model_device(model: object) -> torch.device:
+    """The device of the model's first parameter or buffer; CPU for a parameterless callable."""
+    if isinstance(model, nn.Module):
+        for tensor in model.parameters():
+            return tensor.device
+        for tensor in model.buffers():
+            return tensor.device
+    return torch.device("cpu")
+
+
+def resolve_device(name: str, model: object) -> torch.device:
+    """Turn a ``device`` setting into a torch.device, checking that it exists on this machine."""
+    if name == "model":
+        return model_device(model)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise OptionError(
+                f"device={name!r}: CUDA is not available on this machine "
+                "(torch.cuda.is_available() is False); use --adv-device=cpu or auto"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise OptionError(f"device={name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise OptionError(f"device={name!r}: MPS is not available on this machine; use cpu or auto")
+    return device
+
+
+@contextlib.contextmanager
+def eval_mode(model: object) -> Iterator[None]:
+    """Put every submodule in eval mode; restore each submodule's own previous mode on exit."""
+    if not isinstance(model, nn.Module):
+        yield
+        return
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def _channel_tensor(values: Sequence[float] | None, channels: int, name: str) -> torch.Tensor | None:
+    if values is None:
+        return None
+    if len(values) == 1:
+        values = list(values) * channels
+    if len(values) != channels:
+        raise OptionError(f"{name} has {len(values)} values but the images have {channels} channels")
+    return torch.tensor(list(values), dtype=torch.float32).view(1, channels, 1, 1)
+
+
+class WrappedModel:
+    """``model`` (an ``nn.Module`` or callable returning logits) behind pixel-space normalization.
+
+    Args:
+        model: maps a normalized N×C×H×W float batch to N×K logits (not probabilities).
+        mean, std: per-channel normalization, applied inside :meth:`logits`; both or neither.
+        input_size: expected (H, W) of the pixel images, checked before every attack.
+    """
+
+    def __init__(
+        self,
+        model: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        input_size: tuple[int, int] | None = None,
+    ) -> None:
+        if (mean is None) != (std is None):
+            raise OptionError("mean and std go together: give both or neither")
+        self.model = model
+        self.mean = tuple(mean) if mean is not None else None
+        self.std = tuple(std) if std is not None else None
+        self.input_size = input_size
+        self.device = model_device(model)
+        self.forward_passes = 0
+        self.backward_passes = 0
+
+    def logits(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Logits for a batch of [0,1] pixels; counts the forward pass."""
+        x = pixels
+        if self.mean is not None and self.std is not None:
+            channels = pixels.shape[1]
+            mean = _channel_tensor(self.mean, channels, "mean")
+            std = _channel_tensor(self.std, channels, "std")
+            assert mean is not None and std is not None
+            x = (pixels - mean.to(pixels)) / std.to(pixels)
+        out = self.model(x)
+        self.forward_passes += 1
+        if not isinstance(out, torch.Tensor):
+            raise ModelOutputError(
+                f"the model returned {type(out).__name__}, not a tensor of logits; wrap it so that it "
+                "returns an N×K logits tensor"
+            )
+        if out.dim() != 2 or out.shape[0] != pixels.shape[0]:
+            raise ModelOutputError(
+                f"the model returned shape {tuple(out.shape)} for a batch of {pixels.shape[0]} images; "
+                f"expected ({pixels.shape[0]}, num_classes) logits"
+            )
+        return out
+
+    def check_images(self, images: torch.Tensor) -> None:
+        """Raise a clear error if ``images`` is not an N×C×H×W float batch in [0,1] of the right size."""
+        if images.dim() != 4:
+            raise OptionError(
+                f"images must be a batch N×C×H×W, got shape {tuple(images.shape)} "
+                "(add a batch dimension with images.unsqueeze(0))"
+            )
+        if not images.is_floating_point():
+            raise OptionError(f"images must be float pixels in [0,1], got dtype {images.dtype} (divide uint8 by 255)")
+        if images.numel() and (images.min() < 0 or images.max() > 1):
+            raise OptionError(
+                f"images must be in [0,1] pixel units, got values in [{images.min():.3g}, "
+                f"{images.max():.3g}]; pass unnormalized pixels and set mean/std instead"
+            )
+        if self.input_size is not None and tuple(images.shape[-2:]) != tuple(self.input_size):
+            raise OptionError(
+                f"images are {images.shape[-2]}x{images.shape[-1]} but input_size is "
+                f"{self.input_size[0]}x{self.input_size[1]}; load them with input_size set to resize"
+            )

@@ -1,0 +1,643 @@
+"""Every setting of pytest-advrobust, described once, and the one precedence rule.
+
+Each setting has three spellings: CLI ``--adv-epsilon``, ini ``adv_epsilon`` and marker keyword
+``epsilon``. :func:`resolve` applies the rule *call > marker > CLI > ini > default* and remembers where
+each value came from, so an error can say "epsilon=-1 in the adv_robust marker on test_x: must be ≥ 0".
+
+This module is pure Python: it imports neither pytest nor torch, so the plugin can use it at load time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import OptionError
+
+ATTACKS = ("fgsm", "bim", "pgd")
+VERDICTS = ("rounded", "float")
+DEFAULT_EPSILON = 0.007
+DEFAULT_STEPS = 10
+STEP_SIZE_FACTOR = 2.5
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+SourceKind = Literal["default", "ini", "cli", "marker", "call"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a value came from: its kind, a human label, and the folder relative paths start from."""
+
+    kind: SourceKind
+    label: str = ""
+    base: Path | None = None
+
+    def spell(self, name: str, raw: object) -> str:
+        """The value as the user wrote it, e.g. ``--adv-epsilon=-1`` or ``epsilon=-1 in ...``."""
+        if self.kind == "cli":
+            return f"--adv-{name.replace('_', '-')}={raw}"
+        if self.kind == "ini":
+            return f"adv_{name} = {raw} in {self.label}"
+        if self.kind == "default":
+            return f"{name}={raw!r} (the default)"
+        return f"{name}={raw!r} in {self.label}"
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """What the attack aims for.
+
+    ``mode`` is ``"untargeted"`` (ascend the loss of the true label), ``"classes"`` (descend the loss
+    toward each class in ``classes``: indices or names), ``"least-likely"`` (the clean prediction's
+    least likely class) or ``"runner-up"`` (the ``k`` next most likely classes after the top one).
+    """
+
+    mode: Literal["untargeted", "classes", "least-likely", "runner-up"] = "untargeted"
+    classes: tuple[int | str, ...] = ()
+    k: int = 1
+
+    def __str__(self) -> str:
+        if self.mode == "classes":
+            return ",".join(str(c) for c in self.classes)
+        if self.mode == "runner-up":
+            return f"top-{self.k}"
+        return self.mode
+
+
+Parser = Callable[[Any, Path | None], Any]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its name, how to parse a raw value, its default and its help text."""
+
+    name: str
+    parse: Parser
+    default: Any
+    help: str
+    metavar: str = "VALUE"
+    per_test: bool = True
+    """False for session-wide settings, which have no marker spelling."""
+
+    @property
+    def cli(self) -> str:
+        return "--adv-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "adv_" + self.name
+
+
+# -- parsers: each takes the raw value (a string from CLI/ini, any Python value from a marker) and the
+# -- folder relative paths start from; each raises ValueError("must ...") on a bad value.
+
+
+def _number(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError("must be a number, not a bool")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError("must be a number") from None
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _integer(raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise ValueError("must be a whole number, not a bool")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+
+
+def parse_epsilon(raw: Any, base: Path | None = None) -> float:
+    value = _number(raw)
+    if value < 0:
+        raise ValueError("must be ≥ 0 (an L∞ budget in [0,1] pixel units)")
+    if value > 1:
+        raise ValueError(f"must be ≤ 1: ε is in [0,1] pixel units, not 0–255 (did you mean {value / 255:.4g}?)")
+    return value
+
+
+def parse_attack(raw: Any, base: Path | None = None) -> str:
+    value = str(raw).strip().lower()
+    aliases = {"ifgsm": "bim", "iterative-fgsm": "bim", "i-fgsm": "bim"}
+    value = aliases.get(value, value)
+    if value not in ATTACKS:
+        raise ValueError(f"must be one of {', '.join(ATTACKS)} (got {raw!r})")
+    return value
+
+
+def parse_steps(raw: Any, base: Path | None = None) -> int | None:
+    if raw is None or str(raw).strip().lower() in ("", "auto"):
+        return None
+    value = _integer(raw)
+    if value < 1:
+        raise ValueError("must be ≥ 1")
+    return value
+
+
+def parse_step_size(raw: Any, base: Path | None = None) -> float | None:
+    if raw is None or str(raw).strip().lower() in ("", "auto"):
+        return None
+    value = _number(raw)
+    if value <= 0:
+        raise ValueError("must be > 0 (in [0,1] pixel units), or 'auto'")
+    return value
+
+
+def _split(raw: Any) -> list[Any]:
+    if isinstance(raw, str):
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if isinstance(raw, Sequence):
+        return list(raw)
+    return [raw]
+
+
+def parse_targets(raw: Any, base: Path | None = None) -> TargetSpec:
+    if isinstance(raw, TargetSpec):
+        return raw
+    if raw is None:
+        return TargetSpec()
+    if isinstance(raw, str):
+        word = raw.strip().lower()
+        if word in ("", "untargeted", "none"):
+            return TargetSpec()
+        if word in ("least-likely", "least_likely", "ll"):
+            return TargetSpec("least-likely")
+        if word in ("runner-up", "runner_up"):
+            return TargetSpec("runner-up", k=1)
+        match = re.fullmatch(r"top-?(\d+)", word)
+        if match:
+            k = int(match.group(1))
+            if k < 1:
+                raise ValueError("top-K needs K ≥ 1")
+            return TargetSpec("runner-up", k=k)
+    classes: list[int | str] = []
+    for item in _split(raw):
+        if isinstance(item, bool):
+            raise ValueError("must be class indices or names, not a bool")
+        if isinstance(item, int):
+            classes.append(item)
+        elif isinstance(item, str) and item.strip().isdigit():
+            classes.append(int(item))
+        elif isinstance(item, str) and item.strip():
+            classes.append(item.strip())
+        else:
+            raise ValueError(f"must be 'untargeted', 'least-likely', 'top-K', or class indices/names (got {item!r})")
+    if any(isinstance(c, int) and c < 0 for c in classes):
+        raise ValueError("class indices must be ≥ 0")
+    if not classes:
+        return TargetSpec()
+    return TargetSpec("classes", classes=tuple(dict.fromkeys(classes)))
+
+
+def parse_seed(raw: Any, base: Path | None = None) -> int:
+    value = _integer(raw)
+    if value < 0:
+        raise ValueError("must be ≥ 0")
+    return value
+
+
+def parse_device(raw: Any, base: Path | None = None) -> str:
+    value = str(raw).strip().lower()
+    if value in ("model", "auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", value):
+        return value
+    raise ValueError("must be 'model', 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+
+
+def _path(raw: Any, base: Path | None) -> Path:
+    path = Path(str(raw)).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    return path
+
+
+def parse_optional_path(raw: Any, base: Path | None = None) -> Path | None:
+    if raw is None or str(raw).strip() == "":
+        return None
+    return _path(str(raw).strip(), base)
+
+
+def parse_paths(raw: Any, base: Path | None = None) -> tuple[Path, ...] | None:
+    if raw is None:
+        return None
+    items = _split(raw) if not isinstance(raw, (str, Path)) else [raw]
+    paths = tuple(_path(str(item).strip(), base) for item in items if str(item).strip())
+    return paths or None
+
+
+def parse_model(raw: Any, base: Path | None = None) -> str | None:
+    """A spec string; files in it are made absolute now, so loading does not depend on the cwd."""
+    if raw is None or str(raw).strip() == "":
+        return None
+    spec = str(raw).strip()
+    if "@" in spec:
+        arch, _, file = spec.partition("@")
+        return f"{arch}@{_path(file, base)}"
+    looks_like_file = spec.endswith((".pt", ".pth", ".ts", ".bin", ".ckpt")) or "/" in spec
+    if looks_like_file and ":" not in spec.replace("\\", "/").split("/")[-1]:
+        return str(_path(spec, base))
+    return spec
+
+
+def parse_class_names(raw: Any, base: Path | None = None) -> str | tuple[str, ...] | Path | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text == "":
+            return None
+        if text.lower() == "imagenet":
+            return "imagenet"
+        return _path(text, base)
+    if isinstance(raw, Path):
+        return _path(raw, base)
+    names = tuple(str(item) for item in _split(raw))
+    if not names:
+        raise ValueError("must not be an empty list")
+    return names
+
+
+def _triple(raw: Any, preset: tuple[float, float, float], positive: bool) -> tuple[float, ...] | None:
+    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+        return None
+    if isinstance(raw, str) and raw.strip().lower() == "imagenet":
+        return preset
+    values = tuple(_number(item) for item in _split(raw))
+    if len(values) not in (1, 3):
+        raise ValueError("must be one number or three (one per RGB channel), or 'imagenet'")
+    if positive and any(v <= 0 for v in values):
+        raise ValueError("must be > 0")
+    return values
+
+
+def parse_mean(raw: Any, base: Path | None = None) -> tuple[float, ...] | None:
+    return _triple(raw, IMAGENET_MEAN, positive=False)
+
+
+def parse_std(raw: Any, base: Path | None = None) -> tuple[float, ...] | None:
+    return _triple(raw, IMAGENET_STD, positive=True)
+
+
+def parse_input_size(raw: Any, base: Path | None = None) -> tuple[int, int] | None:
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none")):
+        return None
+    if isinstance(raw, str):
+        parts: list[Any] = [p for p in re.split(r"[x,×\s]+", raw.strip().lower()) if p]
+    else:
+        parts = _split(raw)
+    sizes = tuple(_integer(p) for p in parts)
+    if len(sizes) == 1:
+        sizes = (sizes[0], sizes[0])
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise ValueError("must be one positive size or HxW (e.g. 224 or 224x224)")
+    return sizes[0], sizes[1]
+
+
+def parse_bool(raw: Any, base: Path | None = None) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false (yes/no, 1/0)")
+
+
+def parse_verdict(raw: Any, base: Path | None = None) -> str:
+    value = str(raw).strip().lower()
+    if value not in VERDICTS:
+        raise ValueError(f"must be one of {', '.join(VERDICTS)}")
+    return value
+
+
+def parse_batch_size(raw: Any, base: Path | None = None) -> int | None:
+    if raw is None or str(raw).strip().lower() in ("", "all", "none"):
+        return None
+    value = _integer(raw)
+    if value < 1:
+        raise ValueError("must be ≥ 1, or 'all'")
+    return value
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "epsilon",
+        parse_epsilon,
+        DEFAULT_EPSILON,
+        metavar="EPS",
+        help=(
+            "L∞ perturbation budget in [0,1] pixel units (not 0-255). Default 0.007, the value of Goodfellow "
+            "et al.'s panda→gibbon experiment: below 2/255, invisible to a person."
+        ),
+    ),
+    Option(
+        "attack",
+        parse_attack,
+        "bim",
+        metavar="NAME",
+        help=(
+            "Attack: fgsm (one step of size ε), bim (iterative FGSM: STEPS sign steps of STEP_SIZE, "
+            "projected into the ε-ball) or pgd (bim from a seeded random start). Default: bim."
+        ),
+    ),
+    Option(
+        "steps",
+        parse_steps,
+        None,
+        metavar="N",
+        help=("Number of sign-gradient steps. Default: 10 for bim/pgd, 1 for fgsm."),
+    ),
+    Option(
+        "step_size",
+        parse_step_size,
+        None,
+        metavar="ALPHA",
+        help=(
+            "Size of each step in [0,1] pixel units. Default 'auto': 2.5·ε/STEPS (Madry et al.), so the "
+            "iterates can reach the ε-ball's corners; ε for fgsm."
+        ),
+    ),
+    Option(
+        "targets",
+        parse_targets,
+        TargetSpec(),
+        metavar="SPEC",
+        help=(
+            "untargeted (default: ascend the loss of the true label), least-likely, top-K (the K runner-up "
+            "classes), or comma-separated class indices/names (e.g. 'paper towel'); each image is attacked "
+            "toward each target."
+        ),
+    ),
+    Option(
+        "seed",
+        parse_seed,
+        0,
+        metavar="N",
+        help=("Seed of the attack's own torch.Generator (pgd's random start). Default 0; global RNG is never used."),
+    ),
+    Option(
+        "device",
+        parse_device,
+        "model",
+        metavar="DEV",
+        help=(
+            "Where to attack: model (default: wherever the model's parameters are), auto (cuda if available), "
+            "cpu, cuda, cuda:N or mps. The model is moved there once."
+        ),
+    ),
+    Option(
+        "model",
+        parse_model,
+        None,
+        metavar="SPEC",
+        help=(
+            "Model to load for the adv_model fixture: 'package.module:factory', a TorchScript file, or "
+            "'<torchvision arch>@<state-dict file>'. Default: none (define an adv_model fixture)."
+        ),
+    ),
+    Option(
+        "images",
+        parse_paths,
+        None,
+        metavar="PATH",
+        help=(
+            "Image files or folders (PNG/JPEG; folders of <label>/<file> are read as labelled). "
+            "Default: none (define an adv_images fixture)."
+        ),
+    ),
+    Option(
+        "labels",
+        parse_optional_path,
+        None,
+        metavar="FILE",
+        help=(
+            "Labels file: one 'filename,label' per line (label: class index or name). Default: folder names "
+            "of an ImageFolder layout, else the model's clean prediction."
+        ),
+    ),
+    Option(
+        "class_names",
+        parse_class_names,
+        None,
+        metavar="NAMES",
+        help=(
+            "Class names: 'imagenet' (from torchvision's metadata), a file with one name per line, or a list. "
+            "Default: none (classes are shown as indices)."
+        ),
+    ),
+    Option(
+        "mean",
+        parse_mean,
+        None,
+        metavar="M",
+        help=(
+            "Per-channel mean subtracted inside the model wrapper, after the perturbation: 'imagenet' or "
+            "'r,g,b'. Default: none."
+        ),
+    ),
+    Option(
+        "std",
+        parse_std,
+        None,
+        metavar="S",
+        help=(
+            "Per-channel std divided inside the model wrapper, after the perturbation: 'imagenet' or 'r,g,b'. "
+            "Default: none."
+        ),
+    ),
+    Option(
+        "input_size",
+        parse_input_size,
+        None,
+        metavar="HxW",
+        help=(
+            "Model input size; loaded images are resized (shorter side) and center-cropped to it. "
+            "Default: none (images must share one size)."
+        ),
+    ),
+    Option(
+        "early_stop",
+        parse_bool,
+        True,
+        metavar="BOOL",
+        help=(
+            "Stop attacking an image once it reached the attack's goal (as judged by the verdict). It never "
+            "changes a pass/fail verdict; turn it off to see full probability curves. Default: true."
+        ),
+    ),
+    Option(
+        "verdict",
+        parse_verdict,
+        "rounded",
+        metavar="KIND",
+        help=(
+            "Which adversarial image decides a flip: rounded (default: rounded to 8-bit pixels within the "
+            "ε-ball, an image a user could save) or float."
+        ),
+    ),
+    Option(
+        "batch_size",
+        parse_batch_size,
+        None,
+        metavar="N",
+        help=("Attack at most N images at once (bounded memory). Default: all at once."),
+    ),
+    Option(
+        "allow_pickle",
+        parse_bool,
+        False,
+        metavar="BOOL",
+        help=(
+            "Allow loading model files that need full unpickling (can run arbitrary code: only for files "
+            "you trust). Default: false, files load with torch.load(weights_only=True)."
+        ),
+    ),
+    Option(
+        "report",
+        parse_optional_path,
+        None,
+        metavar="FILE",
+        per_test=False,
+        help=("Write a JSON report of every attacked image to FILE at the end of the session. Default: none."),
+    ),
+)
+
+OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """The resolved settings of one test, with the source of each value."""
+
+    epsilon: float = DEFAULT_EPSILON
+    attack: str = "bim"
+    steps: int | None = None
+    step_size: float | None = None
+    targets: TargetSpec = field(default_factory=TargetSpec)
+    seed: int = 0
+    device: str = "model"
+    model: str | None = None
+    images: tuple[Path, ...] | None = None
+    labels: Path | None = None
+    class_names: str | tuple[str, ...] | Path | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    input_size: tuple[int, int] | None = None
+    early_stop: bool = True
+    verdict: str = "rounded"
+    batch_size: int | None = None
+    allow_pickle: bool = False
+    report: Path | None = None
+    sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def resolved_steps(self) -> int:
+        if self.steps is not None:
+            return self.steps
+        return 1 if self.attack == "fgsm" else DEFAULT_STEPS
+
+    @property
+    def resolved_step_size(self) -> float:
+        if self.step_size is not None:
+            return self.step_size
+        return default_step_size(self.attack, self.epsilon, self.resolved_steps)
+
+    def source(self, name: str) -> Source:
+        return self.sources.get(name, Source("default"))
+
+    def describe(self) -> str:
+        """One line with what reproduces a run: attack, ε, steps, step size, targets, seed."""
+        return (
+            f"attack={self.attack} epsilon={self.epsilon:g} steps={self.resolved_steps} "
+            f"step_size={self.resolved_step_size:.6g} targets={self.targets} seed={self.seed} "
+            f"verdict={self.verdict} device={self.device}"
+        )
+
+
+def default_step_size(attack: str, epsilon: float, steps: int) -> float:
+    """ε for one-step attacks; 2.5·ε/steps otherwise (Madry et al.), so steps can cross the whole ball."""
+    if attack == "fgsm" or steps == 1:
+        return epsilon
+    return STEP_SIZE_FACTOR * epsilon / steps
+
+
+def parse_one(name: str, raw: Any, source: Source) -> Any:
+    """Parse one raw value, turning a parser's ValueError into an OptionError that names the source."""
+    option = OPTIONS_BY_NAME.get(name)
+    if option is None:
+        close = _close_names(name)
+        hint = f" (did you mean {close}?)" if close else ""
+        raise OptionError(f"unknown setting {name!r} in {source.label or source.kind}{hint}")
+    try:
+        return option.parse(raw, source.base)
+    except ValueError as exc:
+        raise OptionError(f"{source.spell(name, raw)}: {exc}") from None
+
+
+def _close_names(name: str) -> str:
+    import difflib
+
+    matches = difflib.get_close_matches(name.replace("-", "_"), list(OPTIONS_BY_NAME), n=3)
+    return ", ".join(matches)
+
+
+def resolve(
+    layers: Sequence[tuple[Mapping[str, Any], Source]],
+    base: AttackConfig | None = None,
+) -> AttackConfig:
+    """Resolve settings from layers given lowest precedence first (e.g. ini, CLI, marker, call).
+
+    ``None`` in a layer means "not given". Values are parsed and validated; the first bad one raises
+    :class:`OptionError` naming where it came from. ``base`` is an already resolved config to start from.
+    """
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+    if base is not None:
+        values = {option.name: getattr(base, option.name) for option in OPTIONS}
+        sources = dict(base.sources)
+    for raw_values, source in layers:
+        for name, raw in raw_values.items():
+            if raw is None:
+                continue
+            option = OPTIONS_BY_NAME.get(name)
+            if option is not None and source.kind in ("marker", "call") and not option.per_test:
+                raise OptionError(
+                    f"{name} in {source.label} is a session-wide setting: use {option.cli} or "
+                    f"{option.ini} in the ini file"
+                )
+            values[name] = parse_one(name, raw, source)
+            sources[name] = source
+    config = AttackConfig(**values, sources=sources)
+    _check_combination(config)
+    return config
+
+
+def _check_combination(config: AttackConfig) -> None:
+    if config.attack == "fgsm" and config.steps not in (None, 1):
+        src = config.source("steps")
+        raise OptionError(
+            f"{src.spell('steps', config.steps)}: fgsm is exactly one step of size ε; use attack=bim for several steps"
+        )
+    if (config.mean is None) != (config.std is None):
+        given = "mean" if config.mean is not None else "std"
+        missing = "std" if given == "mean" else "mean"
+        src = config.source(given)
+        raise OptionError(
+            f"{src.spell(given, getattr(config, given))}: {given} was given without {missing}; "
+            f"set both (e.g. --adv-mean=imagenet --adv-std=imagenet)"
+        )

@@ -1,0 +1,93 @@
+"""Session-wide view of robustness results: terminal lines and the JSON report.
+
+Works on plain dicts (what ``AttackResult.to_dict()`` returns plus the test's node id), so results can
+travel from pytest-xdist workers to the controller. Pure Python: no torch, no pytest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+REPORT_SCHEMA_VERSION = 1
+
+
+def test_summary(nodeid: str, results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Merge the results of one test (the marker's attack and any adv_attack calls) into one dict."""
+    images: list[dict[str, Any]] = []
+    settings: list[dict[str, Any]] = []
+    for result in results:
+        images += list(result["images"])
+        settings.append(dict(result["settings"]))
+    flipped = sum(1 for image in images if image["flipped"] and not image["misclassified"])
+    misclassified = sum(1 for image in images if image["misclassified"])
+    held = len(images) - flipped - misclassified
+    pairs = Counter(
+        (
+            image["clean_label_name"],
+            image["adv_label_8bit_name"] if image["verdict"] == "rounded" else image["adv_label_name"],
+        )
+        for image in images
+        if image["flipped"] and not image["misclassified"]
+    )
+    return {
+        "nodeid": nodeid,
+        "attacked": len(images),
+        "flipped": flipped,
+        "misclassified": misclassified,
+        "robust_accuracy": held / len(images) if images else None,
+        "pairs": [[a, b, count] for (a, b), count in pairs.most_common()],
+        "settings": settings,
+        "images": images,
+    }
+
+
+def summary_lines(summaries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Per test: counts, robust accuracy and flipped-class pairs (``Egyptian cat -> paper towel ×2``)."""
+    lines: list[str] = []
+    for summary in sorted(summaries, key=lambda s: s["nodeid"]):
+        accuracy = summary["robust_accuracy"]
+        shown = "n/a" if accuracy is None or math.isnan(accuracy) else f"{accuracy:.0%}"
+        settings = summary["settings"][0] if summary["settings"] else {}
+        epsilon = settings.get("epsilon", float("nan"))
+        how = f"{settings.get('attack', '?')} eps={epsilon:g} seed={settings.get('seed', '?')}"
+        lines.append(
+            f"{summary['nodeid']}: {summary['attacked']} attacked, {summary['flipped']} flipped, "
+            f"{summary['misclassified']} misclassified, robust accuracy {shown} ({how})"
+        )
+        lines += [f"    {a} -> {b} ×{count}" for a, b, count in summary["pairs"]]
+    return lines
+
+
+def write_report(path: Path, summaries: Iterable[Mapping[str, Any]], header: Mapping[str, Any]) -> None:
+    """Write the JSON report (sorted keys, schema version) atomically."""
+    tests = sorted(summaries, key=lambda s: s["nodeid"])
+    data = {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        **header,
+        "tests": tests,
+        "totals": {
+            "tests": len(tests),
+            "attacked": sum(t["attacked"] for t in tests),
+            "flipped": sum(t["flipped"] for t in tests),
+            "misclassified": sum(t["misclassified"] for t in tests),
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(
+        json.dumps(data, indent=2, sort_keys=True, allow_nan=False, default=_jsonable) + "\n", encoding="utf-8"
+    )
+    tmp.replace(path)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

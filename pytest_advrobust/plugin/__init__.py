@@ -1,0 +1,101 @@
+"""The pytest plugin: options → one resolved config → core calls → outcomes and report lines.
+
+Loaded through the ``pytest11`` entry point. It imports neither torch nor the attack code at load time:
+a suite without robustness tests does not pay for torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from ..core.errors import AdvRobustError
+from ..core.settings import OPTIONS
+from ..core.summary import test_summary
+from .fixtures import (
+    ATTACKED_KEY,
+    PLAN_KEY,
+    SESSION_KEY,
+    _adv_robust_marker,
+    adv_attack,
+    adv_config,
+    adv_images,
+    adv_model,
+)
+from .session import AdvSession
+
+__all__ = ["_adv_robust_marker", "adv_attack", "adv_config", "adv_images", "adv_model"]
+
+MARKER_DOC = (
+    "adv_robust(epsilon=0.007, attack='bim', steps=None, step_size=None, targets='untargeted', seed=0, "
+    "device='model', model=None, images=None, labels=None, class_names=None, mean=None, std=None, "
+    "input_size=None, early_stop=True, verdict='rounded', batch_size=None, allow_pickle=False): after the "
+    "test body, attack the model (adv_model) on the images (adv_images) within an L∞ ball of radius "
+    "epsilon in [0,1] pixel units; fail if any label flips. Keywords override --adv-* and adv_* ini values."
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("advrobust", "adversarial robustness (pytest-advrobust)")
+    for option in OPTIONS:
+        group.addoption(option.cli, dest=option.ini, default=None, metavar=option.metavar, help=option.help)
+        parser.addini(option.ini, help=option.help, type="string", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_DOC)
+    try:
+        state = AdvSession.from_config(config)
+    except AdvRobustError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SESSION_KEY] = state
+    config.pluginmanager.register(state, "advrobust-session")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"advrobust: {config.stash[SESSION_KEY].base.describe()} (marker keywords override per test)"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    result = yield
+    plan = item.stash.get(PLAN_KEY, None)
+    if plan is None:
+        return result
+    from ..core.api import run_attack
+
+    session = item.config.stash[SESSION_KEY]
+    try:
+        outcome = run_attack(
+            plan.config,
+            plan.model,
+            plan.images,
+            reproduce=session.reproduce_command(item.nodeid, plan.config),
+        )
+    except AdvRobustError as exc:
+        pytest.fail(f"adv_robust: no verdict possible: {exc}", pytrace=False)
+    item.stash.setdefault(ATTACKED_KEY, []).append(outcome.to_dict())
+    if outcome.failures:
+        pytest.fail(outcome.failure_message(), pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    results = item.stash.get(ATTACKED_KEY, None)
+    if call.when == "call" and results:
+        summary = test_summary(item.nodeid, results)
+        # A plain attribute travels with the report from xdist workers to the controller.
+        report.adv_robust = summary  # type: ignore[attr-defined]
+        report.user_properties.append(
+            (
+                "adv_robust",
+                f"{summary['flipped']} of {summary['attacked']} flipped, {summary['misclassified']} misclassified",
+            )
+        )
+    return report

@@ -1,0 +1,133 @@
+"""Fixtures: ``adv_model``, ``adv_images``, ``adv_config``, ``adv_attack``, and the marker's set-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from ..core.errors import AdvRobustError
+from ..core.settings import AttackConfig
+from .session import AdvSession, place_model
+
+SESSION_KEY = pytest.StashKey[AdvSession]()
+ATTACKED_KEY = pytest.StashKey[list[dict[str, Any]]]()
+
+
+@dataclass
+class Plan:
+    """What the marker attacks after the test body: settings, model and images."""
+
+    config: AttackConfig
+    model: Any
+    images: Any
+
+
+PLAN_KEY = pytest.StashKey[Plan]()
+
+
+def _state(request: pytest.FixtureRequest) -> AdvSession:
+    return request.config.stash[SESSION_KEY]
+
+
+def _fail(exc: Exception) -> None:
+    pytest.fail(f"adv_robust: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def adv_model(pytestconfig: pytest.Config) -> Any:
+    """The model named by ``--adv-model`` / ini ``adv_model``, loaded once and placed on the device.
+
+    Override this fixture in a conftest to provide your own model (it must return logits).
+    """
+    state = pytestconfig.stash[SESSION_KEY]
+    if state.base.model is None:
+        pytest.fail(
+            "adv_robust: no model: set --adv-model (or ini adv_model, or model= on the marker) to "
+            "'package.module:factory', a TorchScript file or '<arch>@<state dict>', or define an "
+            "adv_model fixture in conftest.py",
+            pytrace=False,
+        )
+    try:
+        return state.model(state.base.model, state.base.allow_pickle, state.base.device)
+    except AdvRobustError as exc:
+        _fail(exc)
+
+
+@pytest.fixture
+def adv_config(request: pytest.FixtureRequest) -> AttackConfig:
+    """This test's resolved settings (marker > CLI > ini > default), each with its source."""
+    try:
+        return _state(request).resolve_for(request.node)
+    except (AdvRobustError, TypeError) as exc:
+        _fail(exc)
+        raise
+
+
+@pytest.fixture
+def adv_images(request: pytest.FixtureRequest, adv_config: AttackConfig) -> Any:
+    """The images named by ``images`` (and ``labels``), as an ImageSet. Override to provide your own
+    (an ImageSet, or an N×C×H×W tensor of [0,1] pixels)."""
+    if adv_config.images is None:
+        pytest.fail(
+            "adv_robust: no images: set --adv-images (or ini adv_images, or images= on the marker) to "
+            "image files or folders, or define an adv_images fixture in conftest.py",
+            pytrace=False,
+        )
+    try:
+        return _state(request).images(adv_config)
+    except AdvRobustError as exc:
+        _fail(exc)
+
+
+def _model_for(request: pytest.FixtureRequest, config: AttackConfig) -> Any:
+    state = _state(request)
+    if config.model is not None and config.source("model").kind in ("marker", "call"):
+        return state.model(config.model, config.allow_pickle, config.device)
+    return place_model(request.getfixturevalue("adv_model"), config.device)
+
+
+@pytest.fixture
+def adv_attack(request: pytest.FixtureRequest, adv_config: AttackConfig) -> Callable[..., Any]:
+    """A function ``adv_attack(model=None, images=None, labels=None, **settings)`` that runs this
+    test's attack (settings override the marker/CLI/ini ones) and returns the AttackResult; results
+    appear in the terminal summary and the JSON report. ``result.assert_robust()`` fails the test."""
+    from ..core.api import run_attack
+
+    state = _state(request)
+
+    def run(model: Any = None, images: Any = None, labels: Any = None, **settings: Any) -> Any:
+        config = state.resolve_for(request.node, settings) if settings else adv_config
+        chosen_model = model if model is not None else _model_for(request, config)
+        chosen_images = (
+            images
+            if images is not None
+            else (state.images(config) if config.images is not None else request.getfixturevalue("adv_images"))
+        )
+        result = run_attack(
+            config,
+            chosen_model,
+            chosen_images,
+            labels,
+            reproduce=state.reproduce_command(request.node.nodeid, config),
+        )
+        request.node.stash.setdefault(ATTACKED_KEY, []).append(result.to_dict())
+        return result
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _adv_robust_marker(request: pytest.FixtureRequest) -> None:
+    """For tests marked ``adv_robust``: resolve settings and fetch model and images before the body."""
+    if request.node.get_closest_marker("adv_robust") is None:
+        return
+    try:
+        config = _state(request).resolve_for(request.node)
+        model = _model_for(request, config)
+    except (AdvRobustError, TypeError) as exc:
+        _fail(exc)
+    images = request.getfixturevalue("adv_images")
+    request.node.stash[PLAN_KEY] = Plan(config, model, images)

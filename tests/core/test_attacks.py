@@ -1,0 +1,229 @@
+"""The sign-gradient loop against oracles: an analytic linear model and invariants (Hypothesis)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import grid_images, linear_model, tiny_cnn
+from pytest_advrobust import NotRobustError, attack, quantize_8bit
+
+SHAPE = (3, 4, 4)
+FEATURES = 3 * 4 * 4
+
+
+def two_class_problem(margin: float, seed: int = 0) -> tuple[torch.nn.Module, torch.Tensor, float]:
+    """A two-class linear model and one image of class 0 whose logit margin is exactly ``margin``.
+
+    Returns the model, the image, and ‖w_0 − w_1‖₁, so the untargeted FGSM step changes the margin by
+    exactly ε·‖w_0 − w_1‖₁ (no pixel is clipped: the image sits near 0.5 and ε stays small).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(2, FEATURES, generator=generator, dtype=torch.float64).float()
+    x = (0.5 + 0.01 * torch.randn(1, *SHAPE, generator=generator)).float()
+    raw_margin = float((weight[0] - weight[1]) @ x.flatten())
+    bias = torch.tensor([margin - raw_margin, 0.0])
+    l1 = float((weight[0] - weight[1]).abs().sum())
+    return linear_model(weight, bias), x, l1
+
+
+def margin_of(model: torch.nn.Module, x: torch.Tensor) -> float:
+    with torch.no_grad():
+        logits = model(x)
+    return float(logits[0, 0] - logits[0, 1])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fgsm_changes_the_linear_margin_by_exactly_eps_times_l1(seed: int) -> None:
+    model, x, l1 = two_class_problem(margin=0.5, seed=seed)
+    epsilon = 0.003
+    result = attack(model, x, epsilon=epsilon, method="fgsm", verdict="float", labels=[0])
+    assert margin_of(model, result.adversarial) == pytest.approx(0.5 - epsilon * l1, abs=1e-4)
+    assert result.records[0].linf == pytest.approx(epsilon, abs=1e-7)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("side", [0.99, 1.01])
+def test_label_flips_iff_eps_exceeds_margin_over_l1(seed: int, side: float) -> None:
+    model, x, l1 = two_class_problem(margin=0.2, seed=seed)
+    threshold = 0.2 / l1
+    result = attack(model, x, epsilon=threshold * side, method="fgsm", verdict="float", labels=[0])
+    record = result.records[0]
+    assert record.flipped is (side > 1)
+    assert record.adv_label == (1 if side > 1 else 0)
+
+
+def test_targeted_attack_descends_toward_the_target_and_untargeted_ascends_away() -> None:
+    generator = torch.Generator().manual_seed(3)
+    model = linear_model(torch.randn(5, FEATURES, generator=generator))
+    x = grid_images(4, size=4, seed=3)
+    with torch.no_grad():
+        clean = model(x).softmax(1)
+    target = 2
+    targeted = attack(model, x, epsilon=0.01, method="fgsm", targets=[target], verdict="float")
+    untargeted = attack(model, x, epsilon=0.01, method="fgsm", verdict="float")
+    with torch.no_grad():
+        toward = model(targeted.adversarial).softmax(1)
+        away = model(untargeted.adversarial).softmax(1)
+    labels = clean.argmax(1)
+    for i, record in enumerate(targeted.records):
+        if record.label == target:
+            continue
+        assert toward[i, target] > clean[i, target]
+    assert (away.gather(1, labels[:, None]) < clean.gather(1, labels[:, None])).all()
+
+
+def test_curves_record_the_probability_of_label_and_target_per_step() -> None:
+    model = tiny_cnn(seed=1)
+    x = grid_images(3, size=8, seed=1)
+    result = attack(model, x, epsilon=0.1, steps=5, targets="least-likely", early_stop=False)
+    for record in result.records:
+        assert len(record.label_curve) == record.steps_run + 1 == 6
+        assert record.target_curve is not None and len(record.target_curve) == 6
+        assert record.label_curve[0] == pytest.approx(record.clean_prob, abs=1e-6)
+        assert record.target_curve[-1] > record.target_curve[0]
+        assert record.path[0] == record.clean_label
+
+
+def test_early_stop_does_not_change_the_verdict_and_costs_fewer_passes() -> None:
+    model = tiny_cnn(seed=2)
+    x = grid_images(16, size=8, seed=2)
+    stopped = attack(model, x, epsilon=0.03, steps=10)
+    full = attack(model, x, epsilon=0.03, steps=10, early_stop=False)
+    assert [r.flipped for r in stopped] == [r.flipped for r in full]
+    assert 0 < len(stopped.flips) < len(x), "need a mix of flips and holds for this test to mean anything"
+    assert stopped.backward_passes <= full.backward_passes
+
+
+def test_returned_images_are_re_predicted() -> None:
+    model = tiny_cnn(seed=4)
+    x = grid_images(8, size=8, seed=4)
+    result = attack(model, x, epsilon=0.05, steps=5)
+    model.eval()
+    with torch.no_grad():
+        float_pred = model(result.adversarial).argmax(1).tolist()
+        rounded_pred = model(result.adversarial_8bit).argmax(1).tolist()
+    assert float_pred == [r.adv_label for r in result.records]
+    assert rounded_pred == [r.adv_label_8bit for r in result.records]
+    assert torch.equal(result.adversarial_8bit * 255, (result.adversarial_8bit * 255).round())
+
+
+def test_several_targets_attack_each_image_toward_each_target() -> None:
+    model = tiny_cnn(seed=5)
+    x = grid_images(2, size=8, seed=5)
+    result = attack(model, x, epsilon=0.2, targets="top-3", class_names=[f"c{i}" for i in range(10)])
+    assert len(result.records) == 6
+    assert all(" -> c" in record.name for record in result.records)
+    assert all(record.target != record.label for record in result.records)
+
+
+def test_assert_robust_lists_flipped_images() -> None:
+    model, x, l1 = two_class_problem(margin=0.2)
+    result = attack(model, x, epsilon=0.3 / l1, method="fgsm", labels=[0], class_names=["cat", "dog"])
+    with pytest.raises(NotRobustError, match=r"image 0: 'cat' \d\.\d\d -> 'dog' \d\.\d\d at eps=.*step 1/1"):
+        result.assert_robust()
+
+
+def test_misclassified_clean_image_fails_and_says_so() -> None:
+    model, x, _ = two_class_problem(margin=0.2)
+    result = attack(model, x, epsilon=0.0, labels=[1], class_names=["cat", "dog"])
+    assert result.records[0].misclassified
+    with pytest.raises(NotRobustError, match="misclassified before any attack: 'cat'.*its label is 'dog'"):
+        result.assert_robust()
+
+
+# -- invariants, for random models, images and budgets -----------------------------------------------
+
+methods = st.sampled_from(["fgsm", "bim", "pgd"])
+budgets = st.floats(min_value=0.0, max_value=0.5, allow_nan=False)
+fast = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@fast
+@given(method=methods, epsilon=budgets, seed=st.integers(0, 2**16))
+def test_adversarial_images_stay_in_the_eps_ball_and_in_0_1(method: str, epsilon: float, seed: int) -> None:
+    model = tiny_cnn(seed=seed % 7)
+    x = grid_images(3, size=8, seed=seed)
+    result = attack(model, x, epsilon=epsilon, method=method, steps=None if method == "fgsm" else 3, seed=seed)
+    for adversarial in (result.adversarial, result.adversarial_8bit):
+        assert (adversarial - x).abs().max() <= epsilon + 1e-6
+        assert adversarial.min() >= 0 and adversarial.max() <= 1
+
+
+@fast
+@given(method=methods, seed=st.integers(0, 2**16))
+def test_eps_zero_flips_nothing(method: str, seed: int) -> None:
+    model = tiny_cnn(seed=seed % 7)
+    x = grid_images(3, size=8, seed=seed)
+    result = attack(model, x, epsilon=0.0, method=method, seed=seed)
+    assert result.flips == []
+    assert torch.equal(result.adversarial, x)
+
+
+@fast
+@given(seed=st.integers(0, 2**16), epsilon=st.floats(0.001, 0.3))
+def test_a_fixed_seed_gives_identical_output(seed: int, epsilon: float) -> None:
+    model = tiny_cnn(seed=1)
+    x = grid_images(4, size=8, seed=seed)
+    first = attack(model, x, epsilon=epsilon, method="pgd", steps=3, seed=seed)
+    second = attack(model, x, epsilon=epsilon, method="pgd", steps=3, seed=seed)
+    assert torch.equal(first.adversarial, second.adversarial)
+    assert [r.to_dict() for r in first] == [r.to_dict() for r in second]
+
+
+@fast
+@given(seed=st.integers(0, 2**16), epsilon=st.floats(0.001, 0.3))
+def test_fgsm_equals_one_step_bim_of_size_eps(seed: int, epsilon: float) -> None:
+    model = tiny_cnn(seed=seed % 5)
+    x = grid_images(4, size=8, seed=seed)
+    fgsm = attack(model, x, epsilon=epsilon, method="fgsm")
+    bim = attack(model, x, epsilon=epsilon, method="bim", steps=1, step_size=epsilon)
+    assert torch.equal(fgsm.adversarial, bim.adversarial)
+
+
+@fast
+@given(seed=st.integers(0, 2**16), training=st.booleans(), method=methods)
+def test_model_mode_params_grads_and_inputs_are_left_as_found(seed: int, training: bool, method: str) -> None:
+    model = tiny_cnn(seed=seed % 3)
+    model.train(training)
+    model[0].eval()  # a mixed-mode model: each submodule's own mode must come back
+    model[-1].weight.requires_grad_(False)
+    model[0].weight.grad = torch.ones_like(model[0].weight)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    flags = [p.requires_grad for p in model.parameters()]
+    modes = [m.training for m in model.modules()]
+    x = grid_images(3, size=8, seed=seed)
+    x_copy = x.clone()
+    rng = torch.get_rng_state()
+    attack(model, x, epsilon=0.1, method=method, steps=2 if method != "fgsm" else None)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert [m.training for m in model.modules()] == modes
+    assert torch.equal(model[0].weight.grad, torch.ones_like(model[0].weight))
+    assert all(p.grad is None for name, p in model.named_parameters() if not name.startswith("0."))
+    assert torch.equal(x, x_copy) and not x.requires_grad
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+@fast
+@given(
+    clean=st.lists(st.integers(0, 255), min_size=1, max_size=20),
+    offsets=st.lists(st.floats(-1.0, 1.0), min_size=20, max_size=20),
+    epsilon=st.floats(0.0, 0.1),
+)
+def test_rounding_to_8_bits_stays_in_the_eps_ball(clean: list[int], offsets: list[float], epsilon: float) -> None:
+    x0 = torch.tensor(clean, dtype=torch.float32) / 255
+    adversarial = (x0 + torch.tensor(offsets[: len(clean)]) * epsilon).clamp(0, 1)
+    rounded = quantize_8bit(adversarial, x0, epsilon)
+    assert (rounded - x0).abs().max() <= epsilon + 1e-6
+    assert torch.equal(rounded * 255, (rounded * 255).round())
+    assert (rounded - adversarial).abs().max() <= 1 / 255 + 1e-6
+
+
+def test_rounding_goes_toward_the_clean_pixel_when_nearest_would_leave_the_ball() -> None:
+    x0 = torch.tensor([100 / 255])
+    epsilon = 0.007  # 1.785/255
+    adversarial = x0 + epsilon  # 101.785/255: nearest is 102/255, outside the ball
+    assert quantize_8bit(adversarial, x0, epsilon).item() * 255 == pytest.approx(101)

@@ -1,0 +1,59 @@
+"""Test helpers: tiny deterministic models with analytic answers, images on the 8-bit grid, PNG files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def linear_model(weight: torch.Tensor, bias: torch.Tensor | None = None) -> nn.Module:
+    """A classifier whose logits are ``W·flatten(x) + b``: the attack's effect is exact and analytic."""
+    classes, features = weight.shape
+    layer = nn.Linear(features, classes)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        layer.bias.copy_(bias if bias is not None else torch.zeros(classes))
+    return nn.Sequential(nn.Flatten(), layer)
+
+
+def tiny_cnn(seed: int = 0, classes: int = 10) -> nn.Module:
+    """A small CNN with BatchNorm and Dropout, so eval mode changes its answer."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(),
+        nn.Dropout(0.5),
+        nn.Linear(8 * 16, classes),
+    )
+
+
+def grid_images(n: int, size: int = 8, seed: int = 0) -> torch.Tensor:
+    """Random images on the 8-bit grid (k/255), as loaded from PNG files."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, size, size), generator=generator).float() / 255
+
+
+def write_png(path: Path, size: tuple[int, int] = (12, 10), mode: str = "RGB", seed: int = 0) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if mode == "RGB":
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB").save(path)
+    elif mode == "RGBA":
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 4), dtype=np.uint8), "RGBA").save(path)
+    elif mode == "L":
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0]), dtype=np.uint8), "L").save(path)
+    elif mode == "I;16":
+        Image.fromarray(rng.integers(0, 65536, (size[1], size[0]), dtype=np.uint16)).save(path)
+    elif mode == "P":
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB").convert("P").save(path)
+    else:
+        raise ValueError(mode)
+    return path
