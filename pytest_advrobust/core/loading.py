@@ -90,7 +90,7 @@ def _safe_load(path: Path, allow_pickle: bool) -> Any:
                 f"model file {path} is not a plain state dict: loading it needs full unpickling "
                 f"({str(exc).splitlines()[0]}). {PICKLE_RISK}"
             ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+    except Exception as exc:  # torch.load raises many types for files that are not its own
         raise ModelLoadError(
             f"model file {path} is not a PyTorch file torch.load can read ({exc.__class__.__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else 'empty'})"
