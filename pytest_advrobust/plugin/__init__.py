@@ -92,10 +92,8 @@ def pytest_runtest_makereport(
         summary = test_summary(item.nodeid, results)
         # A plain attribute travels with the report from xdist workers to the controller.
         report.adv_robust = summary  # type: ignore[attr-defined]
-        report.user_properties.append(
-            (
-                "adv_robust",
-                f"{summary['flipped']} of {summary['attacked']} flipped, {summary['misclassified']} misclassified",
-            )
+        # JUnit XML writes the teardown report's properties, which pytest copies from the item.
+        item.user_properties.append(
+            ("adv_robust", f"{summary['flipped']} of {summary['attacked']} flipped, {summary['misclassified']} misclassified")
         )
     return report
