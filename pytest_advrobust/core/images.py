@@ -204,7 +204,8 @@ def load_images(
         except AdvRobustError as exc:
             raise ImageLoadError(f"label of image {name} ({source}): {exc}") from None
         sources.append(source)
-    if file_labels is not None:
+    if file_labels is not None and any(Path(path).is_dir() for path in paths):
+        # A folder was given: its labels file must not name images the folder lacks (typos, moves).
         known = {name for _, name, _ in entries} | {file.name for file, _, _ in entries}
         extra = sorted(set(file_labels) - known)
         if extra:

@@ -96,6 +96,10 @@ class ImageRecord:
         tags = []
         if self.target is not None:
             tags.append("target reached" if self.target_reached else f"target {self.target_name!r} not reached")
+        if self.verdict == "rounded" and self.flipped_8bit and (
+            self.adv_label != self.adv_label_8bit or abs(self.adv_prob - self.adv_prob_8bit) > 0.05
+        ):
+            tags.append(f"before 8-bit rounding: {self.adv_label_name!r} {self.adv_prob:.2f}")
         if self.flipped_float != self.flipped_8bit:
             tags.append(
                 "flip survives only in float, not after 8-bit rounding"
@@ -112,6 +116,18 @@ class ImageRecord:
             f"{self.name}: {clean} held at eps={self.epsilon:g} "
             f"(after {self.steps_run} steps: {adv_name!r} {adv_prob:.2f}){suffix}"
         )
+
+    def details(self) -> list[str]:
+        """For targeted attacks, the target's probability per step; the classes the iterates passed
+        through when there were more than the start and the end."""
+        out = []
+        if self.target_curve is not None:
+            curve = " ".join(f"{p:.3f}" for p in self.target_curve if not math.isnan(p))
+            out.append(f"P({self.target_name!r}) per step (float iterates): {curve}")
+        path = self.passed_through()
+        if len(path) > 2:
+            out.append("passed through: " + " -> ".join(path))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -177,7 +193,8 @@ class AttackResult:
         out = [f"attacked {len(self.records)} image(s): {self.settings.get('describe', '')}".rstrip()]
         if self.flips:
             out.append(f"flipped ({len(self.flips)}):")
-            out += ["  " + r.line() for r in self.flips]
+            for record in self.flips:
+                out += ["  " + record.line(), *("      " + line for line in record.details())]
         if self.misclassified:
             out.append(f"misclassified before the attack ({len(self.misclassified)}):")
             out += ["  " + r.line() for r in self.misclassified]

@@ -239,6 +239,13 @@ def parse_paths(raw: Any, base: Path | None = None) -> tuple[Path, ...] | None:
     return paths or None
 
 
+def parse_labels(raw: Any, base: Path | None = None) -> Path | None:
+    """A labels file; ``prediction`` (or empty) means: use the model's clean prediction as the label."""
+    if raw is None or str(raw).strip().lower() in ("", "prediction"):
+        return None
+    return _path(str(raw).strip(), base)
+
+
 def parse_model(raw: Any, base: Path | None = None) -> str | None:
     """A spec string; files in it are made absolute now, so loading does not depend on the cwd."""
     if raw is None or str(raw).strip() == "":
@@ -262,6 +269,8 @@ def parse_class_names(raw: Any, base: Path | None = None) -> str | tuple[str, ..
             return None
         if text.lower() == "imagenet":
             return "imagenet"
+        if "," in text:
+            return tuple(_split(text))
         return _path(text, base)
     if isinstance(raw, Path):
         return _path(raw, base)
@@ -422,12 +431,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "labels",
-        parse_optional_path,
+        parse_labels,
         None,
         metavar="FILE",
         help=(
-            "Labels file: one 'filename,label' per line (label: class index or name). Default: folder names "
-            "of an ImageFolder layout, else the model's clean prediction."
+            "Labels file: one 'filename,label' per line (label: class index or name), or 'prediction' to "
+            "use the model's clean prediction. Default: folder names of an ImageFolder layout, else the "
+            "model's clean prediction."
         ),
     ),
     Option(
@@ -436,7 +446,8 @@ OPTIONS: tuple[Option, ...] = (
         None,
         metavar="NAMES",
         help=(
-            "Class names: 'imagenet' (from torchvision's metadata), a file with one name per line, or a list. "
+            "Class names: 'imagenet' (from torchvision's metadata), a file with one name per line, or a "
+        "comma-separated list. "
             "Default: none (classes are shown as indices)."
         ),
     ),

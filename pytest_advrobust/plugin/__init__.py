@@ -18,6 +18,7 @@ from .fixtures import (
     ATTACKED_KEY,
     PLAN_KEY,
     SESSION_KEY,
+    _fail,
     _adv_robust_marker,
     adv_attack,
     adv_config,
@@ -75,7 +76,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
             reproduce=session.reproduce_command(item.nodeid, plan.config),
         )
     except AdvRobustError as exc:
-        pytest.fail(f"adv_robust: no verdict possible: {exc}", pytrace=False)
+        _fail(exc, "adv_robust: no verdict possible")
     item.stash.setdefault(ATTACKED_KEY, []).append(outcome.to_dict())
     if outcome.failures:
         pytest.fail(outcome.failure_message(), pytrace=False)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -32,8 +33,9 @@ def _state(request: pytest.FixtureRequest) -> AdvSession:
     return request.config.stash[SESSION_KEY]
 
 
-def _fail(exc: Exception) -> None:
-    pytest.fail(f"adv_robust: {exc}", pytrace=False)
+def _fail(exc: Exception, prefix: str = "adv_robust") -> NoReturn:
+    """Fail the test with our message only (no traceback, no chained exception)."""
+    raise pytest.fail.Exception(f"{prefix}: {exc}", pytrace=False) from None
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +65,6 @@ def adv_config(request: pytest.FixtureRequest) -> AttackConfig:
         return _state(request).resolve_for(request.node)
     except (AdvRobustError, TypeError) as exc:
         _fail(exc)
-        raise
 
 
 @pytest.fixture
@@ -92,13 +93,17 @@ def _model_for(request: pytest.FixtureRequest, config: AttackConfig) -> Any:
 @pytest.fixture
 def adv_attack(request: pytest.FixtureRequest, adv_config: AttackConfig) -> Callable[..., Any]:
     """A function ``adv_attack(model=None, images=None, labels=None, **settings)`` that runs this
-    test's attack (settings override the marker/CLI/ini ones) and returns the AttackResult; results
+    test's attack (``images``: a tensor, an ImageSet, or paths relative to the test file) (settings override the marker/CLI/ini ones) and returns the AttackResult; results
     appear in the terminal summary and the JSON report. ``result.assert_robust()`` fails the test."""
     from ..core.api import run_attack
 
     state = _state(request)
 
     def run(model: Any = None, images: Any = None, labels: Any = None, **settings: Any) -> Any:
+        if isinstance(images, (str, os.PathLike)) or (
+            isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, os.PathLike))
+        ):
+            settings["images"], images = images, None  # paths: the images setting, relative to the test file
         config = state.resolve_for(request.node, settings) if settings else adv_config
         chosen_model = model if model is not None else _model_for(request, config)
         chosen_images = (

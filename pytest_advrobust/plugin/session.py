@@ -14,7 +14,7 @@ from ..core.settings import OPTIONS, AttackConfig, Source, resolve
 from ..core.summary import summary_lines, write_report
 
 
-@dataclass
+@dataclass(eq=False)  # registered as a plugin: must stay hashable
 class AdvSession:
     """Everything the plugin keeps for one pytest session."""
 
