@@ -114,7 +114,7 @@ class ImageRecord:
             )
         return (
             f"{self.name}: {clean} held at eps={self.epsilon:g} "
-            f"(after {self.steps_run} steps: {adv_name!r} {adv_prob:.2f}){suffix}"
+            f"(after {self.steps_run} step{'s' if self.steps_run != 1 else ''}: {adv_name!r} {adv_prob:.2f}){suffix}"
         )
 
     def details(self) -> list[str]:
