@@ -13,8 +13,12 @@ def test_fgsm_flips_real_photos():
 
 
 @adv_robust(
-    images="black.png", labels="prediction", targets="paper towel",
-    epsilon=16 / 255, steps=20, early_stop=False,
+    images="black.png",
+    labels="prediction",
+    targets="paper towel",
+    epsilon=16 / 255,
+    steps=20,
+    early_stop=False,
 )
 def test_black_image_becomes_paper_towel():
     """Targeted, iterative: an all-black image (which can only get brighter) drifts to "paper towel".

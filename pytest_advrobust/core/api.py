@@ -268,11 +268,11 @@ def _attack_chunk(
         if per_image_targets is None:
             rows.append((i, None))
             continue
-        for t in per_image_targets[i]:
-            if t == labels_list[i]:
-                notes.append(f"{names[i]}: target {classes.name(t)!r} is its own label; pair skipped")
+        for wanted in per_image_targets[i]:
+            if wanted == labels_list[i]:
+                notes.append(f"{names[i]}: target {classes.name(wanted)!r} is its own label; pair skipped")
                 continue
-            rows.append((i, t))
+            rows.append((i, wanted))
     if not rows:
         empty = clean.new_empty((0, *clean.shape[1:]))
         return [], empty, empty

@@ -106,7 +106,7 @@ def _model_file(path: Path, allow_pickle: bool) -> Any:
         raise ModelLoadError(f"model file {path} does not exist")
     if _is_torchscript(path):
         try:
-            return torch.jit.load(str(path), map_location="cpu")
+            return torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
         except RuntimeError as exc:
             raise ModelLoadError(f"model file {path} looks like TorchScript but fails to load: {exc}") from None
     loaded = _safe_load(path, allow_pickle)

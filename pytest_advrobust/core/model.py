@@ -19,10 +19,10 @@ from .errors import ModelOutputError, OptionError
 def model_device(model: object) -> torch.device:
     """The device of the model's first parameter or buffer; CPU for a parameterless callable."""
     if isinstance(model, nn.Module):
-        for tensor in model.parameters():
-            return tensor.device
-        for tensor in model.buffers():
-            return tensor.device
+        for parameter in model.parameters():
+            return parameter.device
+        for buffer in model.buffers():
+            return buffer.device
     return torch.device("cpu")
 
 

@@ -96,8 +96,10 @@ class ImageRecord:
         tags = []
         if self.target is not None:
             tags.append("target reached" if self.target_reached else f"target {self.target_name!r} not reached")
-        if self.verdict == "rounded" and self.flipped_8bit and (
-            self.adv_label != self.adv_label_8bit or abs(self.adv_prob - self.adv_prob_8bit) > 0.05
+        if (
+            self.verdict == "rounded"
+            and self.flipped_8bit
+            and (self.adv_label != self.adv_label_8bit or abs(self.adv_prob - self.adv_prob_8bit) > 0.05)
         ):
             tags.append(f"before 8-bit rounding: {self.adv_label_name!r} {self.adv_prob:.2f}")
         if self.flipped_float != self.flipped_8bit:

@@ -447,7 +447,7 @@ OPTIONS: tuple[Option, ...] = (
         metavar="NAMES",
         help=(
             "Class names: 'imagenet' (from torchvision's metadata), a file with one name per line, or a "
-        "comma-separated list. "
+            "comma-separated list. "
             "Default: none (classes are shown as indices)."
         ),
     ),

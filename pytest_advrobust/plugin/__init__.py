@@ -18,8 +18,8 @@ from .fixtures import (
     ATTACKED_KEY,
     PLAN_KEY,
     SESSION_KEY,
-    _fail,
     _adv_robust_marker,
+    _fail,
     adv_attack,
     adv_config,
     adv_images,
@@ -94,7 +94,6 @@ def pytest_runtest_makereport(
         # A plain attribute travels with the report from xdist workers to the controller.
         report.adv_robust = summary  # type: ignore[attr-defined]
         # JUnit XML writes the teardown report's properties, which pytest copies from the item.
-        item.user_properties.append(
-            ("adv_robust", f"{summary['flipped']} of {summary['attacked']} flipped, {summary['misclassified']} misclassified")
-        )
+        counts = f"{summary['flipped']} of {summary['attacked']} flipped, {summary['misclassified']} misclassified"
+        item.user_properties.append(("adv_robust", counts))
     return report

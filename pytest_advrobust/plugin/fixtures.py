@@ -93,8 +93,9 @@ def _model_for(request: pytest.FixtureRequest, config: AttackConfig) -> Any:
 @pytest.fixture
 def adv_attack(request: pytest.FixtureRequest, adv_config: AttackConfig) -> Callable[..., Any]:
     """A function ``adv_attack(model=None, images=None, labels=None, **settings)`` that runs this
-    test's attack (``images``: a tensor, an ImageSet, or paths relative to the test file) (settings override the marker/CLI/ini ones) and returns the AttackResult; results
-    appear in the terminal summary and the JSON report. ``result.assert_robust()`` fails the test."""
+    test's attack and returns the AttackResult. ``images`` may be a tensor, an ImageSet, or paths
+    (relative to the test file); ``settings`` override the marker/CLI/ini ones. Results appear in the
+    terminal summary and the JSON report; ``result.assert_robust()`` fails the test."""
     from ..core.api import run_attack
 
     state = _state(request)

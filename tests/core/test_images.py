@@ -61,8 +61,10 @@ def test_unknown_label_name_suggests_close_matches(tmp_path: Path) -> None:
         load_images(tmp_path, class_names=ClassNames(["paper towel", "velvet"]))
 
 
-@pytest.mark.parametrize(("mode", "said"), [("L", "L converted to RGB"), ("RGBA", "transparency composited"),
-                                            ("P", "P converted to RGB"), ("I;16", "16-bit")])
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [("L", "L converted to RGB"), ("RGBA", "transparency composited"), ("P", "P converted to RGB"), ("I;16", "16-bit")],
+)
 def test_non_rgb_images_are_converted_and_it_is_said(tmp_path: Path, mode: str, said: str) -> None:
     write_png(tmp_path / "a.png", mode=mode)
     images = load_images(tmp_path / "a.png")

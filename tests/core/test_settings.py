@@ -18,11 +18,20 @@ MARKER = Source("marker", "the adv_robust marker on test_x", Path("/tests"))
 
 
 def test_precedence_is_marker_over_cli_over_ini_over_default() -> None:
-    config = resolve([({"epsilon": "0.1", "seed": "3", "steps": "4"}, INI),
-                      ({"epsilon": "0.2", "seed": "5"}, CLI),
-                      ({"epsilon": 0.3}, MARKER)])
+    config = resolve(
+        [
+            ({"epsilon": "0.1", "seed": "3", "steps": "4"}, INI),
+            ({"epsilon": "0.2", "seed": "5"}, CLI),
+            ({"epsilon": 0.3}, MARKER),
+        ]
+    )
     assert (config.epsilon, config.seed, config.steps, config.attack) == (0.3, 5, 4, "bim")
-    assert [config.source(n).kind for n in ("epsilon", "seed", "steps", "attack")] == ["marker", "cli", "ini", "default"]
+    assert [config.source(n).kind for n in ("epsilon", "seed", "steps", "attack")] == [
+        "marker",
+        "cli",
+        "ini",
+        "default",
+    ]
 
 
 def test_paths_are_relative_to_their_source() -> None:
@@ -31,17 +40,25 @@ def test_paths_are_relative_to_their_source() -> None:
     assert config.labels == Path("/root/l.csv")
 
 
-@pytest.mark.parametrize(("name", "raw", "source", "message"), [
-    ("epsilon", -1, MARKER, "epsilon=-1 in the adv_robust marker on test_x: must be ≥ 0"),
-    ("epsilon", "8", CLI, r"--adv-epsilon=8: must be ≤ 1: ε is in \[0,1\] pixel units, not 0–255 \(did you mean 0.03137"),
-    ("epsilon", "nan", INI, "adv_epsilon = nan in tox.ini: must be a finite number"),
-    ("steps", "0", CLI, "--adv-steps=0: must be ≥ 1"),
-    ("attack", "cw", CLI, "--adv-attack=cw: must be one of fgsm, bim, pgd"),
-    ("device", "tpu", CLI, "--adv-device=tpu: must be 'model', 'auto'"),
-    ("mean", "1,2", CLI, "--adv-mean=1,2: must be one number or three"),
-    ("early_stop", "maybe", CLI, "--adv-early-stop=maybe: must be true or false"),
-    ("input_size", "0", CLI, "--adv-input-size=0: must be one positive size or HxW"),
-])
+@pytest.mark.parametrize(
+    ("name", "raw", "source", "message"),
+    [
+        ("epsilon", -1, MARKER, "epsilon=-1 in the adv_robust marker on test_x: must be ≥ 0"),
+        (
+            "epsilon",
+            "8",
+            CLI,
+            r"--adv-epsilon=8: must be ≤ 1: ε is in \[0,1\] pixel units, not 0–255 \(did you mean 0.03137",
+        ),
+        ("epsilon", "nan", INI, "adv_epsilon = nan in tox.ini: must be a finite number"),
+        ("steps", "0", CLI, "--adv-steps=0: must be ≥ 1"),
+        ("attack", "cw", CLI, "--adv-attack=cw: must be one of fgsm, bim, pgd"),
+        ("device", "tpu", CLI, "--adv-device=tpu: must be 'model', 'auto'"),
+        ("mean", "1,2", CLI, "--adv-mean=1,2: must be one number or three"),
+        ("early_stop", "maybe", CLI, "--adv-early-stop=maybe: must be true or false"),
+        ("input_size", "0", CLI, "--adv-input-size=0: must be one positive size or HxW"),
+    ],
+)
 def test_bad_values_name_the_setting_and_source(name: str, raw: object, source: Source, message: str) -> None:
     with pytest.raises(OptionError, match=message):
         parse_one(name, raw, source)
@@ -82,9 +99,17 @@ def test_every_help_text_states_its_default() -> None:
         assert "default" in option.help.lower(), option.name
 
 
-@given(name=st.sampled_from([o.name for o in OPTIONS]),
-       raw=st.one_of(st.text(max_size=20), st.floats(), st.integers(), st.booleans(), st.none(),
-                     st.lists(st.one_of(st.integers(), st.text(max_size=5)), max_size=4)))
+@given(
+    name=st.sampled_from([o.name for o in OPTIONS]),
+    raw=st.one_of(
+        st.text(max_size=20),
+        st.floats(),
+        st.integers(),
+        st.booleans(),
+        st.none(),
+        st.lists(st.one_of(st.integers(), st.text(max_size=5)), max_size=4),
+    ),
+)
 def test_parsing_anything_gives_a_value_or_our_clear_error(name: str, raw: object) -> None:
     try:
         value = parse_one(name, raw, CLI)

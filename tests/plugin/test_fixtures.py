@@ -39,8 +39,12 @@ def test_model_and_images_from_options_end_to_end(pytester: pytest.Pytester) -> 
         """
     )
     result = pytester.runpytest(
-        "--adv-model=mymodels:make", "--adv-images=imgs", "--adv-class-names=names.txt", "--adv-input-size=8",
-        "--adv-mean=0.5", "--adv-std=0.25",
+        "--adv-model=mymodels:make",
+        "--adv-images=imgs",
+        "--adv-class-names=names.txt",
+        "--adv-input-size=8",
+        "--adv-mean=0.5",
+        "--adv-std=0.25",
     )
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*cat/cat0.png: *", "*robust accuracy*"])
@@ -85,10 +89,12 @@ def test_adv_attack_runs_the_configured_attack_and_reports(project: pytest.Pytes
     )
     result = project.runpytest("--adv-steps=5")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([
-        "*OptionError: epsilon=2 in adv_attack(...) in test_bad_override: must be ≤ 1*",
-        "*test_explicit: 8 attacked, 4 flipped, 0 misclassified, robust accuracy 50%*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*OptionError: epsilon=2 in adv_attack(...) in test_bad_override: must be ≤ 1*",
+            "*test_explicit: 8 attacked, 4 flipped, 0 misclassified, robust accuracy 50%*",
+        ]
+    )
 
 
 def test_missing_images_say_how_to_provide_them(pytester: pytest.Pytester) -> None:

@@ -18,15 +18,17 @@ def test_a_flip_fails_the_test_and_names_the_classes(project: pytest.Pytester) -
     )
     result = project.runpytest()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        "*3 of 4 image(s) flipped within eps=0.05*",
-        "flipped (3):",
-        "  image 0: 'animal9' 0.14 -> 'animal7' 0.14 at eps=0.05, step 1/10",
-        "*",
-        "held (1):",
-        "  image 2: 'animal3' 0.19 held at eps=0.05 (after 10 steps: 'animal3' 0.*)",
-        "seed 0; reproduce with: pytest 'test_a_flip_fails_the_test_and_names_the_classes.py::test_fooled' --adv-seed=0",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*3 of 4 image(s) flipped within eps=0.05*",
+            "flipped (3):",
+            "  image 0: 'animal9' 0.14 -> 'animal7' 0.14 at eps=0.05, step 1/10",
+            "*",
+            "held (1):",
+            "  image 2: 'animal3' 0.19 held at eps=0.05 (after 10 steps: 'animal3' 0.*)",
+            "seed 0; reproduce with: pytest 'test_a_flip_fails_the_test_and_names_the_classes.py::test_fooled' --adv-seed=0",
+        ]
+    )
 
 
 def test_a_model_that_holds_passes(project: pytest.Pytester) -> None:

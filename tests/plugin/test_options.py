@@ -93,22 +93,23 @@ def test_ini_paths_are_relative_to_the_rootdir(pytester: pytest.Pytester) -> Non
     pytester.makeini("[pytest]\nadv_images = data/imgs\n")
     write_png(pytester.path / "data" / "imgs" / "a.png", size=(8, 8))
     sub = pytester.mkdir("tests")
-    sub.joinpath("test_a.py").write_text(
-        "def test_a(adv_images):\n    assert adv_images.names == ['a.png']\n"
-    )
+    sub.joinpath("test_a.py").write_text("def test_a(adv_images):\n    assert adv_images.names == ['a.png']\n")
     pytester.runpytest("tests").assert_outcomes(passed=1)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--adv-epsilon=-1"], "ERROR: --adv-epsilon=-1: must be ≥ 0 (an L∞ budget in ?0,1? pixel units)"),
-    (["--adv-epsilon=8"], "ERROR: --adv-epsilon=8: must be ≤ 1: ε is in ?0,1? pixel units, not 0–255*"),
-    (["--adv-epsilon=nan"], "ERROR: --adv-epsilon=nan: must be a finite number"),
-    (["--adv-steps=0"], "ERROR: --adv-steps=0: must be ≥ 1"),
-    (["--adv-attack=deepfool"], "ERROR: --adv-attack=deepfool: must be one of fgsm, bim, pgd*"),
-    (["--adv-attack=fgsm", "--adv-steps=3"], "ERROR: --adv-steps=3: fgsm is exactly one step of size ε*"),
-    (["--adv-device=gpu0"], "ERROR: --adv-device=gpu0: must be 'model', 'auto', 'cpu'*"),
-    (["--adv-mean=imagenet"], "ERROR: --adv-mean=*mean was given without std*"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--adv-epsilon=-1"], "ERROR: --adv-epsilon=-1: must be ≥ 0 (an L∞ budget in ?0,1? pixel units)"),
+        (["--adv-epsilon=8"], "ERROR: --adv-epsilon=8: must be ≤ 1: ε is in ?0,1? pixel units, not 0–255*"),
+        (["--adv-epsilon=nan"], "ERROR: --adv-epsilon=nan: must be a finite number"),
+        (["--adv-steps=0"], "ERROR: --adv-steps=0: must be ≥ 1"),
+        (["--adv-attack=deepfool"], "ERROR: --adv-attack=deepfool: must be one of fgsm, bim, pgd*"),
+        (["--adv-attack=fgsm", "--adv-steps=3"], "ERROR: --adv-steps=3: fgsm is exactly one step of size ε*"),
+        (["--adv-device=gpu0"], "ERROR: --adv-device=gpu0: must be 'model', 'auto', 'cpu'*"),
+        (["--adv-mean=imagenet"], "ERROR: --adv-mean=*mean was given without std*"),
+    ],
+)
 def test_bad_cli_values_are_usage_errors(pytester: pytest.Pytester, args: list[str], message: str) -> None:
     result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -134,7 +135,9 @@ def test_help_documents_every_option_with_units_and_default(pytester: pytest.Pyt
 def test_header_prints_attack_epsilon_and_seed(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_a():\n    pass\n")
     result = pytester.runpytest("--adv-epsilon=0.01", "--adv-seed=9")
-    result.stdout.fnmatch_lines(["advrobust: attack=bim epsilon=0.01 steps=10 step_size=0.0025 targets=untargeted seed=9 *"])
+    result.stdout.fnmatch_lines(
+        ["advrobust: attack=bim epsilon=0.01 steps=10 step_size=0.0025 targets=untargeted seed=9 *"]
+    )
 
 
 def test_cli_spelling_works_in_a_real_ci_line(project: pytest.Pytester, tmp_path: Path) -> None:

@@ -27,14 +27,16 @@ def test_terminal_summary_has_counts_accuracy_and_pairs(project: pytest.Pytester
     project.makepyfile(TESTS)
     result = project.runpytest()
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines([
-        "*- adversarial robustness -*",
-        "test_terminal_summary_has_counts_accuracy_and_pairs.py::test_strong: 4 attacked, 0 flipped, 0 misclassified, "
-        "robust accuracy 100% (bim eps=0 seed=0)",
-        "test_terminal_summary_has_counts_accuracy_and_pairs.py::test_weak: 4 attacked, 3 flipped, 0 misclassified, "
-        "robust accuracy 25% (bim eps=0.05 seed=0)",
-        "    c9 -> c7 ×1",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*- adversarial robustness -*",
+            "test_terminal_summary_has_counts_accuracy_and_pairs.py::test_strong: 4 attacked, 0 flipped, 0 misclassified, "
+            "robust accuracy 100% (bim eps=0 seed=0)",
+            "test_terminal_summary_has_counts_accuracy_and_pairs.py::test_weak: 4 attacked, 3 flipped, 0 misclassified, "
+            "robust accuracy 25% (bim eps=0.05 seed=0)",
+            "    c9 -> c7 ×1",
+        ]
+    )
     assert "test_plain:" not in result.stdout.str()
 
 
@@ -47,8 +49,20 @@ def test_json_report_has_every_image(project: pytest.Pytester) -> None:
     weak = next(t for t in data["tests"] if t["nodeid"].endswith("test_weak"))
     assert weak["robust_accuracy"] == 0.25
     image = weak["images"][0]
-    for key in ("clean_label_name", "clean_prob", "adv_label_name", "adv_prob", "flipped", "target_reached",
-                "linf", "linf_8bit", "first_flip_step", "label_curve", "flipped_float", "flipped_8bit"):
+    for key in (
+        "clean_label_name",
+        "clean_prob",
+        "adv_label_name",
+        "adv_prob",
+        "flipped",
+        "target_reached",
+        "linf",
+        "linf_8bit",
+        "first_flip_step",
+        "label_curve",
+        "flipped_float",
+        "flipped_8bit",
+    ):
         assert key in image
     assert image["linf_8bit"] <= 0.05 + 1e-6
     assert weak["settings"][0]["epsilon"] == 0.05
