@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Imported once, here: pytester's in-process runs drop the modules first imported during a run, so
+# torch (whose lazily imported parts must not register twice), torchvision and hypothesis' terminal
+# summary would be imported all over again in each run.
+import hypothesis.internal.observability  # noqa: F401
 import pytest
+import torch
+import torch._dynamo  # noqa: F401
+import torchvision  # noqa: F401
 
 from helpers import write_png
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .attacks import check_logits, sign_gradient_attack
+from .attacks import Trajectory, check_logits, sign_gradient_attack
 from .classes import ClassNames, load_class_names
 from .errors import ClassNameError, ModelOutputError, OptionError
 from .images import ImageSet
@@ -38,6 +39,7 @@ def attack(
     early_stop: bool = True,
     verdict: str = "rounded",
     batch_size: int | None = None,
+    sanity_checks: bool = True,
     device: str = "model",
     names: Sequence[str] | None = None,
 ) -> AttackResult:
@@ -58,6 +60,7 @@ def attack(
         early_stop: stop attacking an image once it reached the goal under the verdict.
         verdict: "rounded" (the 8-bit rounded image decides) or "float".
         batch_size: attack at most this many images at once.
+        sanity_checks: check determinism, and that one FGSM step does not beat the configured attack.
         device: "model" (the model's own device), "auto", "cpu", "cuda", ...; the model must already be
             there unless it is "model" (use ``model.to(device)`` first).
     Returns:
@@ -79,6 +82,7 @@ def attack(
                     "early_stop": early_stop,
                     "verdict": verdict,
                     "batch_size": batch_size,
+                    "sanity_checks": sanity_checks,
                     "device": device,
                 },
                 Source("call", "pytest_advrobust.attack()"),
@@ -221,6 +225,66 @@ def _noise_seed(seed: int, name: str, target: int | None) -> int:
     return (seed * 1_000_003 + zlib.crc32(f"{name}\0{target}".encode())) % (2**63)
 
 
+def _check_deterministic(wrapped: WrappedModel, clean: torch.Tensor, logits: torch.Tensor, names: list[str]) -> None:
+    """Two clean forward passes in eval mode must agree, or no verdict is reproducible."""
+    with torch.no_grad():
+        again = wrapped.logits(clean)
+    differs = ~torch.isclose(again, logits, rtol=1e-3, atol=1e-4).all(dim=1)
+    if differs.any():
+        which = ", ".join(names[i] for i in differs.nonzero().flatten().tolist()[:5])
+        raise ModelOutputError(
+            f"the model is not deterministic in eval mode: two forward passes on the same clean image "
+            f"disagree for {which}. Remove randomness from forward() (dropout called with training=True, "
+            "random augmentation, sampling) or seed it inside the model"
+        )
+
+
+def _fgsm_sanity_check(
+    config: AttackConfig,
+    wrapped: WrappedModel,
+    clean: torch.Tensor,
+    labels: torch.Tensor,
+    targets: torch.Tensor | None,
+    trajectory: Trajectory,
+    names: list[str],
+    found_by: list[str],
+) -> list[str]:
+    """The full-budget attack must be at least as strong as one FGSM step: attack what held with FGSM;
+    a success there replaces the result (so a weak attack never reads as robustness) and warns."""
+    held = (trajectory.first_success < 0).nonzero().flatten()
+    if held.numel() == 0:
+        return found_by
+    check = sign_gradient_attack(
+        wrapped,
+        clean[held],
+        labels[held],
+        None if targets is None else targets[held],
+        epsilon=config.epsilon,
+        steps=1,
+        step_size=config.epsilon,
+        early_stop=True,
+        verdict=config.verdict,
+        names=[names[i] for i in held.tolist()],
+    )
+    won = (check.first_success >= 0).nonzero().flatten()
+    if won.numel() == 0:
+        return found_by
+    rows = held[won]
+    for field in ("adversarial", "adversarial_logits", "rounded", "rounded_logits"):
+        getattr(trajectory, field)[rows] = getattr(check, field)[won]
+    trajectory.first_success[rows] = check.first_success[won]
+    found_by = list(found_by)
+    for row in rows.tolist():
+        found_by[row] = "fgsm sanity check"
+    warnings.warn(
+        f"one FGSM step succeeded where the {config.attack} attack ({config.resolved_steps} steps of "
+        f"{config.resolved_step_size:.4g}) did not, for {', '.join(names[r] for r in rows.tolist()[:5])}; "
+        "the FGSM result is used. Check steps/step_size: a weaker-than-FGSM attack proves nothing",
+        stacklevel=4,
+    )
+    return found_by
+
+
 def _looks_like_probabilities(logits: torch.Tensor) -> bool:
     in_range = bool(((logits >= 0) & (logits <= 1)).all())
     sums_to_one = bool(torch.allclose(logits.sum(dim=1), torch.ones(logits.shape[0], device=logits.device), atol=1e-3))
@@ -255,6 +319,8 @@ def _attack_chunk(
             "logits. Gradients of probabilities saturate and make models look robust; drop the final "
             "softmax (or return log-probabilities)"
         )
+    if config.sanity_checks:
+        _check_deterministic(wrapped, clean, detached, names)
     clean_probs = detached.softmax(dim=1)
     clean_pred = detached.argmax(dim=1)
     labels_list = [int(p) if g is None else g for g, p in zip(given, clean_pred.tolist(), strict=True)]
@@ -311,6 +377,9 @@ def _attack_chunk(
         start_logits=(x0, clean_logits) if can_reuse else None,
         names=row_names,
     )
+    found_by = [config.attack] * len(rows)
+    if config.sanity_checks and config.attack != "fgsm" and config.epsilon > 0:
+        found_by = _fgsm_sanity_check(config, wrapped, expanded, labels, targets, trajectory, row_names, found_by)
     adv_probs = trajectory.adversarial_logits.softmax(dim=1)
     q_probs = trajectory.rounded_logits.softmax(dim=1)
     adv_pred = adv_probs.argmax(dim=1)
@@ -359,6 +428,7 @@ def _attack_chunk(
                 else trajectory.target_probs[r, : ran + 1].tolist(),
                 path=path,
                 path_names=[classes.name(c) for c in path],
+            found_by=found_by[r],
             )
         )
     return records, trajectory.adversarial, trajectory.rounded

@@ -217,5 +217,11 @@ def load_images(
             + ", ".join(f"{s[2]}x{s[1]}" for s in sorted(shapes))
             + "); set input_size (--adv-input-size=224) to resize and center-crop them"
         )
+    conversions = [note for note in notes if "smaller than input size" not in note]
+    if conversions:
+        warnings.warn(
+            f"converted {len(conversions)} image(s) to 8-bit RGB: " + "; ".join(conversions[:5]),
+            stacklevel=2,
+        )
     names = [name for _, name, _ in entries]
     return ImageSet(torch.stack(tensors), names, labels, sources, notes)

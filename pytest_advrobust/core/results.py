@@ -55,6 +55,8 @@ class ImageRecord:
     target_curve: list[float] | None = None
     path: list[int] = field(default_factory=list)
     path_names: list[str] = field(default_factory=list)
+    found_by: str = ""
+    """The attack that produced the returned image (its own name, or "fgsm sanity check")."""
 
     @property
     def flipped(self) -> bool:
@@ -96,6 +98,8 @@ class ImageRecord:
         tags = []
         if self.target is not None:
             tags.append("target reached" if self.target_reached else f"target {self.target_name!r} not reached")
+        if self.found_by == "fgsm sanity check":
+            tags.append("found by the FGSM sanity check, not by the configured attack")
         if (
             self.verdict == "rounded"
             and self.flipped_8bit

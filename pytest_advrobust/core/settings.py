@@ -509,6 +509,17 @@ OPTIONS: tuple[Option, ...] = (
         help=("Attack at most N images at once (bounded memory). Default: all at once."),
     ),
     Option(
+        "sanity_checks",
+        parse_bool,
+        True,
+        metavar="BOOL",
+        help=(
+            "Before trusting a pass: check that two clean forward passes agree (determinism) and that one "
+            "FGSM step does not succeed where the configured attack failed (costs one forward, and one "
+            "forward+backward on the images that held). Default: true."
+        ),
+    ),
+    Option(
         "allow_pickle",
         parse_bool,
         False,
@@ -552,6 +563,7 @@ class AttackConfig:
     early_stop: bool = True
     verdict: str = "rounded"
     batch_size: int | None = None
+    sanity_checks: bool = True
     allow_pickle: bool = False
     report: Path | None = None
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)

@@ -32,7 +32,7 @@ __all__ = ["_adv_robust_marker", "adv_attack", "adv_config", "adv_images", "adv_
 MARKER_DOC = (
     "adv_robust(epsilon=0.007, attack='bim', steps=None, step_size=None, targets='untargeted', seed=0, "
     "device='model', model=None, images=None, labels=None, class_names=None, mean=None, std=None, "
-    "input_size=None, early_stop=True, verdict='rounded', batch_size=None, allow_pickle=False): after the "
+    "input_size=None, early_stop=True, verdict='rounded', batch_size=None, sanity_checks=True, allow_pickle=False): after the "
     "test body, attack the model (adv_model) on the images (adv_images) within an L∞ ball of radius "
     "epsilon in [0,1] pixel units; fail if any label flips. Keywords override --adv-* and adv_* ini values."
 )

@@ -37,6 +37,7 @@ def adv_robust(
     early_stop: bool | None = None,
     verdict: str | None = None,
     batch_size: int | None = None,
+    sanity_checks: bool | None = None,
     allow_pickle: bool | None = None,
 ) -> pytest.MarkDecorator: ...
 

@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch  # noqa: F401  (loaded once for pytester's in-process runs)
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "custom_model"
 

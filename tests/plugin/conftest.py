@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import hypothesis.internal.observability  # noqa: F401
 import pytest
-import torch  # noqa: F401
-
-# Imported once here: pytester's in-process runs drop modules first imported during a run, so each run
-# would import torch, and hypothesis' terminal summary would import hypothesis, all over again.
 
 PROJECT_CONFTEST = """
 import pytest, torch

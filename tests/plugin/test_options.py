@@ -61,6 +61,7 @@ EVERY_OPTION = [
     ("early-stop", "no", "False"),
     ("verdict", "float", "float"),
     ("batch-size", "2", "2"),
+    ("sanity-checks", "off", "False"),
     ("allow-pickle", "yes", "True"),
     ("report", "out/r.json", "{root}/out/r.json"),
 ]

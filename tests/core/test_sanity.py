@@ -1,0 +1,115 @@
+"""No false robustness and no side effects: the checks that stand between a green test and a lie."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from helpers import grid_images, linear_model, tiny_cnn, write_png
+from pytest_advrobust import ImageLoadError, ModelOutputError, attack, load_images
+
+
+class Noisy(nn.Module):
+    """Random in eval mode: a verdict on it could not be reproduced."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = tiny_cnn()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) + torch.randn(x.shape[0], 10)
+
+
+class FailsOnCall(nn.Module):
+    """Raises on its n-th forward pass: the attack must still leave everything as it found it."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.inner = tiny_cnn()
+        self.calls = 0
+        self.n = n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == self.n:
+            raise RuntimeError("boom")
+        return self.inner(x)
+
+
+def test_a_nondeterministic_model_is_refused() -> None:
+    with pytest.raises(ModelOutputError, match="not deterministic in eval mode.*image 0"):
+        attack(Noisy(), grid_images(2), epsilon=0.01)
+
+
+def test_a_weaker_than_fgsm_attack_is_caught_and_fgsm_result_counts() -> None:
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(2, 48, generator=generator)
+    x = torch.full((1, 3, 4, 4), 0.5)
+    l1 = float((weight[0] - weight[1]).abs().sum())
+    margin = float((weight[0] - weight[1]) @ x.flatten())
+    model = linear_model(weight, torch.tensor([0.2 - margin, 0.0]))
+    epsilon = 2 * 0.2 / l1  # FGSM flips this image
+    with pytest.warns(UserWarning, match="one FGSM step succeeded where the bim attack"):
+        result = attack(model, x, epsilon=epsilon, steps=2, step_size=epsilon / 1000, verdict="float", labels=[0])
+    (record,) = result.records
+    assert record.flipped and record.found_by == "fgsm sanity check"
+    assert "found by the FGSM sanity check" in record.line()
+    unchecked = attack(model, x, epsilon=epsilon, steps=2, step_size=epsilon / 1000, verdict="float", labels=[0],
+                       sanity_checks=False)
+    assert not unchecked.records[0].flipped, "without the check the weak attack alone reads as robust"
+
+
+@pytest.mark.parametrize("fail_on", [1, 2, 4])
+def test_an_attack_that_raises_midway_leaves_no_side_effects(fail_on: int) -> None:
+    model = FailsOnCall(fail_on)
+    model.train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = grid_images(3)
+    x_copy = x.clone()
+    with pytest.raises(RuntimeError, match="boom"):
+        attack(model, x, epsilon=0.05, steps=3)
+    assert all(m.training for m in model.modules())
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    assert torch.equal(x, x_copy)
+
+
+def test_batchnorm_running_stats_are_untouched_by_an_attack_on_a_training_model() -> None:
+    model = tiny_cnn().train()
+    before = model[1].running_mean.clone(), model[1].num_batches_tracked.clone()
+    attack(model, grid_images(4), epsilon=0.05, steps=3)
+    assert torch.equal(model[1].running_mean, before[0]) and torch.equal(model[1].num_batches_tracked, before[1])
+    assert model.training
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=600))
+def test_random_bytes_never_crash_image_loading(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "x.png"
+    path.write_bytes(data)
+    with pytest.raises(ImageLoadError, match=r"x.png"):
+        load_images(path)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    width=st.integers(1, 40),
+    height=st.integers(1, 40),
+    mode=st.sampled_from(["RGB", "RGBA", "L", "I;16", "P"]),
+    size=st.integers(1, 24),
+    seed=st.integers(0, 100),
+)
+def test_any_image_shape_and_mode_loads_to_the_input_size(
+    tmp_path_factory: pytest.TempPathFactory, width: int, height: int, mode: str, size: int, seed: int
+) -> None:
+    path = write_png(tmp_path_factory.mktemp("shapes") / "x.png", size=(width, height), mode=mode, seed=seed)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        images = load_images(path, input_size=(size, size))
+    assert images.pixels.shape == (1, 3, size, size)
+    assert float(images.pixels.min()) >= 0 and float(images.pixels.max()) <= 1
