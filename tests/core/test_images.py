@@ -67,7 +67,8 @@ def test_unknown_label_name_suggests_close_matches(tmp_path: Path) -> None:
 )
 def test_non_rgb_images_are_converted_and_it_is_said(tmp_path: Path, mode: str, said: str) -> None:
     write_png(tmp_path / "a.png", mode=mode)
-    images = load_images(tmp_path / "a.png")
+    with pytest.warns(UserWarning, match=f"converted 1 image\\(s\\) to 8-bit RGB: a.png: .*{said}"):
+        images = load_images(tmp_path / "a.png")
     assert images.pixels.shape == (1, 3, 10, 12)
     assert any(said in note for note in images.notes)
     if mode == "I;16":
