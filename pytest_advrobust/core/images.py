@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .classes import ClassNames
+from .classes import ClassNames, load_class_names
 from .errors import AdvRobustError, ImageLoadError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
@@ -166,16 +166,22 @@ def read_labels_file(path: Path) -> dict[str, str]:
 def load_images(
     paths: str | Path | Sequence[str | Path],
     *,
-    input_size: tuple[int, int] | None = None,
+    input_size: int | tuple[int, int] | None = None,
     labels_file: str | Path | None = None,
-    class_names: ClassNames | None = None,
+    class_names: str | Path | Sequence[str] | ClassNames | None = None,
 ) -> ImageSet:
-    """Load image files and folders into an :class:`ImageSet` (see the module docstring)."""
+    """Load image files and folders into an :class:`ImageSet` (see the module docstring).
+
+    ``input_size``: 224 or (H, W); ``class_names``: anything :func:`load_class_names` takes, used to
+    read labels given as names (folder names or the labels file).
+    """
+    if isinstance(input_size, int):
+        input_size = (input_size, input_size)
     if isinstance(paths, (str, Path)):
         paths = [paths]
     if not paths:
         raise ImageLoadError("no images given: set images to a file or folder")
-    names_map = class_names or ClassNames()
+    names_map = load_class_names(class_names)
     entries: list[tuple[Path, str, str | None]] = []
     for path in paths:
         entries.extend(_collect(Path(path)))

@@ -108,3 +108,10 @@ def test_missing_corrupt_truncated_and_empty_inputs_name_the_file(tmp_path: Path
     (tmp_path / "empty").mkdir()
     with pytest.raises(ImageLoadError, match=r"images folder .*empty contains no images"):
         load_images(tmp_path / "empty")
+
+
+def test_input_size_and_class_names_take_the_short_forms(tmp_path: Path) -> None:
+    write_png(tmp_path / "cat" / "a.png", size=(20, 30))
+    images = load_images(tmp_path, input_size=16, class_names=["dog", "cat"])
+    assert images.pixels.shape == (1, 3, 16, 16)
+    assert images.labels == [1]
