@@ -14,6 +14,7 @@ from .attacks import Trajectory, check_logits, sign_gradient_attack
 from .classes import ClassNames, load_class_names
 from .errors import ClassNameError, ModelOutputError, OptionError
 from .images import ImageSet
+from .minimal import search_minimal_epsilon
 from .model import WrappedModel, eval_mode, resolve_device
 from .results import AttackResult, ImageRecord
 from .settings import AttackConfig, Source, TargetSpec, resolve
@@ -40,6 +41,9 @@ def attack(
     verdict: str = "rounded",
     batch_size: int | None = None,
     sanity_checks: bool = True,
+    minimal_epsilon: bool = False,
+    epsilon_max: float = 16 / 255,
+    epsilon_precision: float = 0.0002,
     device: str = "model",
     names: Sequence[str] | None = None,
 ) -> AttackResult:
@@ -61,6 +65,8 @@ def attack(
         verdict: "rounded" (the 8-bit rounded image decides) or "float".
         batch_size: attack at most this many images at once.
         sanity_checks: check determinism, and that one FGSM step does not beat the configured attack.
+        minimal_epsilon: also find each image's smallest successful ε in (0, epsilon_max], to
+            ``epsilon_precision``, by a batched bisection (``record.minimal_epsilon``).
         device: "model" (the model's own device), "auto", "cpu", "cuda", ...; the model must already be
             there unless it is "model" (use ``model.to(device)`` first).
     Returns:
@@ -83,6 +89,9 @@ def attack(
                     "verdict": verdict,
                     "batch_size": batch_size,
                     "sanity_checks": sanity_checks,
+                    "minimal_epsilon": minimal_epsilon,
+                    "epsilon_max": epsilon_max,
+                    "epsilon_precision": epsilon_precision,
                     "device": device,
                 },
                 Source("call", "pytest_advrobust.attack()"),
@@ -167,6 +176,9 @@ def run_attack(
         "device": str(wrapped.device),
         "mean": config.mean,
         "std": config.std,
+        "minimal_epsilon": {"max": config.epsilon_max, "precision": config.epsilon_precision}
+        if config.minimal_epsilon
+        else None,
         "describe": config.describe(),
         "notes": notes,
     }
@@ -386,6 +398,25 @@ def _attack_chunk(
     q_pred = q_probs.argmax(dim=1)
     linf = (trajectory.adversarial - expanded).flatten(1).abs().amax(dim=1)
     linf_q = (trajectory.rounded - expanded).flatten(1).abs().amax(dim=1)
+    minimal: list[float | None] = [None] * len(rows)
+    if config.minimal_epsilon:
+        found, cost = search_minimal_epsilon(
+            wrapped,
+            expanded,
+            labels,
+            targets,
+            succeeded_at=trajectory.first_success >= 0,
+            epsilon=config.epsilon,
+            epsilon_max=config.epsilon_max,
+            precision=config.epsilon_precision,
+            steps=config.resolved_steps,
+            step_size_factor=config.step_size_factor,
+            noise=noise,
+            verdict=config.verdict,
+            names=row_names,
+        )
+        minimal = [None if v != v else float(v) for v in found.tolist()]
+        notes.append(f"minimal-ε search: {cost.attack_runs} attack runs for {len(rows)} image(s)")
 
     records = []
     for r, (i, t) in enumerate(rows):
@@ -428,7 +459,8 @@ def _attack_chunk(
                 else trajectory.target_probs[r, : ran + 1].tolist(),
                 path=path,
                 path_names=[classes.name(c) for c in path],
-            found_by=found_by[r],
+                found_by=found_by[r],
+                minimal_epsilon=minimal[r],
             )
         )
     return records, trajectory.adversarial, trajectory.rounded

@@ -25,7 +25,7 @@ from .model import WrappedModel
 VERDICT_ROUNDED = "rounded"
 
 
-def quantize_8bit(adversarial: torch.Tensor, clean: torch.Tensor, epsilon: float) -> torch.Tensor:
+def quantize_8bit(adversarial: torch.Tensor, clean: torch.Tensor, epsilon: float | torch.Tensor) -> torch.Tensor:
     """Round ``adversarial`` to 8-bit pixel values (k/255) without leaving the ε-ball around ``clean``.
 
     Each pixel goes to the nearer of its two neighbouring 8-bit values when that one lies within ε of
@@ -69,6 +69,14 @@ class Trajectory:
     top_classes: torch.Tensor
 
 
+def _per_image(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A scalar or per-image (N,) value as an N×1×1×1 tensor that broadcasts over each image."""
+    tensor = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    if tensor.dim() == 0:
+        tensor = tensor.expand(like.shape[0])
+    return tensor.reshape(-1, *([1] * (like.dim() - 1)))
+
+
 def _goal(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
     pred = logits.argmax(dim=1)
     return pred == targets if targets is not None else pred != labels
@@ -92,9 +100,9 @@ def sign_gradient_attack(
     labels: torch.Tensor,
     targets: torch.Tensor | None,
     *,
-    epsilon: float,
+    epsilon: float | torch.Tensor,
     steps: int,
-    step_size: float,
+    step_size: float | torch.Tensor,
     noise: torch.Tensor | None = None,
     early_stop: bool = True,
     verdict: str = VERDICT_ROUNDED,
@@ -110,13 +118,14 @@ def sign_gradient_attack(
     """
     n = clean.shape[0]
     device = clean.device
-    lower = (clean - epsilon).clamp(0, 1)
-    upper = (clean + epsilon).clamp(0, 1)
+    eps = _per_image(epsilon, clean)
+    alpha = _per_image(step_size, clean) * (-1.0 if targets is not None else 1.0)
+    lower = (clean - eps).clamp(0, 1)
+    upper = (clean + eps).clamp(0, 1)
     if noise is not None:
-        x = torch.minimum(torch.maximum(clean + noise.to(clean) * epsilon, lower), upper)
+        x = torch.minimum(torch.maximum(clean + noise.to(clean) * eps, lower), upper)
     else:
         x = clean.clone()
-    direction = -1.0 if targets is not None else 1.0
     goal_classes = targets if targets is not None else labels
 
     columns = steps + 1
@@ -131,7 +140,7 @@ def sign_gradient_attack(
     rounded_known = torch.zeros(n, dtype=torch.bool, device=device)
 
     active = torch.arange(n, device=device)
-    x_act, lo_act, hi_act, clean_act = x, lower, upper, clean
+    x_act, lo_act, hi_act, clean_act, eps_act, alpha_act = x, lower, upper, clean, eps, alpha
     lab_act, goal_act = labels, goal_classes
     tgt_act = targets
 
@@ -158,7 +167,7 @@ def sign_gradient_attack(
         success = _goal(detached, lab_act, tgt_act)
         if success.any() and verdict == VERDICT_ROUNDED:
             rows = success.nonzero().flatten()
-            q = quantize_8bit(x_act.detach()[rows], clean_act[rows], epsilon)
+            q = quantize_8bit(x_act.detach()[rows], clean_act[rows], eps_act[rows])
             with torch.no_grad():
                 q_logits = model.logits(q)
             q_success = _goal(q_logits, lab_act[rows], None if tgt_act is None else tgt_act[rows])
@@ -184,7 +193,7 @@ def sign_gradient_attack(
         model.backward_passes += 1
         if k == 0:
             _check_gradient(grad[~success], active[~success], names)
-        x_new = x_act.detach() + (direction * step_size) * grad.sign()
+        x_new = x_act.detach() + alpha_act * grad.sign()
         x_new = torch.minimum(torch.maximum(x_new, lo_act), hi_act)
 
         if early_stop and success.any():
@@ -193,11 +202,12 @@ def sign_gradient_attack(
             if active.numel() == 0:
                 break
             x_new, lo_act, hi_act, clean_act = x_new[keep], lo_act[keep], hi_act[keep], clean_act[keep]
+            eps_act, alpha_act = eps_act[keep], alpha_act[keep]
             lab_act, goal_act = lab_act[keep], goal_act[keep]
             tgt_act = None if tgt_act is None else tgt_act[keep]
         x_act = x_new
 
-    rounded = quantize_8bit(returned, clean, epsilon)
+    rounded = quantize_8bit(returned, clean, eps)
     # The loop re-predicted the rounded image of every success under the rounded verdict; the rest
     # are re-predicted here, in one batch.
     unknown = ~rounded_known

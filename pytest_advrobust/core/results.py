@@ -56,6 +56,8 @@ class ImageRecord:
     path: list[int] = field(default_factory=list)
     path_names: list[str] = field(default_factory=list)
     found_by: str = ""
+    minimal_epsilon: float | None = None
+    """Smallest ε at which the attack succeeded (minimal-ε search), None if not searched or not found."""
     """The attack that produced the returned image (its own name, or "fgsm sanity check")."""
 
     @property
@@ -112,6 +114,8 @@ class ImageRecord:
                 if self.flipped_float
                 else "flips only after 8-bit rounding"
             )
+        if self.minimal_epsilon is not None:
+            tags.append(f"minimal eps {self.minimal_epsilon:.4g}")
         suffix = f" [{'; '.join(tags)}]" if tags else ""
         if self.flipped:
             return (

@@ -327,6 +327,38 @@ def parse_bool(raw: Any, base: Path | None = None) -> bool:
     raise ValueError("must be true or false (yes/no, 1/0)")
 
 
+def parse_auto_bool(raw: Any, base: Path | None = None) -> bool | None:
+    if raw is None or str(raw).strip().lower() in ("", "auto"):
+        return None
+    return parse_bool(raw)
+
+
+def parse_budget(raw: Any, base: Path | None = None) -> float:
+    value = parse_epsilon(raw)
+    if value == 0:
+        raise ValueError("must be > 0")
+    return value
+
+
+def parse_tolerance(raw: Any, base: Path | None = None) -> tuple[float, float]:
+    """``0.0005`` (absolute, [0,1] pixel units), ``10%`` (relative), or both: ``0.0005,10%``."""
+    absolute, relative = 0.0, 0.0
+    parts = _split(raw) if not isinstance(raw, (int, float)) else [raw]
+    if not parts or len(parts) > 2:
+        raise ValueError("must be an absolute ε (0.0005), a percentage (10%), or both (0.0005,10%)")
+    for part in parts:
+        text = str(part).strip()
+        if text.endswith("%"):
+            relative = _number(text[:-1]) / 100
+            if not 0 <= relative <= 1:
+                raise ValueError("a relative tolerance must be between 0% and 100%")
+        else:
+            absolute = _number(text)
+            if absolute < 0:
+                raise ValueError("must be ≥ 0")
+    return absolute, relative
+
+
 def parse_verdict(raw: Any, base: Path | None = None) -> str:
     value = str(raw).strip().lower()
     if value not in VERDICTS:
@@ -509,6 +541,42 @@ OPTIONS: tuple[Option, ...] = (
         help=("Attack at most N images at once (bounded memory). Default: all at once."),
     ),
     Option(
+        "minimal_epsilon",
+        parse_auto_bool,
+        None,
+        metavar="BOOL",
+        help=(
+            "Also search each image's minimal adversarial ε (batched bisection over (0, EPSILON_MAX] to "
+            "EPSILON_PRECISION; about log2(range/precision) extra attack runs). Default: auto, on when "
+            "baselines are recorded or compared."
+        ),
+    ),
+    Option(
+        "epsilon_max",
+        parse_budget,
+        16 / 255,
+        metavar="EPS",
+        help="Top of the minimal-ε search range, [0,1] pixel units. Default 16/255 ≈ 0.0627.",
+    ),
+    Option(
+        "epsilon_precision",
+        parse_budget,
+        0.0002,
+        metavar="EPS",
+        help="Precision of the minimal-ε search, [0,1] pixel units. Default 0.0002 (≈ 0.05/255).",
+    ),
+    Option(
+        "tolerance",
+        parse_tolerance,
+        (0.0005, 0.0),
+        metavar="TOL",
+        help=(
+            "How far an image's minimal ε may drop below its baseline before the test fails: absolute "
+            "(0.0005, [0,1] pixel units), relative (10%), or both (0.0005,10%: the drop must exceed both). "
+            "Default 0.0005."
+        ),
+    ),
+    Option(
         "sanity_checks",
         parse_bool,
         True,
@@ -528,6 +596,36 @@ OPTIONS: tuple[Option, ...] = (
             "Allow loading model files that need full unpickling (can run arbitrary code: only for files "
             "you trust). Default: false, files load with torch.load(weights_only=True)."
         ),
+    ),
+    Option(
+        "baseline_update",
+        parse_bool,
+        False,
+        metavar="BOOL",
+        per_test=False,
+        help=(
+            "Record (or re-record) the robustness baseline of every adv_robust test instead of comparing "
+            "against it; flips do not fail. Default: false (compare when a baseline exists)."
+        ),
+    ),
+    Option(
+        "baseline_dir",
+        parse_optional_path,
+        None,
+        metavar="DIR",
+        per_test=False,
+        help=(
+            "Where baselines live, one JSON file per test module, meant to be committed. "
+            "Default: advrobust-baselines/ under the rootdir."
+        ),
+    ),
+    Option(
+        "baseline_strict",
+        parse_bool,
+        False,
+        metavar="BOOL",
+        per_test=False,
+        help="Fail a test that has no stored baseline (instead of reporting it). Default: false.",
     ),
     Option(
         "report",
@@ -563,8 +661,15 @@ class AttackConfig:
     early_stop: bool = True
     verdict: str = "rounded"
     batch_size: int | None = None
+    minimal_epsilon: bool | None = None
+    epsilon_max: float = 16 / 255
+    epsilon_precision: float = 0.0002
+    tolerance: tuple[float, float] = (0.0005, 0.0)
     sanity_checks: bool = True
     allow_pickle: bool = False
+    baseline_update: bool = False
+    baseline_dir: Path | None = None
+    baseline_strict: bool = False
     report: Path | None = None
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
 
@@ -579,6 +684,13 @@ class AttackConfig:
         if self.step_size is not None:
             return self.step_size
         return default_step_size(self.attack, self.epsilon, self.resolved_steps)
+
+    @property
+    def step_size_factor(self) -> float:
+        """Step size as a multiple of ε, so any budget is attacked like the configured one."""
+        if self.step_size is not None and self.epsilon > 0:
+            return self.step_size / self.epsilon
+        return default_step_size(self.attack, 1.0, self.resolved_steps)
 
     def source(self, name: str) -> Source:
         return self.sources.get(name, Source("default"))

@@ -60,7 +60,23 @@ def summary_lines(summaries: Iterable[Mapping[str, Any]]) -> list[str]:
             f"{summary['misclassified']} misclassified, robust accuracy {shown} ({how})"
         )
         lines += [f"    {a} -> {b} ×{count}" for a, b, count in summary["pairs"]]
+        baseline = summary.get("baseline")
+        if baseline:
+            lines.append("    baseline: " + _baseline_status(baseline))
     return lines
+
+
+def _baseline_status(baseline: Mapping[str, Any]) -> str:
+    if baseline["status"] == "recorded":
+        return "recorded"
+    if baseline["status"] == "missing":
+        return f"none stored (in {baseline['file']})"
+    if baseline.get("refused"):
+        return "settings differ, not compared"
+    return (
+        f"{len(baseline['regressions'])} regression(s), {len(baseline['improvements'])} improvement(s), "
+        f"{len(baseline['known'])} known flip(s)"
+    )
 
 
 def write_report(path: Path, summaries: Iterable[Mapping[str, Any]], header: Mapping[str, Any]) -> None:

@@ -26,22 +26,34 @@ from .fixtures import (
     adv_model,
 )
 from .session import AdvSession
+from .verdict import BASELINE_KEY, judge
 
 __all__ = ["_adv_robust_marker", "adv_attack", "adv_config", "adv_images", "adv_model"]
 
 MARKER_DOC = (
     "adv_robust(epsilon=0.007, attack='bim', steps=None, step_size=None, targets='untargeted', seed=0, "
     "device='model', model=None, images=None, labels=None, class_names=None, mean=None, std=None, "
-    "input_size=None, early_stop=True, verdict='rounded', batch_size=None, sanity_checks=True, allow_pickle=False): after the "
-    "test body, attack the model (adv_model) on the images (adv_images) within an L∞ ball of radius "
-    "epsilon in [0,1] pixel units; fail if any label flips. Keywords override --adv-* and adv_* ini values."
+    "input_size=None, early_stop=True, verdict='rounded', batch_size=None, minimal_epsilon='auto', "
+    "epsilon_max=16/255, epsilon_precision=0.0002, tolerance=0.0005, sanity_checks=True, "
+    "allow_pickle=False): after the test body, attack the model (adv_model) on the images (adv_images) "
+    "within an L∞ ball of radius epsilon in [0,1] pixel units; fail if any label flips (or, with a stored "
+    "baseline, if robustness regressed). Keywords override --adv-* and adv_* ini values."
 )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("advrobust", "adversarial robustness (pytest-advrobust)")
     for option in OPTIONS:
-        group.addoption(option.cli, dest=option.ini, default=None, metavar=option.metavar, help=option.help)
+        # booleans also work as flags: --adv-baseline-update means --adv-baseline-update=true
+        flag = {"nargs": "?", "const": "true"} if option.metavar == "BOOL" else {}
+        group.addoption(
+            option.cli,
+            dest=option.ini,
+            default=None,
+            metavar=option.metavar,
+            help=option.help.replace("%", "%%"),
+            **flag,
+        )
         parser.addini(option.ini, help=option.help, type="string", default="")
 
 
@@ -65,21 +77,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     plan = item.stash.get(PLAN_KEY, None)
     if plan is None:
         return result
-    from ..core.api import run_attack
-
     session = item.config.stash[SESSION_KEY]
     try:
-        outcome = run_attack(
-            plan.config,
-            plan.model,
-            plan.images,
-            reproduce=session.reproduce_command(item.nodeid, plan.config),
-        )
+        failure = judge(item, plan, session)
     except AdvRobustError as exc:
         _fail(exc, "adv_robust: no verdict possible")
-    item.stash.setdefault(ATTACKED_KEY, []).append(outcome.to_dict())
-    if outcome.failures:
-        pytest.fail(outcome.failure_message(), pytrace=False)
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
     return result
 
 
@@ -91,9 +95,14 @@ def pytest_runtest_makereport(
     results = item.stash.get(ATTACKED_KEY, None)
     if call.when == "call" and results:
         summary = test_summary(item.nodeid, results)
+        if BASELINE_KEY in item.stash:
+            summary["baseline"] = {k: v for k, v in item.stash[BASELINE_KEY].items() if k != "entry"}
         # A plain attribute travels with the report from xdist workers to the controller.
         report.adv_robust = summary  # type: ignore[attr-defined]
         # JUnit XML writes the teardown report's properties, which pytest copies from the item.
         counts = f"{summary['flipped']} of {summary['attacked']} flipped, {summary['misclassified']} misclassified"
         item.user_properties.append(("adv_robust", counts))
+    baseline = item.stash.get(BASELINE_KEY, None)
+    if call.when == "call" and baseline is not None:
+        report.adv_baseline = baseline  # type: ignore[attr-defined]
     return report

@@ -37,6 +37,10 @@ def adv_robust(
     early_stop: bool | None = None,
     verdict: str | None = None,
     batch_size: int | None = None,
+    minimal_epsilon: bool | str | None = None,
+    epsilon_max: float | None = None,
+    epsilon_precision: float | None = None,
+    tolerance: float | str | None = None,
     sanity_checks: bool | None = None,
     allow_pickle: bool | None = None,
 ) -> pytest.MarkDecorator: ...

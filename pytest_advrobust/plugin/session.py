@@ -6,6 +6,7 @@ Kept in ``config.stash``; nothing here imports torch until a model or images are
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,10 @@ class AdvSession:
     models: dict[tuple[str, bool, str], Any] = field(default_factory=dict)
     image_sets: dict[tuple[Any, ...], Any] = field(default_factory=dict)
     summaries: list[dict[str, Any]] = field(default_factory=list)
+    baseline_files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    baseline_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fingerprints: dict[int, str] = field(default_factory=dict)
+    written: list[Path] = field(default_factory=list)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> AdvSession:
@@ -80,6 +85,27 @@ class AdvSession:
             )
         return self.image_sets[key]
 
+    @property
+    def baseline_dir(self) -> Path:
+        return self.base.baseline_dir or self.config.rootpath / "advrobust-baselines"
+
+    def stored_baseline(self, module: str, test: str) -> dict[str, Any] | None:
+        """The stored baseline of one test, or None (each file is read once per session)."""
+        from ..core.baseline import baseline_file, read_baselines
+
+        if module not in self.baseline_files:
+            self.baseline_files[module] = read_baselines(baseline_file(self.baseline_dir, module))
+        entry: dict[str, Any] | None = self.baseline_files[module].get(test)
+        return entry
+
+    def fingerprint(self, model: Any) -> str:
+        from ..core.baseline import model_fingerprint
+
+        key = id(model)
+        if key not in self.fingerprints:
+            self.fingerprints[key] = model_fingerprint(model)
+        return self.fingerprints[key]
+
     def reproduce_command(self, nodeid: str, config: AttackConfig) -> str:
         """A command line that reruns one test with this run's --adv-* options and its seed."""
         args = [a for a in self.config.invocation_params.args if str(a).startswith("--adv-")]
@@ -93,16 +119,26 @@ class AdvSession:
         summary = getattr(report, "adv_robust", None)
         if summary is not None and report.when == "call":
             self.summaries.append(summary)
+        baseline = getattr(report, "adv_baseline", None)
+        if baseline is not None and report.when == "call" and baseline["status"] == "recorded":
+            self.baseline_updates.setdefault(baseline["module"], {})[baseline["test"]] = baseline["entry"]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.summaries:
             terminalreporter.write_sep("-", "adversarial robustness")
             for line in summary_lines(self.summaries):
                 terminalreporter.write_line(line)
+        for path in self.written:
+            terminalreporter.write_line(f"advrobust: baseline written to {path}")
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        is_xdist_worker = hasattr(session.config, "workerinput")
-        if self.base.report is not None and not is_xdist_worker:
+        if hasattr(session.config, "workerinput"):  # xdist workers send results; the controller writes
+            return
+        if self.baseline_updates:
+            from ..core.baseline import write_baselines
+
+            self.written = write_baselines(self.baseline_dir, self.baseline_updates)
+        if self.base.report is not None:
             write_report(self.base.report, self.summaries, self.header())
 
     def header(self) -> dict[str, Any]:

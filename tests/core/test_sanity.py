@@ -57,8 +57,9 @@ def test_a_weaker_than_fgsm_attack_is_caught_and_fgsm_result_counts() -> None:
     (record,) = result.records
     assert record.flipped and record.found_by == "fgsm sanity check"
     assert "found by the FGSM sanity check" in record.line()
-    unchecked = attack(model, x, epsilon=epsilon, steps=2, step_size=epsilon / 1000, verdict="float", labels=[0],
-                       sanity_checks=False)
+    unchecked = attack(
+        model, x, epsilon=epsilon, steps=2, step_size=epsilon / 1000, verdict="float", labels=[0], sanity_checks=False
+    )
     assert not unchecked.records[0].flipped, "without the check the weak attack alone reads as robust"
 
 

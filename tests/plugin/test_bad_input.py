@@ -59,8 +59,10 @@ def test_corrupt_and_truncated_images_are_named(marked: pytest.Pytester) -> None
     result.stdout.fnmatch_lines(["*image file */cut.png is corrupt or truncated*"])
 
 
-@pytest.mark.parametrize(("mode", "said"), [("L", "L converted to RGB"), ("RGBA", "composited on white"),
-                                            ("P", "P converted to RGB"), ("I;16", "16-bit")])
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [("L", "L converted to RGB"), ("RGBA", "composited on white"), ("P", "P converted to RGB"), ("I;16", "16-bit")],
+)
 def test_converted_images_are_said_so(marked: pytest.Pytester, mode: str, said: str) -> None:
     _images(marked.path, mode=mode)
     result = marked.runpytest("--adv-images=imgs", "--adv-epsilon=0")
@@ -77,7 +79,9 @@ def test_empty_folder(marked: pytest.Pytester) -> None:
 
 def test_images_smaller_than_the_input_size_warn(marked: pytest.Pytester) -> None:
     _images(marked.path)
-    result = marked.runpytest("--adv-images=imgs", "--adv-input-size=16", "--adv-epsilon=0", "-W", "ignore::DeprecationWarning")
+    result = marked.runpytest(
+        "--adv-images=imgs", "--adv-input-size=16", "--adv-epsilon=0", "-W", "ignore::DeprecationWarning"
+    )
     # the model takes 8x8 images: the resize is said in a warning, and the shape error names the fix
     result.stdout.fnmatch_lines(["*i0.png is 8x8, smaller than input size 16x16: upscaled*"])
 
@@ -97,12 +101,15 @@ def test_unknown_target_class_name_suggests_close_matches(marked: pytest.Pyteste
     result.stdout.fnmatch_lines(["*targets: unknown class name 'paper towl'; did you mean 'paper towel'?*"])
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("nosuch.module:make", "*model spec 'nosuch.module:make': cannot import module 'nosuch.module'*"),
-    ("notes.pt", "*model file */notes.pt is not a PyTorch file torch.load can read*"),
-    ("weights.pt", "*holds a state dict (weights only), which needs an architecture*"),
-    ("resnet19@weights.pt", "*unknown torchvision architecture 'resnet19'; did you mean resnet18*"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nosuch.module:make", "*model spec 'nosuch.module:make': cannot import module 'nosuch.module'*"),
+        ("notes.pt", "*model file */notes.pt is not a PyTorch file torch.load can read*"),
+        ("weights.pt", "*holds a state dict (weights only), which needs an architecture*"),
+        ("resnet19@weights.pt", "*unknown torchvision architecture 'resnet19'; did you mean resnet18*"),
+    ],
+)
 def test_model_specs_that_do_not_load(pytester: pytest.Pytester, spec: str, message: str) -> None:
     (pytester.path / "notes.pt").write_text("just text")
     torch.save({"w": torch.zeros(2)}, pytester.path / "weights.pt")
@@ -143,20 +150,28 @@ def test_a_device_that_does_not_exist(marked: pytest.Pytester) -> None:
 
 
 def test_a_model_with_the_wrong_output_shape(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(MODEL_ONLY.replace("return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))",
-                                             "return nn.Sequential(nn.Conv2d(3, 4, 3))"))
+    pytester.makeconftest(
+        MODEL_ONLY.replace(
+            "return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))", "return nn.Sequential(nn.Conv2d(3, 4, 3))"
+        )
+    )
     pytester.makepyfile(test_x=MARKED)
     _images(pytester.path)
     result = pytester.runpytest("--adv-images=imgs")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*no verdict possible: the model returned shape (2, 4, 6, 6) for a batch of 2 images*"])
+    result.stdout.fnmatch_lines(
+        ["*no verdict possible: the model returned shape (2, 4, 6, 6) for a batch of 2 images*"]
+    )
 
 
 def test_a_model_that_masks_its_gradient_is_not_green(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(MODEL_ONLY.replace(
-        "return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))",
-        "return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10), Masked())",
-    ) + "\nclass Masked(nn.Module):\n    def forward(self, x):\n        return x.detach() + 0 * x\n")
+    pytester.makeconftest(
+        MODEL_ONLY.replace(
+            "return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))",
+            "return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10), Masked())",
+        )
+        + "\nclass Masked(nn.Module):\n    def forward(self, x):\n        return x.detach() + 0 * x\n"
+    )
     pytester.makepyfile(test_x=MARKED)
     _images(pytester.path)
     result = pytester.runpytest("--adv-images=imgs")

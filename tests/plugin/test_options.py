@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import write_png
+from pytest_advrobust.core.settings import OPTIONS
 
 SHOW_CONFIG = """
 import json
@@ -62,9 +63,20 @@ EVERY_OPTION = [
     ("verdict", "float", "float"),
     ("batch-size", "2", "2"),
     ("sanity-checks", "off", "False"),
+    ("minimal-epsilon", "yes", "True"),
+    ("epsilon-max", "0.05", "0.05"),
+    ("epsilon-precision", "0.001", "0.001"),
+    ("tolerance", "0.001,10%", "(0.001, 0.1)"),
+    ("baseline-update", "true", "True"),
+    ("baseline-dir", "bl", "{root}/bl"),
+    ("baseline-strict", "1", "True"),
     ("allow-pickle", "yes", "True"),
     ("report", "out/r.json", "{root}/out/r.json"),
 ]
+
+
+def test_the_table_covers_every_option() -> None:
+    assert {option for option, _, _ in EVERY_OPTION} == {o.cli.removeprefix("--adv-") for o in OPTIONS}
 
 
 @pytest.mark.parametrize(("option", "raw", "shown"), EVERY_OPTION)
@@ -127,8 +139,9 @@ def test_bad_ini_value_names_the_file(pytester: pytest.Pytester) -> None:
 def test_help_documents_every_option_with_units_and_default(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     text = " ".join(result.stdout.str().split())
-    for option, _, _ in EVERY_OPTION:
-        assert f"--adv-{option}=" in text
+    for option in OPTIONS:
+        assert f"{option.cli}=" in text
+    assert "--adv-baseline-update=[BOOL]" in text, "booleans also work as flags"
     assert "L∞ perturbation budget in [0,1] pixel units (not 0-255). Default 0.007" in text
     assert "adv_epsilon (string):" in text
 

@@ -1,0 +1,266 @@
+"""Robustness baselines: what a shipped model did per image, and how a retrained one compares.
+
+One JSON file per test module (sorted keys, a schema version, meant to be committed), holding for each
+decorated test the attack settings, a fingerprint of the model weights, library versions and, per
+image: clean label, flipped or not at the configured ε, adversarial label, minimal ε.
+
+Comparison is relative: a flip the baseline already had is *known*; what got worse is a regression (an
+image that held now flips, its minimal ε dropped by more than the tolerance, or its clean label
+changed); what got better is reported and never fails. Settings that differ refuse the comparison.
+Pure Python except :func:`model_fingerprint`, which imports torch when called.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import AdvRobustError
+
+BASELINE_SCHEMA_VERSION = 1
+COMPARED_SETTINGS = (
+    "attack",
+    "epsilon",
+    "steps",
+    "step_size",
+    "targets",
+    "seed",
+    "verdict",
+    "mean",
+    "std",
+    "minimal_epsilon",
+)
+
+
+def model_fingerprint(model: object) -> str:
+    """sha256 of the model's state dict (names, dtypes, shapes, values); 'n/a' for a plain callable."""
+    state_dict = getattr(model, "state_dict", None)
+    if state_dict is None:
+        return "n/a"
+    digest = hashlib.sha256()
+    for name, tensor in sorted(state_dict().items()):
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    import platform
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for package in ("torch", "torchvision", "pytest-advrobust"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def baseline_entry(result: Mapping[str, Any], fingerprint: str, versions: Mapping[str, str]) -> dict[str, Any]:
+    """The baseline of one test, from ``AttackResult.to_dict()``."""
+    settings = result["settings"]
+    images = {}
+    for image in result["images"]:
+        images[image["name"]] = {
+            "clean_label": image["clean_label"],
+            "clean_label_name": image["clean_label_name"],
+            "misclassified": image["misclassified"],
+            "flipped": image["flipped"],
+            "adv_label": image["adv_label_8bit"] if image["verdict"] == "rounded" else image["adv_label"],
+            "adv_label_name": image["adv_label_8bit_name" if image["verdict"] == "rounded" else "adv_label_name"],
+            "minimal_epsilon": image["minimal_epsilon"],
+        }
+    return {
+        "settings": {key: _plain(settings.get(key)) for key in COMPARED_SETTINGS},
+        "model_fingerprint": fingerprint,
+        "versions": dict(versions),
+        "images": images,
+    }
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclass
+class Comparison:
+    """A test's result against its baseline: lines per image, and whether it got worse."""
+
+    refused: str | None = None
+    regressions: list[str] = field(default_factory=list)
+    improvements: list[str] = field(default_factory=list)
+    known: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    new: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    model_changed: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.refused is not None or bool(self.regressions)
+
+    def lines(self) -> list[str]:
+        if self.refused:
+            return [self.refused]
+        out = [
+            f"against the baseline: {len(self.regressions)} regression(s), {len(self.improvements)} improvement(s), "
+            f"{len(self.known)} known flip(s), {self.unchanged} unchanged"
+            + (" (model weights differ from the baseline's)" if self.model_changed else " (same model weights)")
+        ]
+        for title, items in (
+            ("regressions (baseline -> now)", self.regressions),
+            ("improvements (baseline -> now)", self.improvements),
+            ("known flips, already in the baseline", self.known),
+            ("new images, not in the baseline", self.new),
+            ("baseline images not attacked now", self.missing),
+        ):
+            if items:
+                out.append(f"{title}:")
+                out += [f"  {item}" for item in items]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "refused": self.refused,
+            "regressions": self.regressions,
+            "improvements": self.improvements,
+            "known": self.known,
+            "unchanged": self.unchanged,
+            "new": self.new,
+            "missing": self.missing,
+            "model_changed": self.model_changed,
+            "failed": self.failed,
+        }
+
+
+def _eps(value: float | None) -> str:
+    return "none found" if value is None else f"{value:.4g}"
+
+
+def compare(baseline: Mapping[str, Any], current: Mapping[str, Any], tolerance: tuple[float, float]) -> Comparison:
+    """Compare a test's current baseline entry with the stored one (see the module docstring)."""
+    differing = [
+        f"{key} {baseline['settings'].get(key)!r} (baseline) vs {current['settings'].get(key)!r} (now)"
+        for key in COMPARED_SETTINGS
+        if baseline["settings"].get(key) != current["settings"].get(key)
+    ]
+    if differing:
+        return Comparison(
+            refused="the attack settings differ from the baseline's, so the results cannot be compared: "
+            + "; ".join(differing)
+            + ". Use the baseline's settings, or re-record with --adv-baseline-update"
+        )
+    absolute, relative = tolerance
+    result = Comparison(model_changed=baseline.get("model_fingerprint") != current.get("model_fingerprint"))
+    old_images, new_images = baseline["images"], current["images"]
+    top = (current["settings"].get("minimal_epsilon") or {}).get("max")
+    for name, now in sorted(new_images.items()):
+        before = old_images.get(name)
+        if before is None:
+            result.new.append(f"{name}: {now['clean_label_name']!r}, {'flips' if now['flipped'] else 'holds'}")
+            continue
+        if now["clean_label"] != before["clean_label"]:
+            result.regressions.append(
+                f"{name}: clean label changed: {before['clean_label_name']!r} -> {now['clean_label_name']!r}"
+            )
+            continue
+        if now["flipped"] and not before["flipped"]:
+            result.regressions.append(
+                f"{name}: held -> flips to {now['adv_label_name']!r} "
+                f"(minimal eps {_eps(before['minimal_epsilon'])} -> {_eps(now['minimal_epsilon'])})"
+            )
+            continue
+        drop = _drop(before["minimal_epsilon"], now["minimal_epsilon"], top)
+        if drop is not None and drop > absolute and drop > relative * (before["minimal_epsilon"] or top or 0):
+            result.regressions.append(
+                f"{name}: minimal eps dropped {_eps(before['minimal_epsilon'])} -> {_eps(now['minimal_epsilon'])} "
+                f"(more than the tolerance {absolute:g}" + (f", {relative:.0%}" if relative else "") + ")"
+            )
+            continue
+        if before["flipped"] and not now["flipped"]:
+            result.improvements.append(f"{name}: flipped to {before['adv_label_name']!r} -> holds")
+        elif drop is not None and -drop > absolute:
+            result.improvements.append(
+                f"{name}: minimal eps rose {_eps(before['minimal_epsilon'])} -> {_eps(now['minimal_epsilon'])}"
+            )
+        elif now["flipped"]:
+            result.known.append(
+                f"{name}: {now['clean_label_name']!r} -> {now['adv_label_name']!r}, in the baseline too "
+                f"(minimal eps {_eps(before['minimal_epsilon'])} -> {_eps(now['minimal_epsilon'])})"
+            )
+        else:
+            result.unchanged += 1
+    result.missing = sorted(set(old_images) - set(new_images))
+    return result
+
+
+def _drop(before: float | None, now: float | None, top: float | None) -> float | None:
+    """How much the minimal ε fell (negative: rose); 'none found' counts as the top of the range."""
+    if before is None and now is None:
+        return None
+    if top is None and (before is None or now is None):
+        return None
+    old = before if before is not None else top
+    new = now if now is not None else top
+    assert old is not None and new is not None
+    return old - new
+
+
+def baseline_file(baseline_dir: Path, module: str) -> Path:
+    """``<dir>/<module path relative to the rootdir>.json``."""
+    return baseline_dir / f"{module}.json"
+
+
+def read_baselines(path: Path) -> dict[str, Any]:
+    """The tests stored in one baseline file ({} if there is none)."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AdvRobustError(
+            f"baseline file {path} cannot be read ({exc}); fix it, or delete it and re-record with "
+            "--adv-baseline-update"
+        ) from None
+    if not isinstance(data, dict) or data.get("schema_version") != BASELINE_SCHEMA_VERSION:
+        version = data.get("schema_version") if isinstance(data, dict) else "?"
+        raise AdvRobustError(
+            f"baseline file {path} has schema version {version}, "
+            f"this pytest-advrobust reads version {BASELINE_SCHEMA_VERSION}; re-record with --adv-baseline-update"
+        )
+    tests: dict[str, Any] = data.get("tests", {})
+    return tests
+
+
+def write_baselines(baseline_dir: Path, updates: Mapping[str, Mapping[str, Any]]) -> list[Path]:
+    """Merge ``{module: {test: entry}}`` into the baseline files (other tests' entries are kept)."""
+    written = []
+    for module, tests in sorted(updates.items()):
+        path = baseline_file(baseline_dir, module)
+        merged = read_baselines(path)
+        merged.update(tests)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(
+            {"schema_version": BASELINE_SCHEMA_VERSION, "module": module, "tests": merged},
+            indent=2,
+            sort_keys=True,
+            allow_nan=False,
+            default=_finite,
+        )
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text + "\n", encoding="utf-8")
+        tmp.replace(path)
+        written.append(path)
+    return written
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -1,0 +1,59 @@
+"""What a marked test's attack means for the test: absolute verdict, or relative to its baseline."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from ..core.baseline import Comparison, baseline_entry, baseline_file, compare, library_versions
+from .fixtures import ATTACKED_KEY, Plan
+from .session import AdvSession
+
+BASELINE_KEY = pytest.StashKey[dict[str, Any]]()
+
+
+def module_key(item: pytest.Item) -> tuple[str, str]:
+    """(module path relative to the rootdir, test name within it), the baseline's address of a test."""
+    try:
+        module = item.path.relative_to(item.config.rootpath).as_posix()
+    except ValueError:
+        module = item.path.name
+    return module, "::".join(item.nodeid.split("::")[1:])
+
+
+def judge(item: pytest.Item, plan: Plan, session: AdvSession) -> str | None:
+    """Run the marker's attack; return the failure message, or None if the test passes."""
+    from ..core.api import run_attack
+
+    module, test = module_key(item)
+    update = session.base.baseline_update
+    stored = None if update else session.stored_baseline(module, test)
+    config = plan.config
+    if config.minimal_epsilon is None:  # auto: search when a baseline is recorded or has minimal ε
+        wanted = update or (stored is not None and stored["settings"].get("minimal_epsilon") is not None)
+        config = dataclasses.replace(config, minimal_epsilon=wanted)
+    outcome = run_attack(config, plan.model, plan.images, reproduce=session.reproduce_command(item.nodeid, config))
+    result = outcome.to_dict()
+    item.stash.setdefault(ATTACKED_KEY, []).append(result)
+    entry = baseline_entry(result, session.fingerprint(plan.model), library_versions())
+    where = baseline_file(session.baseline_dir, module)
+    accept = f"accept the current results as the baseline with: pytest '{item.nodeid}' --adv-baseline-update"
+
+    if update:
+        item.stash[BASELINE_KEY] = {"status": "recorded", "module": module, "test": test, "entry": entry}
+        return None
+    if stored is None:
+        item.stash[BASELINE_KEY] = {"status": "missing", "file": str(where)}
+        if session.base.baseline_strict:
+            return f"no baseline for {test} in {where} (--adv-baseline-strict); {accept}"
+        if outcome.failures:
+            note = f"(no baseline stored for this test in {where}: the verdict is absolute)"
+            return outcome.failure_message() + "\n" + note
+        return None
+    comparison: Comparison = compare(stored, entry, config.tolerance)
+    item.stash[BASELINE_KEY] = {"status": "compared", "file": str(where), **comparison.to_dict()}
+    if comparison.failed:
+        return "\n".join([f"robustness regressed against the baseline in {where}", *comparison.lines(), accept])
+    return None

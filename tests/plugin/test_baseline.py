@@ -1,0 +1,181 @@
+"""Baselines, the whole cycle: record, compare equal, regress, improve, refuse, update, xdist."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CONFTEST = """
+import pytest, torch
+from torch import nn
+
+BIASES = {  # logits = 10 * channel means + bias: a bias toward green shrinks the red image's margin
+    "a": (0.0, 0.0, 0.0),
+    "weaker": (0.0, 0.3, 0.0),    # red's minimal eps drops from ~5/255 to ~2/255, still holds at 0.007
+    "broken": (0.0, 0.38, 0.0),   # red flips at 0.007
+    "stronger": (0.3, 0.0, 0.0),  # red's minimal eps rises
+}
+
+def pytest_addoption(parser):
+    parser.addoption("--which", default="a")
+
+class ColorNet(nn.Module):
+    def __init__(self, bias):
+        super().__init__()
+        self.bias = nn.Parameter(torch.tensor(bias))
+    def forward(self, x):
+        return 10 * x.mean(dim=(2, 3)) + self.bias
+
+@pytest.fixture(scope="session")
+def adv_model(pytestconfig):
+    return ColorNet(BIASES[pytestconfig.getoption("--which")])
+"""
+
+TESTS = """
+from pytest_advrobust import adv_robust
+
+@adv_robust
+def test_colors():
+    pass
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest(CONFTEST)
+    pytester.makeini("[pytest]\nadv_images = imgs\nadv_class_names = red,green,blue\n")
+    pytester.makepyfile(test_model=TESTS)
+    (pytester.path / "imgs").mkdir()
+    for name, rgb in {"r.png": (130, 120, 110), "g.png": (60, 200, 60)}.items():
+        Image.fromarray(np.full((8, 8, 3), rgb, dtype=np.uint8)).save(pytester.path / "imgs" / name)
+    return pytester
+
+
+def _baseline(project: pytest.Pytester) -> dict:
+    return json.loads((project.path / "advrobust-baselines" / "test_model.py.json").read_text())
+
+
+def test_record_then_compare_equal(project: pytest.Pytester) -> None:
+    recorded = project.runpytest("--adv-baseline-update")
+    recorded.assert_outcomes(passed=1)
+    recorded.stdout.fnmatch_lines(
+        ["*baseline: recorded*", "advrobust: baseline written to */advrobust-baselines/test_model.py.json"]
+    )
+    data = _baseline(project)
+    text = (project.path / "advrobust-baselines" / "test_model.py.json").read_text()
+    assert text == json.dumps(data, indent=2, sort_keys=True) + "\n", "sorted, diff-friendly JSON"
+    entry = data["tests"]["test_colors"]
+    assert data["schema_version"] == 1
+    assert entry["settings"]["epsilon"] == 0.007 and entry["settings"]["attack"] == "bim"
+    assert entry["settings"]["minimal_epsilon"] == {"max": 16 / 255, "precision": 0.0002}
+    assert entry["model_fingerprint"].startswith("sha256:")
+    assert set(entry["versions"]) >= {"torch", "torchvision", "pytest-advrobust", "python"}
+    red = entry["images"]["r.png"]
+    assert red["clean_label_name"] == "red" and red["flipped"] is False
+    assert 5 / 255 <= red["minimal_epsilon"] <= 6 / 255 + 0.0002  # 8-bit: a 5-level tie keeps red
+
+    again = project.runpytest()
+    again.assert_outcomes(passed=1)
+    again.stdout.fnmatch_lines(["*baseline: 0 regression(s), 0 improvement(s), 0 known flip(s)*"])
+
+
+def test_a_weaker_model_fails_with_baseline_vs_now_and_how_to_accept(project: pytest.Pytester) -> None:
+    project.runpytest("--adv-baseline-update").assert_outcomes(passed=1)
+    result = project.runpytest("--which=weaker")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "robustness regressed against the baseline in */advrobust-baselines/test_model.py.json",
+            "against the baseline: 1 regression(s), 0 improvement(s), 0 known flip(s), 1 unchanged (model weights differ*",
+            "regressions (baseline -> now):",
+            "  r.png: minimal eps dropped 0.02355 -> 0.007871 (more than the tolerance 0.0005)",
+            "accept the current results as the baseline with: pytest 'test_model.py::test_colors' --adv-baseline-update",
+        ]
+    )
+    # a generous tolerance accepts the same drop
+    project.runpytest("--which=weaker", "--adv-tolerance=0.02").assert_outcomes(passed=1)
+
+
+def test_an_image_that_held_and_now_flips_fails(project: pytest.Pytester) -> None:
+    project.runpytest("--adv-baseline-update").assert_outcomes(passed=1)
+    result = project.runpytest("--which=broken")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["  r.png: held -> flips to 'green' (minimal eps 0.0* -> 0.00*)"])
+
+
+def test_improvements_are_reported_and_pass(project: pytest.Pytester) -> None:
+    project.runpytest("--adv-baseline-update").assert_outcomes(passed=1)
+    result = project.runpytest("--which=stronger")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*baseline: 0 regression(s), 1 improvement(s), 0 known flip(s)*"])
+
+
+def test_a_known_flip_does_not_fail_by_itself(project: pytest.Pytester) -> None:
+    project.runpytest("--adv-baseline-update", "--which=broken").assert_outcomes(passed=1)
+    result = project.runpytest("--which=broken")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 flipped*", "*baseline: 0 regression(s), 0 improvement(s), 1 known flip(s)*"])
+    assert _baseline(project)["tests"]["test_colors"]["images"]["r.png"]["flipped"] is True
+
+
+def test_update_accepts_a_regression(project: pytest.Pytester) -> None:
+    project.runpytest("--adv-baseline-update").assert_outcomes(passed=1)
+    project.runpytest("--which=weaker").assert_outcomes(failed=1)
+    project.runpytest("--which=weaker", "--adv-baseline-update").assert_outcomes(passed=1)
+    project.runpytest("--which=weaker").assert_outcomes(passed=1)
+
+
+def test_different_settings_refuse_to_compare(project: pytest.Pytester) -> None:
+    project.runpytest("--adv-baseline-update").assert_outcomes(passed=1)
+    result = project.runpytest("--adv-epsilon=0.01", "--adv-seed=4")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "the attack settings differ from the baseline's, so the results cannot be compared: "
+            "epsilon 0.007 (baseline) vs 0.01 (now); *seed 0 (baseline) vs 4 (now)*--adv-baseline-update",
+        ]
+    )
+
+
+def test_a_missing_baseline_is_reported_and_fails_only_when_strict(project: pytest.Pytester) -> None:
+    result = project.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*baseline: none stored (in */advrobust-baselines/test_model.py.json)*"])
+    strict = project.runpytest("--adv-baseline-strict")
+    strict.assert_outcomes(failed=1)
+    strict.stdout.fnmatch_lines(
+        ["no baseline for test_colors in */test_model.py.json (--adv-baseline-strict); accept*"]
+    )
+
+
+def test_a_corrupt_baseline_file_is_named(project: pytest.Pytester) -> None:
+    (project.path / "advrobust-baselines").mkdir()
+    (project.path / "advrobust-baselines" / "test_model.py.json").write_text("{not json")
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*baseline file */test_model.py.json cannot be read*re-record with --adv-baseline-update*"]
+    )
+
+
+def test_xdist_workers_results_are_written_once_by_the_controller(project: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    project.makepyfile(
+        test_more="""
+        import pytest
+        from pytest_advrobust import adv_robust
+
+        @pytest.mark.parametrize("seed", [pytest.param(s, marks=pytest.mark.adv_robust(seed=s)) for s in (1, 2, 3)])
+        def test_seeded(seed):
+            pass
+        """
+    )
+    result = project.runpytest_subprocess("-n", "2", "--adv-baseline-update", "-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+    stored = json.loads((project.path / "advrobust-baselines" / "test_more.py.json").read_text())
+    assert sorted(stored["tests"]) == ["test_seeded[1]", "test_seeded[2]", "test_seeded[3]"]
+    assert "test_colors" in _baseline(project)["tests"]
+    project.runpytest_subprocess("-n", "2").assert_outcomes(passed=4)
