@@ -63,7 +63,7 @@ def attack(
         mean, std: normalization applied inside the model wrapper after the perturbation ("imagenet" ok).
         early_stop: stop attacking an image once it reached the goal under the verdict.
         verdict: "rounded" (the 8-bit rounded image decides) or "float".
-        batch_size: attack at most this many images at once.
+        batch_size: attack at most this many images at once (default 32; "all" for one batch).
         sanity_checks: check determinism, and that one FGSM step does not beat the configured attack.
         minimal_epsilon: also find each image's smallest successful ε in (0, epsilon_max], to
             ``epsilon_precision``, by a batched bisection (``record.minimal_epsilon``).
@@ -110,8 +110,12 @@ def run_attack(
     class_names: str | Path | Sequence[str] | ClassNames | None = None,
     names: Sequence[str] | None = None,
     reproduce: str | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> AttackResult:
-    """:func:`attack` for an already resolved :class:`AttackConfig` (what the plugin calls)."""
+    """:func:`attack` for an already resolved :class:`AttackConfig` (what the plugin calls).
+
+    ``progress(done, total, failed)`` is called after each batch of ``config.batch_size`` images.
+    """
     if isinstance(model, WrappedModel):
         wrapped = model
     else:
@@ -147,7 +151,7 @@ def run_attack(
     rounded: list[torch.Tensor] = []
     notes: list[str] = list(image_set.notes) if image_set is not None else []
     forward0, backward0 = wrapped.forward_passes, wrapped.backward_passes
-    chunk = config.batch_size or n
+    chunk = config.batch_size or max(n, 1)
     with eval_mode(wrapped.model):
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
@@ -164,6 +168,8 @@ def run_attack(
             records += part[0]
             adversarial.append(part[1].to(pixels.device))
             rounded.append(part[2].to(pixels.device))
+            if progress is not None:
+                progress(stop, n, sum(1 for record in records if record.failed))
     settings = {
         "epsilon": config.epsilon,
         "attack": config.attack,

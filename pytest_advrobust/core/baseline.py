@@ -143,8 +143,13 @@ def _eps(value: float | None) -> str:
     return "none found" if value is None else f"{value:.4g}"
 
 
-def compare(baseline: Mapping[str, Any], current: Mapping[str, Any], tolerance: tuple[float, float]) -> Comparison:
-    """Compare a test's current baseline entry with the stored one (see the module docstring)."""
+def compare(
+    baseline: Mapping[str, Any], current: Mapping[str, Any], tolerance: tuple[float, float], *, partial: bool = False
+) -> Comparison:
+    """Compare a test's current baseline entry with the stored one (see the module docstring).
+
+    ``partial``: the current entry covers only some of the images (one shard), so none count as missing.
+    """
     differing = [
         f"{key} {baseline['settings'].get(key)!r} (baseline) vs {current['settings'].get(key)!r} (now)"
         for key in COMPARED_SETTINGS
@@ -196,7 +201,7 @@ def compare(baseline: Mapping[str, Any], current: Mapping[str, Any], tolerance: 
             )
         else:
             result.unchanged += 1
-    result.missing = sorted(set(old_images) - set(new_images))
+    result.missing = [] if partial else sorted(set(old_images) - set(new_images))
     return result
 
 

@@ -40,6 +40,17 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.names)
 
+    def shard(self, index: int, count: int) -> ImageSet:
+        """The ``index``-th of ``count`` contiguous, near-equal parts (what one test shard attacks)."""
+        start, stop = index * len(self) // count, (index + 1) * len(self) // count
+        return ImageSet(
+            self.pixels[start:stop],
+            self.names[start:stop],
+            self.labels[start:stop],
+            self.label_sources[start:stop],
+            list(self.notes),
+        )
+
 
 def _open_rgb(path: Path, notes: list[str]) -> object:
     from PIL import Image, UnidentifiedImageError

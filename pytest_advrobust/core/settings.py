@@ -22,6 +22,7 @@ ATTACKS = ("fgsm", "bim", "pgd")
 VERDICTS = ("rounded", "float")
 DEFAULT_EPSILON = 0.007
 DEFAULT_STEPS = 10
+DEFAULT_BATCH_SIZE = 32
 STEP_SIZE_FACTOR = 2.5
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -366,6 +367,13 @@ def parse_verdict(raw: Any, base: Path | None = None) -> str:
     return value
 
 
+def parse_shards(raw: Any, base: Path | None = None) -> int:
+    value = _integer(raw)
+    if value < 1:
+        raise ValueError("must be ≥ 1")
+    return value
+
+
 def parse_batch_size(raw: Any, base: Path | None = None) -> int | None:
     if raw is None or str(raw).strip().lower() in ("", "all", "none"):
         return None
@@ -536,9 +544,23 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "batch_size",
         parse_batch_size,
-        None,
+        DEFAULT_BATCH_SIZE,
         metavar="N",
-        help=("Attack at most N images at once (bounded memory). Default: all at once."),
+        help=(
+            "Attack at most N images at once, so any number of images runs in bounded memory; results do "
+            "not depend on it (up to float rounding). 'all' for one batch. Default: 32."
+        ),
+    ),
+    Option(
+        "shards",
+        parse_shards,
+        1,
+        metavar="N",
+        help=(
+            "Split a decorated test's images into N shards that run as separate test cases "
+            "(test_x[shard1of4], ...), so pytest-xdist can spread them; reports and baselines merge them. "
+            "Default: 1."
+        ),
     ),
     Option(
         "minimal_epsilon",
@@ -660,7 +682,8 @@ class AttackConfig:
     input_size: tuple[int, int] | None = None
     early_stop: bool = True
     verdict: str = "rounded"
-    batch_size: int | None = None
+    batch_size: int | None = DEFAULT_BATCH_SIZE
+    shards: int = 1
     minimal_epsilon: bool | None = None
     epsilon_max: float = 16 / 255
     epsilon_precision: float = 0.0002

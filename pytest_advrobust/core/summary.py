@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -46,17 +47,60 @@ def test_summary(nodeid: str, results: Iterable[Mapping[str, Any]]) -> dict[str,
     }
 
 
+SHARD_ID = re.compile(r"-?shard\d+of\d+")
+
+
+def unsharded(nodeid: str) -> str:
+    """``test_x[shard2of4]`` -> ``test_x``; ``test_x[a-shard2of4]`` -> ``test_x[a]``."""
+    if "shard" not in nodeid:
+        return nodeid
+    return SHARD_ID.sub("", nodeid).replace("[]", "").replace("[-", "[")
+
+
+def merge_shards(summaries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One summary per decorated test: the shards of a test (from any xdist worker) merged."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for summary in summaries:
+        groups.setdefault(unsharded(summary["nodeid"]), []).append(summary)
+    merged = []
+    for nodeid, parts in sorted(groups.items()):
+        if len(parts) == 1 and parts[0]["nodeid"] == nodeid:
+            merged.append(dict(parts[0]))
+            continue
+        parts = sorted(parts, key=lambda part: part["nodeid"])
+        combined = test_summary(nodeid, [{"images": part["images"], "settings": part["settings"][0]} for part in parts])
+        combined["settings"] = combined["settings"][:1]
+        combined["shards"] = [part["nodeid"] for part in parts]
+        baselines = [part["baseline"] for part in parts if part.get("baseline")]
+        if baselines:
+            combined["baseline"] = _merge_baselines(baselines)
+        merged.append(combined)
+    return merged
+
+
+def _merge_baselines(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
+    statuses = {part["status"] for part in parts}
+    if statuses != {"compared"}:
+        return dict(parts[0])
+    merged: dict[str, Any] = {"status": "compared", "file": parts[0]["file"], "refused": None}
+    for key in ("regressions", "improvements", "known", "new"):
+        merged[key] = [item for part in parts for item in part[key]]
+    merged["refused"] = next((part["refused"] for part in parts if part.get("refused")), None)
+    return merged
+
+
 def summary_lines(summaries: Iterable[Mapping[str, Any]]) -> list[str]:
     """Per test: counts, robust accuracy and flipped-class pairs (``Egyptian cat -> paper towel ×2``)."""
     lines: list[str] = []
-    for summary in sorted(summaries, key=lambda s: s["nodeid"]):
+    for summary in merge_shards(summaries):
         accuracy = summary["robust_accuracy"]
         shown = "n/a" if accuracy is None or math.isnan(accuracy) else f"{accuracy:.0%}"
         settings = summary["settings"][0] if summary["settings"] else {}
         epsilon = settings.get("epsilon", float("nan"))
         how = f"{settings.get('attack', '?')} eps={epsilon:g} seed={settings.get('seed', '?')}"
+        shards = f" in {len(summary['shards'])} shards" if summary.get("shards") else ""
         lines.append(
-            f"{summary['nodeid']}: {summary['attacked']} attacked, {summary['flipped']} flipped, "
+            f"{summary['nodeid']}: {summary['attacked']} attacked{shards}, {summary['flipped']} flipped, "
             f"{summary['misclassified']} misclassified, robust accuracy {shown} ({how})"
         )
         lines += [f"    {a} -> {b} ×{count}" for a, b, count in summary["pairs"]]
@@ -81,7 +125,7 @@ def _baseline_status(baseline: Mapping[str, Any]) -> str:
 
 def write_report(path: Path, summaries: Iterable[Mapping[str, Any]], header: Mapping[str, Any]) -> None:
     """Write the JSON report (sorted keys, schema version) atomically."""
-    tests = sorted(summaries, key=lambda s: s["nodeid"])
+    tests = merge_shards(summaries)
     data = {
         "schema_version": REPORT_SCHEMA_VERSION,
         **header,

@@ -24,16 +24,17 @@ from .fixtures import (
     adv_config,
     adv_images,
     adv_model,
+    adv_shard,
 )
 from .session import AdvSession
 from .verdict import BASELINE_KEY, judge
 
-__all__ = ["_adv_robust_marker", "adv_attack", "adv_config", "adv_images", "adv_model"]
+__all__ = ["_adv_robust_marker", "adv_attack", "adv_config", "adv_images", "adv_model", "adv_shard"]
 
 MARKER_DOC = (
     "adv_robust(epsilon=0.007, attack='bim', steps=None, step_size=None, targets='untargeted', seed=0, "
     "device='model', model=None, images=None, labels=None, class_names=None, mean=None, std=None, "
-    "input_size=None, early_stop=True, verdict='rounded', batch_size=None, minimal_epsilon='auto', "
+    "input_size=None, early_stop=True, verdict='rounded', batch_size=32, shards=1, minimal_epsilon='auto', "
     "epsilon_max=16/255, epsilon_precision=0.0002, tolerance=0.0005, sanity_checks=True, "
     "allow_pickle=False): after the test body, attack the model (adv_model) on the images (adv_images) "
     "within an L∞ ball of radius epsilon in [0,1] pixel units; fail if any label flips (or, with a stored "
@@ -65,6 +66,18 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = state
     config.pluginmanager.register(state, "advrobust-session")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Split a decorated test into ``shards`` test cases, so pytest-xdist can spread its images."""
+    if metafunc.definition.get_closest_marker("adv_robust") is None or "adv_shard" not in metafunc.fixturenames:
+        return
+    try:
+        shards = metafunc.config.stash[SESSION_KEY].resolve_for(metafunc.definition).shards
+    except (AdvRobustError, TypeError):
+        return  # the same error is reported, with its source, when the test sets up
+    if shards > 1:
+        metafunc.parametrize("adv_shard", range(shards), ids=[f"shard{k + 1}of{shards}" for k in range(shards)])
 
 
 def pytest_report_header(config: pytest.Config) -> str:

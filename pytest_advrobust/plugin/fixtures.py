@@ -125,8 +125,16 @@ def adv_attack(request: pytest.FixtureRequest, adv_config: AttackConfig) -> Call
     return run
 
 
+@pytest.fixture
+def adv_shard() -> int | None:
+    """Which shard of its images a sharded adv_robust test attacks (0-based); None when not sharded.
+
+    Parametrized by the plugin for tests whose ``shards`` setting is above 1."""
+    return None
+
+
 @pytest.fixture(autouse=True)
-def _adv_robust_marker(request: pytest.FixtureRequest) -> None:
+def _adv_robust_marker(request: pytest.FixtureRequest, adv_shard: int | None) -> None:
     """For tests marked ``adv_robust``: resolve settings and fetch model and images before the body."""
     if request.node.get_closest_marker("adv_robust") is None:
         return
@@ -136,4 +144,19 @@ def _adv_robust_marker(request: pytest.FixtureRequest) -> None:
     except (AdvRobustError, TypeError) as exc:
         _fail(exc)
     images = request.getfixturevalue("adv_images")
+    if adv_shard is not None:
+        images = _shard(images, adv_shard, config.shards)
     request.node.stash[PLAN_KEY] = Plan(config, model, images)
+
+
+def _shard(images: Any, index: int, count: int) -> Any:
+    from ..core.images import ImageSet
+
+    if not isinstance(images, ImageSet):  # a tensor: name its images by their index in the whole set
+        n = images.shape[0]
+        images = ImageSet(images, [f"image {i}" for i in range(n)], [None] * n, ["model prediction"] * n)
+    total = len(images)
+    part = images.shard(index, count)
+    if len(part) == 0:
+        pytest.skip(f"shard {index + 1} of {count} has no images (there are {total})")
+    return part

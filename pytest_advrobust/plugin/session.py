@@ -121,7 +121,11 @@ class AdvSession:
             self.summaries.append(summary)
         baseline = getattr(report, "adv_baseline", None)
         if baseline is not None and report.when == "call" and baseline["status"] == "recorded":
-            self.baseline_updates.setdefault(baseline["module"], {})[baseline["test"]] = baseline["entry"]
+            tests = self.baseline_updates.setdefault(baseline["module"], {})
+            if baseline["test"] in tests:  # another shard of the same test: one entry, all images
+                tests[baseline["test"]]["images"].update(baseline["entry"]["images"])
+            else:
+                tests[baseline["test"]] = baseline["entry"]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.summaries:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ..core.baseline import Comparison, baseline_entry, baseline_file, compare, library_versions
+from ..core.summary import unsharded
 from .fixtures import ATTACKED_KEY, Plan
 from .session import AdvSession
 
@@ -20,7 +21,21 @@ def module_key(item: pytest.Item) -> tuple[str, str]:
         module = item.path.relative_to(item.config.rootpath).as_posix()
     except ValueError:
         module = item.path.name
-    return module, "::".join(item.nodeid.split("::")[1:])
+    return module, unsharded("::".join(item.nodeid.split("::")[1:]))
+
+
+def _progress_printer(item: pytest.Item) -> Any:
+    """Whole progress lines per batch on the terminal (the xdist controller shows shards instead)."""
+    reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or item.config.get_verbosity() < 0:
+        return None
+
+    def show(done: int, total: int, failed: int) -> None:
+        if done < total:  # the last batch shows as the test's own result
+            reporter.ensure_newline()
+            reporter.write_line(f"advrobust: {item.nodeid}: {done}/{total} images attacked, {failed} failed so far")
+
+    return show
 
 
 def judge(item: pytest.Item, plan: Plan, session: AdvSession) -> str | None:
@@ -34,7 +49,13 @@ def judge(item: pytest.Item, plan: Plan, session: AdvSession) -> str | None:
     if config.minimal_epsilon is None:  # auto: search when a baseline is recorded or has minimal ε
         wanted = update or (stored is not None and stored["settings"].get("minimal_epsilon") is not None)
         config = dataclasses.replace(config, minimal_epsilon=wanted)
-    outcome = run_attack(config, plan.model, plan.images, reproduce=session.reproduce_command(item.nodeid, config))
+    outcome = run_attack(
+        config,
+        plan.model,
+        plan.images,
+        reproduce=session.reproduce_command(item.nodeid, config),
+        progress=_progress_printer(item),
+    )
     result = outcome.to_dict()
     item.stash.setdefault(ATTACKED_KEY, []).append(result)
     entry = baseline_entry(result, session.fingerprint(plan.model), library_versions())
@@ -52,7 +73,7 @@ def judge(item: pytest.Item, plan: Plan, session: AdvSession) -> str | None:
             note = f"(no baseline stored for this test in {where}: the verdict is absolute)"
             return outcome.failure_message() + "\n" + note
         return None
-    comparison: Comparison = compare(stored, entry, config.tolerance)
+    comparison: Comparison = compare(stored, entry, config.tolerance, partial=config.shards > 1)
     item.stash[BASELINE_KEY] = {"status": "compared", "file": str(where), **comparison.to_dict()}
     if comparison.failed:
         return "\n".join([f"robustness regressed against the baseline in {where}", *comparison.lines(), accept])

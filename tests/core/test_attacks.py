@@ -227,3 +227,21 @@ def test_rounding_goes_toward_the_clean_pixel_when_nearest_would_leave_the_ball(
     epsilon = 0.007  # 1.785/255
     adversarial = x0 + epsilon  # 101.785/255: nearest is 102/255, outside the ball
     assert quantize_8bit(adversarial, x0, epsilon).item() * 255 == pytest.approx(101)
+
+
+@pytest.mark.parametrize("method", ["bim", "pgd"])
+def test_batch_size_does_not_change_the_results(method: str) -> None:
+    model = tiny_cnn(seed=6)
+    x = grid_images(7, size=8, seed=6)
+    whole = attack(model, x, epsilon=0.05, method=method, steps=4, batch_size="all")
+    split = attack(model, x, epsilon=0.05, method=method, steps=4, batch_size=3)
+    # the same images and verdicts; probabilities agree up to float rounding (BLAS blocks by batch size)
+    assert torch.allclose(whole.adversarial, split.adversarial, atol=1e-6)
+    for a, b in zip(whole, split, strict=True):
+        assert (a.adv_label, a.adv_label_8bit, a.flipped, a.first_flip_step) == (
+            b.adv_label,
+            b.adv_label_8bit,
+            b.flipped,
+            b.first_flip_step,
+        )
+        assert a.adv_prob == pytest.approx(b.adv_prob, abs=1e-5)

@@ -62,6 +62,7 @@ EVERY_OPTION = [
     ("early-stop", "no", "False"),
     ("verdict", "float", "float"),
     ("batch-size", "2", "2"),
+    ("shards", "3", "3"),
     ("sanity-checks", "off", "False"),
     ("minimal-epsilon", "yes", "True"),
     ("epsilon-max", "0.05", "0.05"),
