@@ -13,6 +13,14 @@ import torch
 import torch._dynamo  # noqa: F401
 import torchvision  # noqa: F401
 
+try:  # the report extra; its classes must not be imported twice either
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+except ImportError:
+    pass
+
 from helpers import write_png
 
 

@@ -19,4 +19,4 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = 'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test,examples]" && python -m pytest'
     assert command in README
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert command.replace("pip install -e", "pip install -q -e") in ci or command in ci
+    assert command in ci

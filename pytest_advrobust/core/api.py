@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 import zlib
 from collections.abc import Callable, Sequence
@@ -58,8 +59,8 @@ def attack(
         method: ``fgsm`` (one step of ε), ``bim`` (``steps`` steps of ``step_size``), ``pgd`` (bim from a
             random start seeded by ``seed``).
         steps: default 10 for bim/pgd, 1 for fgsm. step_size: default 2.5·ε/steps (ε for fgsm).
-        targets: None/"untargeted", "least-likely", "top-K", or class indices/names (each image is
-            attacked toward each target).
+        targets: None/"untargeted", "least-likely", "top-K", class indices/names (each image is
+            attacked toward each target), or a tensor of N class indices (one target per image).
         mean, std: normalization applied inside the model wrapper after the perturbation ("imagenet" ok).
         early_stop: stop attacking an image once it reached the goal under the verdict.
         verdict: "rounded" (the 8-bit rounded image decides) or "float".
@@ -149,6 +150,7 @@ def run_attack(
     records: list[ImageRecord] = []
     adversarial: list[torch.Tensor] = []
     rounded: list[torch.Tensor] = []
+    clean_rows: list[torch.Tensor] = []
     notes: list[str] = list(image_set.notes) if image_set is not None else []
     forward0, backward0 = wrapped.forward_passes, wrapped.backward_passes
     chunk = config.batch_size or max(n, 1)
@@ -156,7 +158,7 @@ def run_attack(
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             part = _attack_chunk(
-                config,
+                _chunk_config(config, start, stop, n),
                 wrapped,
                 pixels[start:stop].detach().to(wrapped.device, torch.float32),
                 given[start:stop],
@@ -168,6 +170,7 @@ def run_attack(
             records += part[0]
             adversarial.append(part[1].to(pixels.device))
             rounded.append(part[2].to(pixels.device))
+            clean_rows.append(part[3].to(pixels.device))
             if progress is not None:
                 progress(stop, n, sum(1 for record in records if record.failed))
     settings = {
@@ -194,11 +197,22 @@ def run_attack(
     return AttackResult(
         adversarial=torch.cat(adversarial) if adversarial else empty,
         adversarial_8bit=torch.cat(rounded) if rounded else empty,
+        clean=torch.cat(clean_rows) if clean_rows else empty,
         records=records,
         settings=settings,
         forward_passes=wrapped.forward_passes - forward0,
         backward_passes=wrapped.backward_passes - backward0,
     )
+
+
+def _chunk_config(config: AttackConfig, start: int, stop: int, n: int) -> AttackConfig:
+    """The settings for images ``start:stop``: per-image targets are sliced with their images."""
+    spec = config.targets
+    if spec.mode != "per-image":
+        return config
+    if len(spec.classes) != n:
+        raise OptionError(f"targets: {len(spec.classes)} per-image targets for {n} images")
+    return dataclasses.replace(config, targets=TargetSpec("per-image", classes=spec.classes[start:stop]))
 
 
 def _labels(
@@ -224,6 +238,10 @@ def _targets_for(spec: TargetSpec, logits: torch.Tensor, classes: ClassNames) ->
     num_classes = logits.shape[1]
     if spec.mode == "untargeted":
         return None
+    if spec.mode == "per-image":
+        if len(spec.classes) != logits.shape[0]:
+            raise OptionError(f"targets: {len(spec.classes)} per-image targets for {logits.shape[0]} images")
+        return [[classes.index(c, num_classes)] for c in spec.classes]
     if spec.mode == "least-likely":
         return [[int(i)] for i in logits.argmin(dim=1).tolist()]
     if spec.mode == "runner-up":
@@ -318,10 +336,10 @@ def _attack_chunk(
     names: list[str],
     classes: ClassNames,
     notes: list[str],
-) -> tuple[list[ImageRecord], torch.Tensor, torch.Tensor]:
+) -> tuple[list[ImageRecord], torch.Tensor, torch.Tensor, torch.Tensor]:
     spec = config.targets
     single_target = (
-        spec.mode in ("untargeted", "least-likely")
+        spec.mode in ("untargeted", "least-likely", "per-image")
         or (spec.mode == "classes" and len(spec.classes) == 1)
         or (spec.mode == "runner-up" and spec.k == 1)
     )
@@ -359,7 +377,7 @@ def _attack_chunk(
             rows.append((i, wanted))
     if not rows:
         empty = clean.new_empty((0, *clean.shape[1:]))
-        return [], empty, empty
+        return [], empty, empty, empty
     index = torch.tensor([i for i, _ in rows], device=clean.device)
     expanded = clean[index] if len(rows) != clean.shape[0] else clean
     labels = torch.tensor([labels_list[i] for i, _ in rows], device=clean.device)
@@ -465,8 +483,9 @@ def _attack_chunk(
                 else trajectory.target_probs[r, : ran + 1].tolist(),
                 path=path,
                 path_names=[classes.name(c) for c in path],
+                top_curve=trajectory.top_probs[r, : ran + 1].tolist(),
                 found_by=found_by[r],
                 minimal_epsilon=minimal[r],
             )
         )
-    return records, trajectory.adversarial, trajectory.rounded
+    return records, trajectory.adversarial, trajectory.rounded, expanded

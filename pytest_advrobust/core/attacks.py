@@ -67,6 +67,7 @@ class Trajectory:
     label_probs: torch.Tensor
     target_probs: torch.Tensor | None
     top_classes: torch.Tensor
+    top_probs: torch.Tensor
 
 
 def _per_image(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -132,6 +133,7 @@ def sign_gradient_attack(
     label_probs = torch.full((n, columns), float("nan"), device=device)
     target_probs = torch.full((n, columns), float("nan"), device=device) if targets is not None else None
     top_classes = torch.full((n, columns), -1, dtype=torch.long, device=device)
+    top_probs = torch.full((n, columns), float("nan"), device=device)
     first_success = torch.full((n,), -1, dtype=torch.long, device=device)
     steps_run = torch.zeros(n, dtype=torch.long, device=device)
     returned = x.clone()
@@ -162,7 +164,9 @@ def sign_gradient_attack(
         label_probs[active, k] = probs.gather(1, lab_act[:, None]).squeeze(1)
         if target_probs is not None and tgt_act is not None:
             target_probs[active, k] = probs.gather(1, tgt_act[:, None]).squeeze(1)
-        top_classes[active, k] = detached.argmax(dim=1)
+        top, top_class = probs.max(dim=1)
+        top_classes[active, k] = top_class
+        top_probs[active, k] = top
 
         success = _goal(detached, lab_act, tgt_act)
         if success.any() and verdict == VERDICT_ROUNDED:
@@ -224,6 +228,7 @@ def sign_gradient_attack(
         label_probs=label_probs,
         target_probs=target_probs,
         top_classes=top_classes,
+        top_probs=top_probs,
     )
 
 

@@ -55,6 +55,8 @@ class ImageRecord:
     target_curve: list[float] | None = None
     path: list[int] = field(default_factory=list)
     path_names: list[str] = field(default_factory=list)
+    top_curve: list[float] = field(default_factory=list)
+    """Probability of the top class at every iterate (which class that is: ``path_names``)."""
     found_by: str = ""
     minimal_epsilon: float | None = None
     """Smallest ε at which the attack succeeded (minimal-ε search), None if not searched or not found."""
@@ -144,7 +146,7 @@ class ImageRecord:
         data["flipped"] = self.flipped
         data["target_reached"] = self.target_reached
         data["passed_through"] = self.passed_through()
-        for key in ("label_curve", "target_curve"):
+        for key in ("label_curve", "target_curve", "top_curve"):
             if data[key] is not None:
                 data[key] = [None if math.isnan(v) else round(v, 6) for v in data[key]]
         return data
@@ -163,6 +165,8 @@ class AttackResult:
     adversarial_8bit: torch.Tensor
     records: list[ImageRecord]
     settings: dict[str, Any]
+    clean: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+    """The clean image of each record (rows repeat an image attacked toward several targets)."""
     forward_passes: int = 0
     backward_passes: int = 0
 

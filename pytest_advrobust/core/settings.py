@@ -54,15 +54,18 @@ class TargetSpec:
     """What the attack aims for.
 
     ``mode`` is ``"untargeted"`` (ascend the loss of the true label), ``"classes"`` (descend the loss
-    toward each class in ``classes``: indices or names), ``"least-likely"`` (the clean prediction's
+    toward each class in ``classes``: indices or names), ``"per-image"`` (a tensor of targets, one per
+    image), ``"least-likely"`` (the clean prediction's
     least likely class) or ``"runner-up"`` (the ``k`` next most likely classes after the top one).
     """
 
-    mode: Literal["untargeted", "classes", "least-likely", "runner-up"] = "untargeted"
+    mode: Literal["untargeted", "classes", "per-image", "least-likely", "runner-up"] = "untargeted"
     classes: tuple[int | str, ...] = ()
     k: int = 1
 
     def __str__(self) -> str:
+        if self.mode == "per-image":
+            return f"per-image ({len(self.classes)} targets)"
         if self.mode == "classes":
             return ",".join(str(c) for c in self.classes)
         if self.mode == "runner-up":
@@ -172,6 +175,10 @@ def parse_targets(raw: Any, base: Path | None = None) -> TargetSpec:
         return raw
     if raw is None:
         return TargetSpec()
+    if hasattr(raw, "tolist") and hasattr(raw, "dim"):  # a tensor: one target class per image
+        if raw.dim() != 1:
+            raise ValueError("a targets tensor must hold one class index per image (shape N)")
+        return TargetSpec("per-image", classes=tuple(int(v) for v in raw.tolist()))
     if isinstance(raw, str):
         word = raw.strip().lower()
         if word in ("", "untargeted", "none"):
@@ -358,6 +365,13 @@ def parse_tolerance(raw: Any, base: Path | None = None) -> tuple[float, float]:
             if absolute < 0:
                 raise ValueError("must be ≥ 0")
     return absolute, relative
+
+
+def parse_amplify(raw: Any, base: Path | None = None) -> float:
+    value = _number(raw)
+    if value <= 0:
+        raise ValueError("must be > 0")
+    return value
 
 
 def parse_verdict(raw: Any, base: Path | None = None) -> str:
@@ -650,6 +664,44 @@ OPTIONS: tuple[Option, ...] = (
         help="Fail a test that has no stored baseline (instead of reporting it). Default: false.",
     ),
     Option(
+        "artifacts",
+        parse_optional_path,
+        None,
+        metavar="DIR",
+        per_test=False,
+        help=(
+            "Write, per test folder, each flipped image's clean and adversarial 8-bit PNGs, the perturbation "
+            "amplified, its probability curve and a JSON of its numbers. Default: none."
+        ),
+    ),
+    Option(
+        "artifacts_all",
+        parse_bool,
+        False,
+        metavar="BOOL",
+        per_test=False,
+        help="Write artifacts (and HTML cards) for every image, not only the flipped ones. Default: false.",
+    ),
+    Option(
+        "amplify",
+        parse_amplify,
+        50.0,
+        metavar="X",
+        per_test=False,
+        help="How much the perturbation image is amplified, centred on grey. Default: 50.",
+    ),
+    Option(
+        "html",
+        parse_optional_path,
+        None,
+        metavar="FILE",
+        per_test=False,
+        help=(
+            "Write one self-contained HTML report (images inlined, works offline): a summary per test and "
+            "a card per flipped image. Default: none."
+        ),
+    ),
+    Option(
         "report",
         parse_optional_path,
         None,
@@ -693,6 +745,10 @@ class AttackConfig:
     baseline_update: bool = False
     baseline_dir: Path | None = None
     baseline_strict: bool = False
+    artifacts: Path | None = None
+    artifacts_all: bool = False
+    amplify: float = 50.0
+    html: Path | None = None
     report: Path | None = None
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
 

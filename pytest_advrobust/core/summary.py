@@ -21,9 +21,11 @@ def test_summary(nodeid: str, results: Iterable[Mapping[str, Any]]) -> dict[str,
     """Merge the results of one test (the marker's attack and any adv_attack calls) into one dict."""
     images: list[dict[str, Any]] = []
     settings: list[dict[str, Any]] = []
+    cards: list[dict[str, Any]] = []
     for result in results:
         images += list(result["images"])
         settings.append(dict(result["settings"]))
+        cards += list(result.get("cards", []))
     flipped = sum(1 for image in images if image["flipped"] and not image["misclassified"])
     misclassified = sum(1 for image in images if image["misclassified"])
     held = len(images) - flipped - misclassified
@@ -44,6 +46,7 @@ def test_summary(nodeid: str, results: Iterable[Mapping[str, Any]]) -> dict[str,
         "pairs": [[a, b, count] for (a, b), count in pairs.most_common()],
         "settings": settings,
         "images": images,
+        "cards": cards,
     }
 
 
@@ -68,7 +71,10 @@ def merge_shards(summaries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]
             merged.append(dict(parts[0]))
             continue
         parts = sorted(parts, key=lambda part: part["nodeid"])
-        combined = test_summary(nodeid, [{"images": part["images"], "settings": part["settings"][0]} for part in parts])
+        combined = test_summary(
+            nodeid,
+            [{"images": p["images"], "settings": p["settings"][0], "cards": p.get("cards", [])} for p in parts],
+        )
         combined["settings"] = combined["settings"][:1]
         combined["shards"] = [part["nodeid"] for part in parts]
         baselines = [part["baseline"] for part in parts if part.get("baseline")]
@@ -125,7 +131,8 @@ def _baseline_status(baseline: Mapping[str, Any]) -> str:
 
 def write_report(path: Path, summaries: Iterable[Mapping[str, Any]], header: Mapping[str, Any]) -> None:
     """Write the JSON report (sorted keys, schema version) atomically."""
-    tests = merge_shards(summaries)
+    # the HTML report's inlined images stay out of the JSON; artifact paths are in each image
+    tests = [{k: v for k, v in test.items() if k != "cards"} for test in merge_shards(summaries)]
     data = {
         "schema_version": REPORT_SCHEMA_VERSION,
         **header,

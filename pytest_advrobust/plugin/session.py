@@ -133,7 +133,8 @@ class AdvSession:
             for line in summary_lines(self.summaries):
                 terminalreporter.write_line(line)
         for path in self.written:
-            terminalreporter.write_line(f"advrobust: baseline written to {path}")
+            what = "HTML report" if path == self.base.html else "baseline"
+            terminalreporter.write_line(f"advrobust: {what} written to {path}")
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(session.config, "workerinput"):  # xdist workers send results; the controller writes
@@ -144,6 +145,13 @@ class AdvSession:
             self.written = write_baselines(self.baseline_dir, self.baseline_updates)
         if self.base.report is not None:
             write_report(self.base.report, self.summaries, self.header())
+        if self.base.html is not None:
+            from ..core.html_report import render_html
+            from ..core.summary import merge_shards
+
+            self.base.html.parent.mkdir(parents=True, exist_ok=True)
+            self.base.html.write_text(render_html(merge_shards(self.summaries), self.header()), encoding="utf-8")
+            self.written.append(self.base.html)
 
     def header(self) -> dict[str, Any]:
         from .. import __version__

@@ -38,6 +38,30 @@ def _progress_printer(item: pytest.Item) -> Any:
     return show
 
 
+def _show(
+    item: pytest.Item, session: AdvSession, config: Any, plan: Plan, outcome: Any, result: dict[str, Any]
+) -> None:
+    """Artifacts on disk (paths into the JSON report and JUnit XML) and inline cards for the HTML report."""
+    from ..core.artifacts import build_cards, safe_name, write_artifacts
+    from ..core.model import WrappedModel
+
+    wrapped = WrappedModel(plan.model, mean=config.mean, std=config.std)
+    cards = build_cards(outcome, wrapped, amplify=session.base.amplify, all_images=session.base.artifacts_all)
+    if session.base.artifacts is not None:
+        folder = session.base.artifacts / safe_name(item.nodeid)
+        write_artifacts(cards, folder)
+        result["artifacts"] = str(folder)
+        by_name = {card.record.name: card for card in cards}
+        for image in result["images"]:
+            card = by_name.get(image["name"])
+            if card is not None:
+                image["artifacts"] = dict(card.paths)
+                image["saved_file_fools"] = card.saved_file_fools
+                item.user_properties.append((f"adv_artifact {image['name']}", card.paths["adversarial"]))
+    if session.base.html is not None:
+        result["cards"] = [card.to_dict(inline=True) for card in cards]
+
+
 def judge(item: pytest.Item, plan: Plan, session: AdvSession) -> str | None:
     """Run the marker's attack; return the failure message, or None if the test passes."""
     from ..core.api import run_attack
@@ -57,6 +81,8 @@ def judge(item: pytest.Item, plan: Plan, session: AdvSession) -> str | None:
         progress=_progress_printer(item),
     )
     result = outcome.to_dict()
+    if session.base.artifacts is not None or session.base.html is not None:
+        _show(item, session, config, plan, outcome, result)
     item.stash.setdefault(ATTACKED_KEY, []).append(result)
     entry = baseline_entry(result, session.fingerprint(plan.model), library_versions())
     where = baseline_file(session.baseline_dir, module)

@@ -245,3 +245,14 @@ def test_batch_size_does_not_change_the_results(method: str) -> None:
             b.first_flip_step,
         )
         assert a.adv_prob == pytest.approx(b.adv_prob, abs=1e-5)
+
+
+def test_a_tensor_of_targets_gives_each_image_its_own_target() -> None:
+    model = tiny_cnn(seed=7)
+    x = grid_images(5, size=8, seed=7)
+    targets = torch.tensor([1, 2, 3, 4, 5])
+    result = attack(model, x, epsilon=0.3, targets=targets, batch_size=2)
+    assert result.records, "an image whose target is its own label is skipped, not all of them"
+    for record in result.records:
+        assert record.target == targets[int(record.name.split()[1])]
+        assert record.target_reached

@@ -1,0 +1,334 @@
+"""Attack speed side by side: a bare torch loop, pytest-advrobust, and torchattacks / Foolbox if installed.
+
+Targeted iterative L∞ attack (BIM: 10 sign steps of 2.5·ε/10 toward the least-likely class, no random
+start), ε = 0.007, on a small CNN (64 images, 32×32) and on EfficientNet-Lite0 (8 photos, 224×224).
+Everything runs in one process, side by side: after a warm-up, ``--repeats`` rounds run every attack once,
+in a shuffled order, and each attack's time is its median (this machine's timings vary by ±10% from
+run to run: compare ratios within one table). Peak memory is the process's resident memory above what
+it was before the attack, sampled every 2 ms while the attack runs. "Floor" is steps × (one forward +
+one backward with respect to the input), the least any attack of this kind can cost.
+
+    python benchmarks/attack_speed.py                  # both models, every attack available
+    python benchmarks/attack_speed.py --large          # 1000 images at 224×224, batches of 32: peak memory
+    python benchmarks/attack_speed.py --profile lite0  # where one attack's time goes (torch profiler)
+
+Not part of the test suite: speed is measured here, never asserted in unit tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+PHOTOS = HERE.parent / "examples" / "imagenet" / "photos"
+EPSILON, STEPS = 0.007, 10
+ALPHA = 2.5 * EPSILON / STEPS
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class Counted(nn.Module):
+    """Counts forward passes of the wrapped model (every attack's calls are seen the same way)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.inner(x)
+
+
+class Normalized(nn.Module):
+    def __init__(self, inner: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner((x - self.mean) / self.std)
+
+
+def small_cnn() -> tuple[nn.Module, torch.Tensor, tuple[float, ...] | None, tuple[float, ...] | None]:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(64, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, 10),
+    ).eval()
+    images = torch.randint(0, 256, (64, 3, 32, 32), generator=torch.Generator().manual_seed(0)).float() / 255
+    return model, images, None, None
+
+
+def lite0(count: int = 8) -> tuple[nn.Module, torch.Tensor, tuple[float, ...], tuple[float, ...]]:
+    sys.path.insert(0, str(PHOTOS.parent))
+    from efficientnet_lite import efficientnet_lite
+    from pytest_advrobust import load_images
+
+    photos = load_images(PHOTOS, input_size=224).pixels
+    # more images than photos: mirrored and shifted copies, still real photos on the 8-bit grid
+    variants = [photos, photos.flip(-1), photos.roll(16, -1), photos.roll(16, -2)]
+    images = torch.cat(variants * (count // (4 * len(photos)) + 1))[:count]
+    return efficientnet_lite(0), images, IMAGENET_MEAN, IMAGENET_STD
+
+
+def least_likely(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(images).argmin(dim=1)
+
+
+def bare_loop(model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The reference: BIM toward the targets, gradients w.r.t. the input only, nothing else."""
+    lower, upper = (images - EPSILON).clamp(0, 1), (images + EPSILON).clamp(0, 1)
+    x = images.clone()
+    for _ in range(STEPS):
+        x.requires_grad_(True)
+        loss = F.cross_entropy(model(x), targets, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+        x = torch.min(torch.max(x.detach() - ALPHA * grad.sign(), lower), upper)
+    return x
+
+
+def runners(model_name: str) -> tuple[dict[str, Callable[..., dict[str, Any]]], int]:
+    """Each available attack as a function that runs it once and returns what it did."""
+    inner, images, mean, std = small_cnn() if model_name == "cnn" else lite0()
+    plain = (Normalized(inner, mean, std) if mean is not None and std is not None else inner).eval()
+    targets = least_likely(plain, images)
+    counted = Counted(plain).eval()
+    counted_raw = Counted(inner).eval()  # for attacks that normalize themselves
+    out: dict[str, Callable[..., dict[str, Any]]] = {}
+
+    def measure(model: Counted, run: Callable[[], tuple[torch.Tensor, int]]) -> Callable[..., dict[str, Any]]:
+        def once(sample_memory: bool = False) -> dict[str, Any]:
+            calls = model.calls
+            memory = PeakMemory() if sample_memory else None
+            if memory is not None:
+                memory.__enter__()
+            start = time.perf_counter()
+            adversarial, backward = run()
+            seconds = time.perf_counter() - start
+            if memory is not None:
+                memory.__exit__()
+            with torch.no_grad():
+                reached = (plain(adversarial).argmax(dim=1) == targets).float().mean().item()
+            return {
+                "seconds": seconds,
+                "success": reached,
+                "forward": model.calls - calls,
+                "backward": backward,
+                "linf": (adversarial - images).abs().max().item(),
+                "peak MiB": memory.peak_mib if memory is not None else None,
+            }
+
+        return once
+
+    out["bare loop"] = measure(counted, lambda: (bare_loop(counted, images, targets), STEPS))
+
+    from pytest_advrobust import attack
+
+    for name, options in (
+        ("advrobust, equal work", {"early_stop": False, "sanity_checks": False, "verdict": "float"}),
+        ("advrobust, early stop", {"early_stop": True, "sanity_checks": False}),
+        ("advrobust, defaults", {}),
+    ):
+
+        def ours(options: dict[str, Any] = options) -> tuple[torch.Tensor, int]:
+            result = attack(
+                counted_raw,
+                images,
+                epsilon=EPSILON,
+                steps=STEPS,
+                targets=targets,
+                batch_size="all",
+                mean=mean,
+                std=std,
+                **options,
+            )
+            return result.adversarial_8bit if options.get(
+                "verdict"
+            ) != "float" else result.adversarial, result.backward_passes
+
+        out[name] = measure(counted_raw, ours)
+
+    if available("torchattacks"):
+        import torchattacks
+
+        ta_model = Counted(inner).eval()
+        atk = torchattacks.PGD(ta_model, eps=EPSILON, alpha=ALPHA, steps=STEPS, random_start=False)
+        if mean is not None and std is not None:
+            atk.set_normalization_used(mean=list(mean), std=list(std))
+        atk.set_mode_targeted_by_label(quiet=True)
+        out["torchattacks"] = measure(ta_model, lambda: (atk(images, targets), STEPS))
+    if available("foolbox"):
+        import foolbox as fb
+
+        fb_model = Counted(inner).eval()
+        preprocessing = {"mean": list(mean), "std": list(std), "axis": -3} if mean and std else None
+        fmodel = fb.PyTorchModel(fb_model, bounds=(0, 1), preprocessing=preprocessing)
+        fb_attack = fb.attacks.LinfBasicIterativeAttack(abs_stepsize=ALPHA, steps=STEPS, random_start=False)
+        criterion = fb.criteria.TargetedMisclassification(targets)
+        out["foolbox"] = measure(fb_model, lambda: (fb_attack(fmodel, images, criterion, epsilons=EPSILON)[1], STEPS))
+
+    x = images.clone().requires_grad_(True)
+
+    def floor_run() -> tuple[torch.Tensor, int]:
+        for _ in range(STEPS):
+            torch.autograd.grad(F.cross_entropy(counted(x), targets, reduction="sum"), x)
+        return images, STEPS
+
+    out["floor"] = measure(counted, floor_run)
+    return out, len(images)
+
+
+class PeakMemory:
+    """Peak resident memory above the starting point while the block runs (sampled every 2 ms)."""
+
+    def __enter__(self) -> PeakMemory:
+        import threading
+
+        self.start = self.peak = _rss()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self.stop.wait(0.002):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.peak = max(self.peak, _rss())
+
+    @property
+    def peak_mib(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+def available(attack_name: str) -> bool:
+    module = {"torchattacks": "torchattacks", "foolbox": "foolbox"}.get(attack_name)
+    if module is None:
+        return True
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def table(models: list[str], repeats: int) -> None:
+    print(
+        "| model | attack | wall time (s) | × bare loop | × floor | target reached | forward / backward passes | peak memory (MiB) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for model_name in models:
+        runs, count = runners(model_name)
+        # warm-up, which also measures memory (sampling costs time, so timed runs do not sample)
+        peaks = {name: run(sample_memory=True)["peak MiB"] for name, run in runs.items()}
+        samples: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
+        order = list(runs)
+        for round_number in range(repeats):  # a new order each round, so no attack always runs first
+            random.Random(round_number).shuffle(order)
+            for name in order:
+                samples[name].append(runs[name]())
+        median = {name: statistics.median(s["seconds"] for s in rows) for name, rows in samples.items()}
+        for name, rows in samples.items():
+            last = rows[-1]
+            label = "floor: 10 × (forward + backward)" if name == "floor" else name
+            print(
+                f"| {model_name} ({count} images) | {label} | {median[name]:.3f} | {median[name] / median['bare loop']:.2f} | "
+                f"{median[name] / median['floor']:.2f} | {'' if name == 'floor' else format(last['success'], '.0%')} | "
+                f"{last['forward']} / {last['backward']} | {peaks[name]:.0f} |"
+            )
+        for name in ("torchattacks", "foolbox"):
+            if name not in runs:
+                print(f"| {model_name} | {name} | not installed | | | | | |")
+
+
+def large() -> None:
+    """1000 images at 224×224 through EfficientNet-Lite0, one FGSM step, batches of 32: bounded memory."""
+    from pytest_advrobust import attack
+
+    inner, images, mean, std = lite0(count=1000)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    result = attack(inner, images, epsilon=EPSILON, method="fgsm", mean=mean, std=std, batch_size=32)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"1000 images 224×224, EfficientNet-Lite0, FGSM, batch_size=32: {seconds:.0f} s, "
+        f"{len(result.flips)} flipped, peak RSS {peak:.0f} MiB (before the attack: {before:.0f} MiB; "
+        f"the images alone are {images.numel() * 4 / 2**20:.0f} MiB)"
+    )
+
+
+def profile(model_name: str) -> None:
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from pytest_advrobust import attack
+
+    inner, images, mean, std = small_cnn() if model_name == "cnn" else lite0()
+    attack(inner, images, epsilon=EPSILON, steps=STEPS, targets="least-likely", mean=mean, std=std, early_stop=False)
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        attack(
+            inner,
+            images,
+            epsilon=EPSILON,
+            steps=STEPS,
+            targets="least-likely",
+            mean=mean,
+            std=std,
+            early_stop=False,
+            sanity_checks=False,
+            verdict="float",
+        )
+    print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=15))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["cnn", "lite0"], choices=["cnn", "lite0"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--large", action="store_true")
+    parser.add_argument("--profile", metavar="MODEL", choices=["cnn", "lite0"])
+    args = parser.parse_args()
+    if args.large:
+        large()
+    elif args.profile:
+        profile(args.profile)
+    else:
+        table(args.models, args.repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Seeing a flip: the clean image, the adversarial one, the perturbation amplified, the probability curve.
+
+Every image is written as a lossless 8-bit PNG. The adversarial PNG is the 8-bit image the verdict judged,
+and it is re-predicted *from the saved file*, so the report can say whether a user who downloads it
+still fools the model. The curve is drawn with matplotlib (the ``report`` extra): it is the standard
+plotting library, renders headless with its Agg backend, and writes a PNG an HTML report can inline.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .model import WrappedModel, eval_mode
+from .results import AttackResult, ImageRecord
+
+DEFAULT_AMPLIFY = 50.0
+
+
+def png_bytes(pixels: torch.Tensor) -> bytes:
+    """A C×H×W tensor in [0,1] as an 8-bit RGB PNG (values rounded to the nearest k/255)."""
+    from PIL import Image
+
+    array = (pixels.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array), "RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def perturbation_pixels(adversarial: torch.Tensor, clean: torch.Tensor, amplify: float) -> torch.Tensor:
+    """The perturbation ×``amplify``, centred on grey (0.5 = no change), clipped to [0,1]."""
+    return (0.5 + amplify * (adversarial - clean)).clamp(0, 1)
+
+
+def curve_png(record: ImageRecord) -> bytes | None:
+    """Probabilities per step of the true class, the target, and the top class; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        warnings.warn(
+            "matplotlib is not installed, so no probability curves are drawn: pip install 'pytest-advrobust[report]'",
+            stacklevel=2,
+        )
+        return None
+    steps = list(range(len(record.label_curve)))
+    figure, axes = plt.subplots(figsize=(5, 3), dpi=100)
+    axes.plot(steps, record.label_curve, marker="o", label=f"true: {record.label_name}")
+    if record.target_curve is not None:
+        axes.plot(steps, record.target_curve, marker="s", label=f"target: {record.target_name}")
+    axes.plot(steps, record.top_curve, linestyle="--", color="grey", label="top class")
+    for step, (before, after) in enumerate(zip(record.path_names, record.path_names[1:], strict=False), start=1):
+        if before != after:
+            axes.annotate(
+                after,
+                (step, record.top_curve[step]),
+                fontsize=7,
+                rotation=20,
+                textcoords="offset points",
+                xytext=(2, 4),
+            )
+    axes.set_xlabel("step")
+    axes.set_ylabel("probability")
+    axes.set_ylim(0, 1.05)
+    axes.set_title(f"{record.name}: eps={record.epsilon:g}", fontsize=9)
+    axes.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+@dataclass
+class Card:
+    """What is shown of one image: its PNGs, its numbers, and where its files went."""
+
+    record: ImageRecord
+    clean_png: bytes
+    adversarial_png: bytes
+    perturbation_png: bytes
+    curve_png: bytes | None
+    saved_file_fools: bool | None = None
+    saved_file_label: str | None = None
+    paths: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self, *, inline: bool) -> dict[str, Any]:
+        """Plain data for reports; ``inline`` adds the PNGs as base64 (for the HTML report)."""
+        data: dict[str, Any] = {
+            "name": self.record.name,
+            "line": self.record.line(),
+            "details": self.record.details(),
+            "flipped": self.record.flipped,
+            "clean": f"{self.record.clean_label_name} {self.record.clean_prob:.2f}",
+            "adversarial": f"{self.record.shown_label[0]} {self.record.shown_label[1]:.2f}",
+            "saved_file_fools": self.saved_file_fools,
+            "saved_file_label": self.saved_file_label,
+            "paths": dict(self.paths),
+        }
+        if inline:
+            for key in ("clean_png", "adversarial_png", "perturbation_png", "curve_png"):
+                value = getattr(self, key)
+                data[key] = None if value is None else base64.b64encode(value).decode("ascii")
+        return data
+
+
+def build_cards(
+    result: AttackResult, model: WrappedModel, *, amplify: float = DEFAULT_AMPLIFY, all_images: bool = False
+) -> list[Card]:
+    """Cards for the flipped images (or all), each adversarial PNG re-predicted from its bytes."""
+    from PIL import Image
+
+    cards = []
+    for row, record in enumerate(result.records):
+        if not (all_images or record.failed):
+            continue
+        clean, adversarial = result.clean[row], result.adversarial_8bit[row]
+        card = Card(
+            record=record,
+            clean_png=png_bytes(clean),
+            adversarial_png=png_bytes(adversarial),
+            perturbation_png=png_bytes(perturbation_pixels(adversarial, clean, amplify)),
+            curve_png=curve_png(record),
+        )
+        reloaded = np.asarray(Image.open(io.BytesIO(card.adversarial_png)).convert("RGB"), dtype=np.float32) / 255
+        pixels = torch.from_numpy(reloaded).permute(2, 0, 1)[None].to(model.device)
+        with torch.no_grad(), eval_mode(model.model):
+            label = int(model.logits(pixels).argmax(dim=1))
+        card.saved_file_label = record.adv_label_8bit_name if label == record.adv_label_8bit else f"class {label}"
+        card.saved_file_fools = label != record.label
+        cards.append(card)
+    return cards
+
+
+def safe_name(name: str) -> str:
+    """An image or test name as a file name: ``cat/a.png`` -> ``cat_a``."""
+    stem = re.sub(r"\.(png|jpe?g|bmp|webp|gif|tiff?)$", "", name, flags=re.IGNORECASE)
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("_") or "image"
+
+
+def write_artifacts(cards: list[Card], folder: Path) -> None:
+    """``<image>-clean.png``, ``-adversarial.png``, ``-perturbation.png``, ``-curve.png``, ``<image>.json``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for card in cards:
+        stem = safe_name(card.record.name)
+        files = {
+            "clean": card.clean_png,
+            "adversarial": card.adversarial_png,
+            "perturbation": card.perturbation_png,
+            "curve": card.curve_png,
+        }
+        for kind, data in files.items():
+            if data is not None:
+                path = folder / f"{stem}-{kind}.png"
+                path.write_bytes(data)
+                card.paths[kind] = str(path)
+        json_path = folder / f"{stem}.json"
+        card.paths["json"] = str(json_path)
+        numbers = {
+            **card.record.to_dict(),
+            "saved_file_fools": card.saved_file_fools,
+            "saved_file_label": card.saved_file_label,
+            "files": card.paths,
+        }
+        json_path.write_text(json.dumps(numbers, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")

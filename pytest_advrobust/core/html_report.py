@@ -1,0 +1,110 @@
+"""One self-contained HTML file: a summary per test and a card per flipped image, images inlined.
+
+No scripts, no external fonts or stylesheets: it opens offline, from a CI artifact or an e-mail. The
+layout is a flexible grid, so the three images sit side by side on a laptop and stack on a phone.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;padding:1rem;color:#1d1d1f;
+background:#f6f6f7;line-height:1.4}
+h1{font-size:1.4rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin:1.5rem 0 .5rem;word-break:break-all}
+.meta{color:#555;font-size:.85rem}
+table{border-collapse:collapse;width:100%;background:#fff;font-size:.9rem}
+th,td{border-bottom:1px solid #e3e3e6;padding:.35rem .5rem;text-align:left}
+.bad{color:#b3261e;font-weight:600}.good{color:#146c2e;font-weight:600}
+.card{background:#fff;border:1px solid #e3e3e6;border-radius:8px;padding:.8rem;margin:.8rem 0}
+.card h3{font-size:1rem;margin:0 0 .3rem;word-break:break-all}
+.transition{font-size:1rem;margin:.2rem 0 .6rem}
+.images{display:flex;flex-wrap:wrap;gap:.6rem}
+figure{margin:0;flex:1 1 160px;max-width:260px}figure img{width:100%;height:auto;image-rendering:pixelated;
+border:1px solid #ddd}figcaption{font-size:.8rem;color:#555}
+.curve{flex:2 1 280px;max-width:520px}
+pre{white-space:pre-wrap;font-size:.8rem;background:#f0f0f2;padding:.4rem;border-radius:4px}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _img(data: str | None, alt: str, caption: str, css: str = "") -> str:
+    if not data:
+        return f'<figure class="{css}"><figcaption>{_e(caption)}: not drawn (install matplotlib)</figcaption></figure>'
+    return (
+        f'<figure class="{css}"><img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
+
+
+def _summary_row(test: Mapping[str, Any]) -> str:
+    accuracy = test.get("robust_accuracy")
+    shown = "n/a" if accuracy is None else f"{accuracy:.0%}"
+    minimal = [i["minimal_epsilon"] for i in test["images"] if i.get("minimal_epsilon") is not None]
+    minimal_text = f"{min(minimal):.4g} (min), {sorted(minimal)[len(minimal) // 2]:.4g} (median)" if minimal else "—"
+    baseline = test.get("baseline") or {}
+    if baseline.get("status") == "compared":
+        baseline_text = (
+            "settings differ"
+            if baseline.get("refused")
+            else f"{len(baseline['regressions'])} regression(s), {len(baseline['improvements'])} improvement(s), "
+            f"{len(baseline['known'])} known"
+        )
+    else:
+        baseline_text = baseline.get("status", "—")
+    css = "bad" if test["flipped"] or test["misclassified"] else "good"
+    return (
+        f'<tr><td>{_e(test["nodeid"])}</td><td>{test["attacked"]}</td><td class="{css}">{test["flipped"]}</td>'
+        f"<td>{test['misclassified']}</td><td>{shown}</td><td>{_e(minimal_text)}</td><td>{_e(baseline_text)}</td></tr>"
+    )
+
+
+def _card(card: Mapping[str, Any]) -> str:
+    fools = card.get("saved_file_fools")
+    saved = (
+        ""
+        if fools is None
+        else f'<p class="meta">Saved 8-bit PNG re-predicted as {_e(card.get("saved_file_label"))}: '
+        f'<span class="{"bad" if fools else "good"}">{"still fools the model" if fools else "does not fool it"}'
+        "</span></p>"
+    )
+    details = "".join(f"<pre>{_e(line)}</pre>" for line in card.get("details", []))
+    return (
+        f'<div class="card"><h3>{_e(card["name"])}</h3>'
+        f'<p class="transition">{_e(card["clean"])} &rarr; <span class="bad">{_e(card["adversarial"])}</span></p>'
+        f'<p class="meta">{_e(card["line"])}</p>{saved}'
+        '<div class="images">'
+        + _img(card.get("clean_png"), "clean image", "clean")
+        + _img(card.get("adversarial_png"), "adversarial image", "adversarial (8-bit)")
+        + _img(card.get("perturbation_png"), "perturbation", "perturbation ×50, grey = 0")
+        + _img(card.get("curve_png"), "probability per step", "probability per step", "curve")
+        + f"</div>{details}</div>"
+    )
+
+
+def render_html(tests: Iterable[Mapping[str, Any]], header: Mapping[str, Any]) -> str:
+    """The report for merged test summaries (see :func:`summary.merge_shards`) carrying their cards."""
+    tests = list(tests)
+    rows = "".join(_summary_row(test) for test in tests)
+    sections = []
+    for test in tests:
+        cards = test.get("cards") or []
+        if cards:
+            sections.append(f"<h2>{_e(test['nodeid'])}</h2>" + "".join(_card(card) for card in cards))
+    flipped = sum(t["flipped"] for t in tests)
+    attacked = sum(t["attacked"] for t in tests)
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Adversarial robustness: {flipped} of {attacked} flipped</title><style>{STYLE}</style></head><body>"
+        f"<h1>Adversarial robustness: {flipped} of {attacked} image(s) flipped</h1>"
+        f'<p class="meta">{_e(header.get("defaults", ""))} · pytest-advrobust {_e(header.get("pytest_advrobust", ""))}</p>'
+        "<table><thead><tr><th>test</th><th>attacked</th><th>flipped</th><th>misclassified</th>"
+        "<th>robust accuracy</th><th>minimal ε</th><th>baseline</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>{''.join(sections) or '<p>No image flipped.</p>'}</body></html>\n"
+    )

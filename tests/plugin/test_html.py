@@ -1,0 +1,90 @@
+"""--adv-html: one self-contained page; a real browser renders its cards."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("matplotlib", reason="the curves need the report extra: pip install -e '.[report]'")
+
+TESTS = """
+from pytest_advrobust import adv_robust
+
+@adv_robust(epsilon=0.05, class_names=[f"c{i}" for i in range(10)])
+def test_weak():
+    pass
+
+@adv_robust(epsilon=0.0)
+def test_strong():
+    pass
+"""
+
+
+@pytest.fixture
+def report(project: pytest.Pytester) -> Path:
+    project.makepyfile(TESTS)
+    result = project.runpytest("--adv-html=out/report.html")
+    result.stdout.fnmatch_lines(["advrobust: HTML report written to */out/report.html"])
+    return project.path / "out" / "report.html"
+
+
+def test_the_page_is_self_contained(report: Path) -> None:
+    page = report.read_text()
+    assert "<script" not in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "no external resources"
+    assert page.count('class="card"') == 3
+    assert page.count("data:image/png;base64,") == 12  # clean, adversarial, perturbation, curve per card
+    assert "Adversarial robustness: 3 of 8 image(s) flipped" in page
+    assert "still fools the model" in page
+    assert '<meta name="viewport"' in page
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it")
+
+
+def _run_chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("window", ["1280,900", "390,844"], ids=["laptop", "phone"])
+def test_a_real_browser_renders_the_cards(report: Path, tmp_path: Path, window: str) -> None:
+    profile = tmp_path / "profile"
+    dom = _run_chromium(f"--user-data-dir={profile}", "--dump-dom", report.as_uri())
+    assert dom.stdout.count('class="card"') == 3, dom.stderr[-2000:]
+    assert "c9 0.14 → " in dom.stdout or "c9 0.14 &rarr; " in dom.stdout or "c9 0.14" in dom.stdout
+    shot = tmp_path / "shot.png"
+    done = _run_chromium(
+        f"--user-data-dir={profile}2", f"--window-size={window}", f"--screenshot={shot}", report.as_uri()
+    )
+    assert shot.exists(), done.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    assert pixels.shape[1] == int(window.split(",")[0])
+    assert pixels.std() > 10, "the screenshot shows content, not a blank page"
