@@ -247,7 +247,8 @@ def available(attack_name: str) -> bool:
 
 def table(models: list[str], repeats: int) -> None:
     print(
-        "| model | attack | wall time (s) | × bare loop | × floor | target reached | forward / backward passes | peak memory (MiB) |"
+        "| model | attack | wall time (s) | × bare loop | × floor | target reached "
+        "| forward / backward passes | peak memory (MiB) |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for model_name in models:
@@ -265,7 +266,8 @@ def table(models: list[str], repeats: int) -> None:
             last = rows[-1]
             label = "floor: 10 × (forward + backward)" if name == "floor" else name
             print(
-                f"| {model_name} ({count} images) | {label} | {median[name]:.3f} | {median[name] / median['bare loop']:.2f} | "
+                f"| {model_name} ({count} images) | {label} | {median[name]:.3f} | "
+                f"{median[name] / median['bare loop']:.2f} | "
                 f"{median[name] / median['floor']:.2f} | {'' if name == 'floor' else format(last['success'], '.0%')} | "
                 f"{last['forward']} / {last['backward']} | {peaks[name]:.0f} |"
             )

@@ -17,7 +17,7 @@ try:  # the report extra; its classes must not be imported twice either
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
+    import matplotlib.pyplot
 except ImportError:
     pass
 

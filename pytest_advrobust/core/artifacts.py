@@ -91,6 +91,7 @@ class Card:
     adversarial_png: bytes
     perturbation_png: bytes
     curve_png: bytes | None
+    amplify: float = DEFAULT_AMPLIFY
     saved_file_fools: bool | None = None
     saved_file_label: str | None = None
     paths: dict[str, str] = field(default_factory=dict)
@@ -106,6 +107,7 @@ class Card:
             "adversarial": f"{self.record.shown_label[0]} {self.record.shown_label[1]:.2f}",
             "saved_file_fools": self.saved_file_fools,
             "saved_file_label": self.saved_file_label,
+            "amplify": self.amplify,
             "paths": dict(self.paths),
         }
         if inline:
@@ -132,6 +134,7 @@ def build_cards(
             adversarial_png=png_bytes(adversarial),
             perturbation_png=png_bytes(perturbation_pixels(adversarial, clean, amplify)),
             curve_png=curve_png(record),
+            amplify=amplify,
         )
         reloaded = np.asarray(Image.open(io.BytesIO(card.adversarial_png)).convert("RGB"), dtype=np.float32) / 255
         pixels = torch.from_numpy(reloaded).permute(2, 0, 1)[None].to(model.device)

@@ -56,7 +56,7 @@ def _summary_row(test: Mapping[str, Any]) -> str:
             f"{len(baseline['known'])} known"
         )
     else:
-        baseline_text = baseline.get("status", "—")
+        baseline_text = {"missing": "none stored", "recorded": "recorded"}.get(baseline.get("status", ""), "—")
     css = "bad" if test["flipped"] or test["misclassified"] else "good"
     return (
         f'<tr><td>{_e(test["nodeid"])}</td><td>{test["attacked"]}</td><td class="{css}">{test["flipped"]}</td>'
@@ -81,7 +81,7 @@ def _card(card: Mapping[str, Any]) -> str:
         '<div class="images">'
         + _img(card.get("clean_png"), "clean image", "clean")
         + _img(card.get("adversarial_png"), "adversarial image", "adversarial (8-bit)")
-        + _img(card.get("perturbation_png"), "perturbation", "perturbation ×50, grey = 0")
+        + _img(card.get("perturbation_png"), "perturbation", f"perturbation ×{card.get('amplify', 50):g}, grey = 0")
         + _img(card.get("curve_png"), "probability per step", "probability per step", "curve")
         + f"</div>{details}</div>"
     )
@@ -103,7 +103,8 @@ def render_html(tests: Iterable[Mapping[str, Any]], header: Mapping[str, Any]) -
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>Adversarial robustness: {flipped} of {attacked} flipped</title><style>{STYLE}</style></head><body>"
         f"<h1>Adversarial robustness: {flipped} of {attacked} image(s) flipped</h1>"
-        f'<p class="meta">{_e(header.get("defaults", ""))} · pytest-advrobust {_e(header.get("pytest_advrobust", ""))}</p>'
+        f'<p class="meta">run defaults (markers override them per test): {_e(header.get("defaults", ""))} · '
+        f"pytest-advrobust {_e(header.get('pytest_advrobust', ''))}</p>"
         "<table><thead><tr><th>test</th><th>attacked</th><th>flipped</th><th>misclassified</th>"
         "<th>robust accuracy</th><th>minimal ε</th><th>baseline</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>{''.join(sections) or '<p>No image flipped.</p>'}</body></html>\n"
