@@ -72,6 +72,10 @@ EVERY_OPTION = [
     ("baseline-dir", "bl", "{root}/bl"),
     ("baseline-strict", "1", "True"),
     ("allow-pickle", "yes", "True"),
+    ("artifacts", "art", "{root}/art"),
+    ("artifacts-all", "yes", "True"),
+    ("amplify", "20", "20.0"),
+    ("html", "out/r.html", "{root}/out/r.html"),
     ("report", "out/r.json", "{root}/out/r.json"),
 ]
 
