@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -74,86 +76,53 @@ def linear_scan(
     return found, runs, forward, backward
 
 
-def main() -> None:
-    rows = []
-    model, images, truth = linear_problem()
-    for name, kw in (("linear, fgsm, float", {"method": "fgsm", "verdict": "float"}),):
-        start = time.perf_counter()
-        result = attack(
-            model,
-            images,
-            [0] * len(images),
-            epsilon=0.007,
-            sanity_checks=False,
-            minimal_epsilon=True,
-            epsilon_max=EPS_MAX,
-            epsilon_precision=PRECISION,
-            **kw,
-        )  # type: ignore[arg-type]
-        bisect_time = time.perf_counter() - start
-        errors = [
-            r.minimal_epsilon - t
-            for r, t in zip(result.records, truth, strict=True)
-            if r.minimal_epsilon is not None and t <= EPS_MAX
-        ]
-        runs = next(n for n in result.settings["notes"] if n.startswith("minimal-ε"))
-        start = time.perf_counter()
-        _, scan_runs, scan_f, scan_b = linear_scan(model, images, [0] * len(images), **kw)
-        rows.append(
-            (
-                name,
-                runs,
-                result.forward_passes,
-                result.backward_passes,
-                bisect_time,
-                scan_runs,
-                scan_f,
-                scan_b,
-                time.perf_counter() - start,
-                f"bisection − analytic ∈ [{min(errors):.2e}, {max(errors):.2e}] (precision {PRECISION})",
-            )
-        )
-    cnn, cnn_images = small_cnn()
+def compare(
+    name: str,
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: list[int] | None,
+    agreement: Callable[[list[float | None], list[float | None]], str],
+    **kw: Any,
+) -> None:
+    """Run the bisection and the linear scan on the same problem and print one line."""
     start = time.perf_counter()
     result = attack(
-        cnn,
-        cnn_images,
+        model,
+        images,
+        labels,
         epsilon=0.007,
-        steps=10,
         sanity_checks=False,
         minimal_epsilon=True,
         epsilon_max=EPS_MAX,
         epsilon_precision=PRECISION,
+        **kw,
     )
     bisect_time = time.perf_counter() - start
-    runs = next(n for n in result.settings["notes"] if n.startswith("minimal-ε"))
+    runs = next(n for n in result.settings["notes"] if n.startswith("minimal-ε")).split(": ")[1]
     start = time.perf_counter()
-    scanned, scan_runs, scan_f, scan_b = linear_scan(cnn, cnn_images, None, steps=10)
-    gaps = [
-        abs(r.minimal_epsilon - s)
-        for r, s in zip(result.records, scanned, strict=True)
-        if r.minimal_epsilon is not None and s is not None
-    ]
-    rows.append(
-        (
-            "small CNN, bim 10 steps, 8-bit",
-            runs,
-            result.forward_passes,
-            result.backward_passes,
-            bisect_time,
-            scan_runs,
-            scan_f,
-            scan_b,
-            time.perf_counter() - start,
-            f"max |bisection − scan| = {max(gaps, default=0):.2e} over {len(gaps)} images",
-        )
+    scanned, scan_runs, scan_f, scan_b = linear_scan(model, images, labels, **kw)
+    print(
+        f"{name}: bisection {runs}, {result.forward_passes} fwd / {result.backward_passes} bwd passes, "
+        f"{bisect_time:.2f}s | linear scan {scan_runs} runs, {scan_f} fwd / {scan_b} bwd, "
+        f"{time.perf_counter() - start:.2f}s | {agreement([r.minimal_epsilon for r in result.records], scanned)}"
     )
-    for row in rows:
-        name, runs, f, b, t, sr, sf, sb, st, agreement = row
-        print(
-            f"{name}: bisection {runs.split(': ')[1]}, {f} fwd / {b} bwd passes, {t:.2f}s | "
-            f"linear scan {sr} runs, {sf} fwd / {sb} bwd, {st:.2f}s | {agreement}"
-        )
+
+
+def main() -> None:
+    model, images, truth = linear_problem()
+
+    def against_truth(found: list[float | None], _: list[float | None]) -> str:
+        errors = [f - t for f, t in zip(found, truth, strict=True) if f is not None and t <= EPS_MAX]
+        return f"bisection − analytic ∈ [{min(errors):.2e}, {max(errors):.2e}] (precision {PRECISION})"
+
+    compare("linear, fgsm, float", model, images, [0] * len(images), against_truth, method="fgsm", verdict="float")
+
+    def against_scan(found: list[float | None], scanned: list[float | None]) -> str:
+        gaps = [abs(f - s) for f, s in zip(found, scanned, strict=True) if f is not None and s is not None]
+        return f"max |bisection − scan| = {max(gaps, default=0):.2e} over {len(gaps)} images"
+
+    cnn, cnn_images = small_cnn()
+    compare("small CNN, bim 10 steps, 8-bit", cnn, cnn_images, None, against_scan, steps=10)
 
 
 if __name__ == "__main__":
