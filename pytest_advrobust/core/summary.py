@@ -17,7 +17,7 @@ from typing import Any
 REPORT_SCHEMA_VERSION = 1
 
 
-def test_summary(nodeid: str, results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def summarize_test(nodeid: str, results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Merge the results of one test (the marker's attack and any adv_attack calls) into one dict."""
     images: list[dict[str, Any]] = []
     settings: list[dict[str, Any]] = []
@@ -71,7 +71,7 @@ def merge_shards(summaries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]
             merged.append(dict(parts[0]))
             continue
         parts = sorted(parts, key=lambda part: part["nodeid"])
-        combined = test_summary(
+        combined = summarize_test(
             nodeid,
             [{"images": p["images"], "settings": p["settings"][0], "cards": p.get("cards", [])} for p in parts],
         )

@@ -13,7 +13,7 @@ import pytest
 
 from ..core.errors import AdvRobustError
 from ..core.settings import OPTIONS
-from ..core.summary import test_summary
+from ..core.summary import summarize_test
 from .fixtures import (
     ATTACKED_KEY,
     PLAN_KEY,
@@ -107,7 +107,7 @@ def pytest_runtest_makereport(
     report = yield
     results = item.stash.get(ATTACKED_KEY, None)
     if call.when == "call" and results:
-        summary = test_summary(item.nodeid, results)
+        summary = summarize_test(item.nodeid, results)
         if BASELINE_KEY in item.stash:
             summary["baseline"] = {k: v for k, v in item.stash[BASELINE_KEY].items() if k != "entry"}
         # A plain attribute travels with the report from xdist workers to the controller.

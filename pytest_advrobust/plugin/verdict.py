@@ -84,14 +84,16 @@ def judge(item: pytest.Item, plan: Plan, session: AdvSession) -> str | None:
     if session.base.artifacts is not None or session.base.html is not None:
         _show(item, session, config, plan, outcome, result)
     item.stash.setdefault(ATTACKED_KEY, []).append(result)
-    entry = baseline_entry(result, session.fingerprint(plan.model), library_versions())
     where = baseline_file(session.baseline_dir, module)
     accept = f"accept the current results as the baseline with: pytest '{item.nodeid}' --adv-baseline-update"
+    entry = None
+    if update or stored is not None:
+        entry = baseline_entry(result, session.fingerprint(plan.model), library_versions())
 
     if update:
         item.stash[BASELINE_KEY] = {"status": "recorded", "module": module, "test": test, "entry": entry}
         return None
-    if stored is None:
+    if stored is None or entry is None:
         item.stash[BASELINE_KEY] = {"status": "missing", "file": str(where)}
         if session.base.baseline_strict:
             return f"no baseline for {test} in {where} (--adv-baseline-strict); {accept}"
