@@ -57,3 +57,17 @@ def write_png(path: Path, size: tuple[int, int] = (12, 10), mode: str = "RGB", s
     else:
         raise ValueError(mode)
     return path
+
+
+WEAK_AND_STRONG_TESTS = """
+from pytest_advrobust import adv_robust
+
+@adv_robust(epsilon=0.05, class_names=[f"c{i}" for i in range(10)])
+def test_weak():
+    pass
+
+@adv_robust(epsilon=0.0)
+def test_strong():
+    pass
+"""
+"""Two marked tests for the pytester project of tests/plugin: 3 of 4 images flip in test_weak, none in test_strong."""

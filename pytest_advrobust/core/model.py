@@ -97,16 +97,14 @@ class WrappedModel:
         self.device = model_device(model)
         self.forward_passes = 0
         self.backward_passes = 0
+        self._normalizers: dict[tuple[torch.device, torch.dtype, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def logits(self, pixels: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of [0,1] pixels; counts the forward pass."""
         x = pixels
         if self.mean is not None and self.std is not None:
-            channels = pixels.shape[1]
-            mean = _channel_tensor(self.mean, channels, "mean")
-            std = _channel_tensor(self.std, channels, "std")
-            assert mean is not None and std is not None
-            x = (pixels - mean.to(pixels)) / std.to(pixels)
+            mean, std = self._normalization(pixels)
+            x = (pixels - mean) / std
         out = self.model(x)
         self.forward_passes += 1
         if not isinstance(out, torch.Tensor):
@@ -120,6 +118,16 @@ class WrappedModel:
                 f"expected ({pixels.shape[0]}, num_classes) logits"
             )
         return out
+
+    def _normalization(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """mean and std as 1×C×1×1 tensors on the pixels' device and dtype, built once per kind."""
+        key = (pixels.device, pixels.dtype, pixels.shape[1])
+        if key not in self._normalizers:
+            mean = _channel_tensor(self.mean, pixels.shape[1], "mean")
+            std = _channel_tensor(self.std, pixels.shape[1], "std")
+            assert mean is not None and std is not None
+            self._normalizers[key] = (mean.to(pixels), std.to(pixels))
+        return self._normalizers[key]
 
     def check_images(self, images: torch.Tensor) -> None:
         """Raise a clear error if ``images`` is not an N×C×H×W float batch in [0,1] of the right size."""

@@ -11,19 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import WEAK_AND_STRONG_TESTS
+
 pytest.importorskip("matplotlib", reason="the curves need the report extra: pip install -e '.[report]'")
 
-TESTS = """
-from pytest_advrobust import adv_robust
-
-@adv_robust(epsilon=0.05, class_names=[f"c{i}" for i in range(10)])
-def test_weak():
-    pass
-
-@adv_robust(epsilon=0.0)
-def test_strong():
-    pass
-"""
+TESTS = WEAK_AND_STRONG_TESTS
 
 
 @pytest.fixture

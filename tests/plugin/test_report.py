@@ -7,20 +7,15 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-TESTS = """
-from pytest_advrobust import adv_robust
+from helpers import WEAK_AND_STRONG_TESTS
 
-@adv_robust(epsilon=0.05, class_names=[f"c{i}" for i in range(10)])
-def test_weak():
-    pass
-
-@adv_robust(epsilon=0.0)
-def test_strong():
-    pass
-
+TESTS = (
+    WEAK_AND_STRONG_TESTS
+    + """
 def test_plain():
     pass
 """
+)
 
 
 def test_terminal_summary_has_counts_accuracy_and_pairs(project: pytest.Pytester) -> None:
