@@ -238,9 +238,7 @@ def _targets_for(spec: TargetSpec, logits: torch.Tensor, classes: ClassNames) ->
     num_classes = logits.shape[1]
     if spec.mode == "untargeted":
         return None
-    if spec.mode == "per-image":
-        if len(spec.classes) != logits.shape[0]:
-            raise OptionError(f"targets: {len(spec.classes)} per-image targets for {logits.shape[0]} images")
+    if spec.mode == "per-image":  # already sliced to this batch by _chunk_config, which checks the count
         return [[classes.index(c, num_classes)] for c in spec.classes]
     if spec.mode == "least-likely":
         return [[int(i)] for i in logits.argmin(dim=1).tolist()]

@@ -109,6 +109,7 @@ def sign_gradient_attack(
     verdict: str = VERDICT_ROUNDED,
     start_logits: tuple[torch.Tensor, torch.Tensor] | None = None,
     names: list[str] | None = None,
+    repredict_rounded: bool = True,
 ) -> Trajectory:
     """Run ``steps`` sign-gradient steps on ``clean`` (N×C×H×W in [0,1], on the model's device).
 
@@ -116,6 +117,8 @@ def sign_gradient_attack(
     ``noise`` (N×C×H×W, uniform in [-1, 1]) makes a random start ``clean + ε·noise`` (PGD).
     ``start_logits`` optionally passes ``(x, logits)`` for iterate 0, computed on ``x = clean`` requiring
     grad, so the caller's clean forward pass is reused (ignored with a random start).
+    ``repredict_rounded=False`` skips re-predicting rounded images the loop did not already check
+    (their ``rounded_logits`` are then undefined): for callers that only need ``first_success``.
     """
     n = clean.shape[0]
     device = clean.device
@@ -149,13 +152,13 @@ def sign_gradient_attack(
     for k in range(columns):
         need_grad = k < steps
         if k == 0 and start_logits is not None and noise is None:
-            x_act, logits = start_logits
+            x_act, logits = start_logits  # the caller's clean forward pass, already checked there
         else:
             x_act = x_act.detach().requires_grad_(need_grad)
             with torch.set_grad_enabled(need_grad):
                 logits = model.logits(x_act)
-        if k == 0:
-            check_logits(logits.detach(), names)
+            if k == 0:
+                check_logits(logits.detach(), names)
         detached = logits.detach()
         if k == 0:
             returned_logits = torch.empty((n, detached.shape[1]), device=device, dtype=detached.dtype)
@@ -192,6 +195,8 @@ def sign_gradient_attack(
             returned_logits[idx] = detached[never]
             break
 
+        if early_stop and bool(success.all()):
+            break  # every image still attacked reached its goal: no gradient is needed
         loss = F.cross_entropy(logits, goal_act, reduction="sum")
         (grad,) = torch.autograd.grad(loss, x_act)
         model.backward_passes += 1
@@ -203,8 +208,6 @@ def sign_gradient_attack(
         if early_stop and success.any():
             keep = ~success
             active = active[keep]
-            if active.numel() == 0:
-                break
             x_new, lo_act, hi_act, clean_act = x_new[keep], lo_act[keep], hi_act[keep], clean_act[keep]
             eps_act, alpha_act = eps_act[keep], alpha_act[keep]
             lab_act, goal_act = lab_act[keep], goal_act[keep]
@@ -215,7 +218,7 @@ def sign_gradient_attack(
     # The loop re-predicted the rounded image of every success under the rounded verdict; the rest
     # are re-predicted here, in one batch.
     unknown = ~rounded_known
-    if unknown.any():
+    if repredict_rounded and unknown.any():
         with torch.no_grad():
             rounded_logits[unknown] = model.logits(rounded[unknown])
     return Trajectory(

@@ -72,8 +72,8 @@ def baseline_entry(result: Mapping[str, Any], fingerprint: str, versions: Mappin
             "clean_label_name": image["clean_label_name"],
             "misclassified": image["misclassified"],
             "flipped": image["flipped"],
-            "adv_label": image["adv_label_8bit"] if image["verdict"] == "rounded" else image["adv_label"],
-            "adv_label_name": image["adv_label_8bit_name" if image["verdict"] == "rounded" else "adv_label_name"],
+            "adv_label": image["shown_label"],
+            "adv_label_name": image["shown_label_name"],
             "minimal_epsilon": image["minimal_epsilon"],
         }
     return {

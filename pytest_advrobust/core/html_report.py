@@ -10,6 +10,8 @@ import html
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .summary import baseline_status
+
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;padding:1rem;color:#1d1d1f;
 background:#f6f6f7;line-height:1.4}
@@ -47,16 +49,7 @@ def _summary_row(test: Mapping[str, Any]) -> str:
     shown = "n/a" if accuracy is None else f"{accuracy:.0%}"
     minimal = [i["minimal_epsilon"] for i in test["images"] if i.get("minimal_epsilon") is not None]
     minimal_text = f"{min(minimal):.4g} (min), {sorted(minimal)[len(minimal) // 2]:.4g} (median)" if minimal else "—"
-    baseline = test.get("baseline") or {}
-    if baseline.get("status") == "compared":
-        baseline_text = (
-            "settings differ"
-            if baseline.get("refused")
-            else f"{len(baseline['regressions'])} regression(s), {len(baseline['improvements'])} improvement(s), "
-            f"{len(baseline['known'])} known"
-        )
-    else:
-        baseline_text = {"missing": "none stored", "recorded": "recorded"}.get(baseline.get("status", ""), "—")
+    baseline_text = baseline_status(test["baseline"]) if test.get("baseline") else "—"
     css = "bad" if test["flipped"] or test["misclassified"] else "good"
     return (
         f'<tr><td>{_e(test["nodeid"])}</td><td>{test["attacked"]}</td><td class="{css}">{test["flipped"]}</td>'

@@ -77,6 +77,7 @@ def search_minimal_epsilon(
             early_stop=True,
             verdict=verdict,
             names=None if names is None else [names[i] for i in rows.tolist()],
+            repredict_rounded=False,  # only success matters here
         )
         return result.first_success >= 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -145,6 +144,8 @@ class ImageRecord:
         data = asdict(self)
         data["flipped"] = self.flipped
         data["target_reached"] = self.target_reached
+        data["shown_label"] = self.adv_label_8bit if self.verdict == "rounded" else self.adv_label
+        data["shown_label_name"], data["shown_prob"] = self.shown_label
         data["passed_through"] = self.passed_through()
         for key in ("label_curve", "target_curve", "top_curve"):
             if data[key] is not None:
@@ -197,10 +198,6 @@ class AttackResult:
     def robust_accuracy(self) -> float:
         """Fraction of records correctly classified before and after the attack."""
         return len(self.held) / len(self.records) if self.records else float("nan")
-
-    def flip_pairs(self) -> Counter[tuple[str, str]]:
-        """How often each (clean class, adversarial class) pair occurred among the flips."""
-        return Counter((r.clean_label_name, r.shown_label[0]) for r in self.flips)
 
     def lines(self) -> list[str]:
         """Flipped images first, then misclassified ones, then the ones that held."""

@@ -32,7 +32,7 @@ def summarize_test(nodeid: str, results: Iterable[Mapping[str, Any]]) -> dict[st
     pairs = Counter(
         (
             image["clean_label_name"],
-            image["adv_label_8bit_name"] if image["verdict"] == "rounded" else image["adv_label_name"],
+            image["shown_label_name"],
         )
         for image in images
         if image["flipped"] and not image["misclassified"]
@@ -112,11 +112,12 @@ def summary_lines(summaries: Iterable[Mapping[str, Any]]) -> list[str]:
         lines += [f"    {a} -> {b} ×{count}" for a, b, count in summary["pairs"]]
         baseline = summary.get("baseline")
         if baseline:
-            lines.append("    baseline: " + _baseline_status(baseline))
+            lines.append("    baseline: " + baseline_status(baseline))
     return lines
 
 
-def _baseline_status(baseline: Mapping[str, Any]) -> str:
+def baseline_status(baseline: Mapping[str, Any]) -> str:
+    """One phrase for a test's baseline state: recorded, none stored, not compared, or the counts."""
     if baseline["status"] == "recorded":
         return "recorded"
     if baseline["status"] == "missing":

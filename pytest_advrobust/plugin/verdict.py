@@ -38,14 +38,10 @@ def _progress_printer(item: pytest.Item) -> Any:
     return show
 
 
-def _show(
-    item: pytest.Item, session: AdvSession, config: Any, plan: Plan, outcome: Any, result: dict[str, Any]
-) -> None:
+def _show(item: pytest.Item, session: AdvSession, wrapped: Any, outcome: Any, result: dict[str, Any]) -> None:
     """Artifacts on disk (paths into the JSON report and JUnit XML) and inline cards for the HTML report."""
     from ..core.artifacts import build_cards, safe_name, write_artifacts
-    from ..core.model import WrappedModel
 
-    wrapped = WrappedModel(plan.model, mean=config.mean, std=config.std)
     cards = build_cards(outcome, wrapped, amplify=session.base.amplify, all_images=session.base.artifacts_all)
     if session.base.artifacts is not None:
         folder = session.base.artifacts / safe_name(item.nodeid)
@@ -73,16 +69,19 @@ def judge(item: pytest.Item, plan: Plan, session: AdvSession) -> str | None:
     if config.minimal_epsilon is None:  # auto: search when a baseline is recorded or has minimal ε
         wanted = update or (stored is not None and stored["settings"].get("minimal_epsilon") is not None)
         config = dataclasses.replace(config, minimal_epsilon=wanted)
+    from ..core.model import WrappedModel
+
+    wrapped = WrappedModel(plan.model, mean=config.mean, std=config.std, input_size=config.input_size)
     outcome = run_attack(
         config,
-        plan.model,
+        wrapped,
         plan.images,
         reproduce=session.reproduce_command(item.nodeid, config),
         progress=_progress_printer(item),
     )
     result = outcome.to_dict()
     if session.base.artifacts is not None or session.base.html is not None:
-        _show(item, session, config, plan, outcome, result)
+        _show(item, session, wrapped, outcome, result)
     item.stash.setdefault(ATTACKED_KEY, []).append(result)
     where = baseline_file(session.baseline_dir, module)
     accept = f"accept the current results as the baseline with: pytest '{item.nodeid}' --adv-baseline-update"

@@ -71,7 +71,7 @@ def test_a_real_browser_renders_the_cards(report: Path, tmp_path: Path, window: 
     profile = tmp_path / "profile"
     dom = _run_chromium(f"--user-data-dir={profile}", "--dump-dom", report.as_uri())
     assert dom.stdout.count('class="card"') == 3, dom.stderr[-2000:]
-    assert "c9 0.14 → " in dom.stdout or "c9 0.14 &rarr; " in dom.stdout or "c9 0.14" in dom.stdout
+    assert re.search(r"c9 0\.14 (→|&rarr;) <span class=\"bad\">c7 0\.1\d</span>", dom.stdout), "the class transition"
     shot = tmp_path / "shot.png"
     done = _run_chromium(
         f"--user-data-dir={profile}2", f"--window-size={window}", f"--screenshot={shot}", report.as_uri()

@@ -48,6 +48,12 @@ def test_a_model_that_holds_passes(project: pytest.Pytester) -> None:
     result = project.runpytest("-v")
     result.stdout.fnmatch_lines(["*test_holds PASSED*"])
     assert "test_holds" in result.stdout.str()
+    # the bare decorator attacks with the defaults (bim, 0.007, seed 0) and reports its verdict
+    result.stdout.fnmatch_lines([
+        "*::test_bare_decorator_with_a_tiny_default_budget PASSED*",
+        "*::test_bare_decorator_with_a_tiny_default_budget: 4 attacked, 0 flipped, 0 misclassified, "
+        "robust accuracy 100% (bim eps=0.007 seed=0)",
+    ])
 
 
 def test_the_body_runs_first_and_its_failure_wins(project: pytest.Pytester) -> None:
