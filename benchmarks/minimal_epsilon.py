@@ -98,7 +98,7 @@ def compare(
         **kw,
     )
     bisect_time = time.perf_counter() - start
-    runs = next(n for n in result.settings["notes"] if n.startswith("minimal-ε")).split(": ")[1]
+    runs = next(n for n in result.settings.notes if n.startswith("minimal-ε")).split(": ")[1]
     start = time.perf_counter()
     scanned, scan_runs, scan_f, scan_b = linear_scan(model, images, labels, **kw)
     print(

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from .jsonfile import write_json
 from .model import WrappedModel, eval_mode
-from .results import AttackResult, ImageRecord
+from .report import HtmlCard, ImageRecord
+from .results import AttackResult
 
 DEFAULT_AMPLIFY = 50.0
 
@@ -96,25 +96,27 @@ class Card:
     saved_file_label: str | None = None
     paths: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self, *, inline: bool) -> dict[str, Any]:
-        """Plain data for reports; ``inline`` adds the PNGs as base64 (for the HTML report)."""
-        data: dict[str, Any] = {
-            "name": self.record.name,
-            "line": self.record.line(),
-            "details": self.record.details(),
-            "flipped": self.record.flipped,
-            "clean": f"{self.record.clean_label_name} {self.record.clean_prob:.2f}",
-            "adversarial": f"{self.record.shown_label[0]} {self.record.shown_label[1]:.2f}",
-            "saved_file_fools": self.saved_file_fools,
-            "saved_file_label": self.saved_file_label,
-            "amplify": self.amplify,
-            "paths": dict(self.paths),
-        }
-        if inline:
-            for key in ("clean_png", "adversarial_png", "perturbation_png", "curve_png"):
-                value = getattr(self, key)
-                data[key] = None if value is None else base64.b64encode(value).decode("ascii")
-        return data
+    def to_html(self) -> HtmlCard:
+        """What the HTML report shows of this image, PNGs inlined as base64."""
+
+        def b64(data: bytes) -> str:
+            return base64.b64encode(data).decode("ascii")
+
+        _, adv_name, adv_prob = self.record.shown_label
+        return HtmlCard(
+            name=self.record.name,
+            line=self.record.line(),
+            details=self.record.details(),
+            clean=f"{self.record.clean_label_name} {self.record.clean_prob:.2f}",
+            adversarial=f"{adv_name} {adv_prob:.2f}",
+            amplify=self.amplify,
+            saved_file_fools=self.saved_file_fools,
+            saved_file_label=self.saved_file_label,
+            clean_png=b64(self.clean_png),
+            adversarial_png=b64(self.adversarial_png),
+            perturbation_png=b64(self.perturbation_png),
+            curve_png=None if self.curve_png is None else b64(self.curve_png),
+        )
 
 
 def build_cards(
@@ -171,9 +173,9 @@ def write_artifacts(cards: list[Card], folder: Path) -> None:
         json_path = folder / f"{stem}.json"
         card.paths["json"] = str(json_path)
         numbers = {
-            **card.record.to_dict(),
+            **card.record.to_json(),
             "saved_file_fools": card.saved_file_fools,
             "saved_file_label": card.saved_file_label,
             "files": card.paths,
         }
-        json_path.write_text(json.dumps(numbers, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        write_json(json_path, numbers)

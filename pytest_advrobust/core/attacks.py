@@ -1,9 +1,10 @@
 """One sign-gradient loop serves every attack.
 
-FGSM is one step of size ε; BIM (iterative FGSM) is ``steps`` steps of ``step_size``; PGD is BIM from a
-random start drawn from a seeded ``torch.Generator``. Untargeted attacks ascend the cross-entropy of the
-true label; targeted ones descend the cross-entropy of the target. After every step the iterate is
-projected into the ε-ball around the clean image and clipped to [0,1].
+An attack binds its hyperparameters once and runs with an ε per call (Foolbox's ``LinfPGD(steps=…,
+rel_stepsize=…)`` then ``attack(model, x, criterion, epsilons=…)``): FGSM is one step of size ε; BIM
+(iterative FGSM) is ``steps`` steps of ``rel_stepsize·ε``; PGD is BIM from a random start. What counts as
+success, and the sign of the loss, belong to the :mod:`goal <pytest_advrobust.core.goals>`. After every
+step the iterate is projected into the ε-ball around the clean image and clipped to [0,1].
 
 The loop reuses each step's own forward pass to decide success for the *current* iterate, so checking
 costs no extra forward. Under the ``rounded`` verdict an iterate only counts as a success once its 8-bit
@@ -14,15 +15,18 @@ the last iterate that succeeded (so a flip that a later step undoes is not lost)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from .errors import FalseRobustnessError, ModelOutputError
+from .checks import check_gradient, check_logits
+from .goals import Goal
 from .model import WrappedModel
+from .report import VERDICT_ROUNDED
+from .settings import AttackConfig
 
-VERDICT_ROUNDED = "rounded"
+__all__ = ["VERDICT_ROUNDED", "SignGradientAttack", "Trajectory", "quantize_8bit"]
 
 
 def quantize_8bit(adversarial: torch.Tensor, clean: torch.Tensor, epsilon: float | torch.Tensor) -> torch.Tensor:
@@ -69,6 +73,11 @@ class Trajectory:
     top_classes: torch.Tensor
     top_probs: torch.Tensor
 
+    def take(self, rows: torch.Tensor, other: Trajectory, other_rows: torch.Tensor) -> None:
+        """Replace this trajectory's returned images at ``rows`` by ``other``'s at ``other_rows``."""
+        for name in ("adversarial", "adversarial_logits", "rounded", "rounded_logits", "first_success"):
+            getattr(self, name)[rows] = getattr(other, name)[other_rows]
+
 
 def _per_image(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A scalar or per-image (N,) value as an N×1×1×1 tensor that broadcasts over each image."""
@@ -78,181 +87,221 @@ def _per_image(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return tensor.reshape(-1, *([1] * (like.dim() - 1)))
 
 
-def _goal(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
-    pred = logits.argmax(dim=1)
-    return pred == targets if targets is not None else pred != labels
+@dataclass
+class _Active:
+    """The rows still being attacked, with everything the loop indexes per row."""
+
+    index: torch.Tensor
+    """Each active row's position in the batch."""
+    x: torch.Tensor
+    clean: torch.Tensor
+    lower: torch.Tensor
+    upper: torch.Tensor
+    eps: torch.Tensor
+    alpha: torch.Tensor
+    goal: Goal
+
+    def keep(self, mask: torch.Tensor) -> _Active:
+        return _Active(
+            self.index[mask],
+            self.x[mask],
+            self.clean[mask],
+            self.lower[mask],
+            self.upper[mask],
+            self.eps[mask],
+            self.alpha[mask],
+            self.goal.select(mask),
+        )
+
+    def step(self, grad: torch.Tensor) -> torch.Tensor:
+        """One sign step up the goal's loss, projected into the ε-ball and clipped to [0,1]."""
+        x_new = self.x.detach() + self.alpha * grad.sign()
+        return torch.minimum(torch.maximum(x_new, self.lower), self.upper)
 
 
-def check_logits(logits: torch.Tensor, names: list[str] | None = None) -> None:
-    """Raise if logits are NaN/Inf: no verdict can be trusted then."""
-    bad = ~torch.isfinite(logits).all(dim=1)
-    if bad.any():
-        rows = bad.nonzero().flatten().tolist()
-        which = ", ".join(names[i] if names else f"#{i}" for i in rows[:5])
-        raise ModelOutputError(
-            f"the model returned NaN or Inf logits for {which}; check the model's weights and the input "
-            "normalization (mean/std) before testing robustness"
+class _Recorder:
+    """Per-iterate curves and the returned image of every row, filled in as the loop runs."""
+
+    def __init__(self, clean: torch.Tensor, steps: int, targeted: bool) -> None:
+        n, device, columns = clean.shape[0], clean.device, steps + 1
+        self.label_probs = torch.full((n, columns), float("nan"), device=device)
+        self.target_probs = torch.full((n, columns), float("nan"), device=device) if targeted else None
+        self.top_classes = torch.full((n, columns), -1, dtype=torch.long, device=device)
+        self.top_probs = torch.full((n, columns), float("nan"), device=device)
+        self.first_success = torch.full((n,), -1, dtype=torch.long, device=device)
+        self.steps_run = torch.zeros(n, dtype=torch.long, device=device)
+        self.returned = clean.clone()
+        self.returned_logits = torch.empty(0)
+        self.rounded_logits = torch.empty(0)
+        self.rounded_known = torch.zeros(n, dtype=torch.bool, device=device)
+
+    def observe(self, k: int, active: _Active, logits: torch.Tensor) -> None:
+        """Curves at iterate ``k`` for the active rows."""
+        if k == 0:
+            self.returned_logits = logits.new_empty((self.returned.shape[0], logits.shape[1]))
+            self.rounded_logits = torch.empty_like(self.returned_logits)
+        probs = logits.softmax(dim=1)
+        rows = active.index
+        self.label_probs[rows, k] = probs.gather(1, active.goal.labels[:, None]).squeeze(1)
+        targets = active.goal.targets
+        if self.target_probs is not None and targets is not None:
+            self.target_probs[rows, k] = probs.gather(1, targets[:, None]).squeeze(1)
+        self.top_probs[rows, k], self.top_classes[rows, k] = probs.max(dim=1)
+        self.steps_run[rows] = k
+
+    def rounded_success(self, rows: torch.Tensor, logits: torch.Tensor) -> None:
+        """Rows (batch positions) whose 8-bit image was re-predicted and succeeded, with its logits."""
+        self.rounded_logits[rows] = logits
+        self.rounded_known[rows] = True
+
+    def succeed(self, k: int, active: _Active, success: torch.Tensor, x: torch.Tensor, logits: torch.Tensor) -> None:
+        """Remember iterate ``k`` as the returned image of the active rows that reached the goal."""
+        rows = active.index[success]
+        self.first_success[rows] = torch.where(self.first_success[rows] < 0, k, self.first_success[rows])
+        self.returned[rows] = x[success]
+        self.returned_logits[rows] = logits[success]
+
+    def finish(self, active: _Active, x: torch.Tensor, logits: torch.Tensor) -> None:
+        """After the last step: rows that never succeeded return their final iterate."""
+        never = self.first_success[active.index] < 0
+        rows = active.index[never]
+        self.returned[rows] = x[never]
+        self.returned_logits[rows] = logits[never]
+
+    def trajectory(
+        self, model: WrappedModel, clean: torch.Tensor, eps: torch.Tensor, repredict_rounded: bool
+    ) -> Trajectory:
+        rounded = quantize_8bit(self.returned, clean, eps)
+        # The loop re-predicted the rounded image of every success under the rounded verdict; the rest
+        # are re-predicted here, in one batch.
+        unknown = ~self.rounded_known
+        if repredict_rounded and unknown.any():
+            with torch.no_grad():
+                self.rounded_logits[unknown] = model.logits(rounded[unknown])
+        return Trajectory(
+            adversarial=self.returned,
+            adversarial_logits=self.returned_logits,
+            rounded=rounded,
+            rounded_logits=self.rounded_logits,
+            first_success=self.first_success,
+            steps_run=self.steps_run,
+            label_probs=self.label_probs,
+            target_probs=self.target_probs,
+            top_classes=self.top_classes,
+            top_probs=self.top_probs,
         )
 
 
-def sign_gradient_attack(
-    model: WrappedModel,
-    clean: torch.Tensor,
-    labels: torch.Tensor,
-    targets: torch.Tensor | None,
-    *,
-    epsilon: float | torch.Tensor,
-    steps: int,
-    step_size: float | torch.Tensor,
-    noise: torch.Tensor | None = None,
-    early_stop: bool = True,
-    verdict: str = VERDICT_ROUNDED,
-    start_logits: tuple[torch.Tensor, torch.Tensor] | None = None,
-    names: list[str] | None = None,
-    repredict_rounded: bool = True,
-) -> Trajectory:
-    """Run ``steps`` sign-gradient steps on ``clean`` (N×C×H×W in [0,1], on the model's device).
+@dataclass(frozen=True)
+class SignGradientAttack:
+    """An L∞ sign-gradient attack with its hyperparameters bound; :meth:`run` takes the ε.
 
-    ``labels`` (N,) are the true classes; ``targets`` (N,) the target classes, or None for untargeted.
-    ``noise`` (N×C×H×W, uniform in [-1, 1]) makes a random start ``clean + ε·noise`` (PGD).
-    ``start_logits`` optionally passes ``(x, logits)`` for iterate 0, computed on ``x = clean`` requiring
-    grad, so the caller's clean forward pass is reused (ignored with a random start).
-    ``repredict_rounded=False`` skips re-predicting rounded images the loop did not already check
-    (their ``rounded_logits`` are then undefined): for callers that only need ``first_success``.
+    ``steps`` sign steps of ``rel_stepsize · ε`` each. ``random_start``: the caller passes uniform noise
+    in [-1, 1] (PGD's start ``clean + ε·noise``), drawn from a seeded generator. ``verdict``: ``rounded``
+    (an iterate succeeds only if its 8-bit rounding does) or ``float``.
     """
-    n = clean.shape[0]
-    device = clean.device
-    eps = _per_image(epsilon, clean)
-    alpha = _per_image(step_size, clean) * (-1.0 if targets is not None else 1.0)
-    lower = (clean - eps).clamp(0, 1)
-    upper = (clean + eps).clamp(0, 1)
-    if noise is not None:
-        x = torch.minimum(torch.maximum(clean + noise.to(clean) * eps, lower), upper)
-    else:
-        x = clean.clone()
-    goal_classes = targets if targets is not None else labels
 
-    columns = steps + 1
-    label_probs = torch.full((n, columns), float("nan"), device=device)
-    target_probs = torch.full((n, columns), float("nan"), device=device) if targets is not None else None
-    top_classes = torch.full((n, columns), -1, dtype=torch.long, device=device)
-    top_probs = torch.full((n, columns), float("nan"), device=device)
-    first_success = torch.full((n,), -1, dtype=torch.long, device=device)
-    steps_run = torch.zeros(n, dtype=torch.long, device=device)
-    returned = x.clone()
-    returned_logits = torch.empty(0)
-    rounded_logits = torch.empty(0)
-    rounded_known = torch.zeros(n, dtype=torch.bool, device=device)
+    name: str = "bim"
+    steps: int = 10
+    rel_stepsize: float = 0.25
+    random_start: bool = False
+    early_stop: bool = True
+    verdict: str = VERDICT_ROUNDED
 
-    active = torch.arange(n, device=device)
-    x_act, lo_act, hi_act, clean_act, eps_act, alpha_act = x, lower, upper, clean, eps, alpha
-    lab_act, goal_act = labels, goal_classes
-    tgt_act = targets
+    @classmethod
+    def from_config(cls, config: AttackConfig) -> SignGradientAttack:
+        return cls(
+            name=config.attack,
+            steps=config.resolved_steps,
+            rel_stepsize=config.step_size_factor,
+            random_start=config.attack == "pgd",
+            early_stop=config.early_stop,
+            verdict=config.verdict,
+        )
 
-    for k in range(columns):
-        need_grad = k < steps
-        if k == 0 and start_logits is not None and noise is None:
-            x_act, logits = start_logits  # the caller's clean forward pass, already checked there
-        else:
-            x_act = x_act.detach().requires_grad_(need_grad)
-            with torch.set_grad_enabled(need_grad):
-                logits = model.logits(x_act)
+    @classmethod
+    def fgsm(cls, verdict: str = VERDICT_ROUNDED) -> SignGradientAttack:
+        """One step of size ε (Goodfellow et al.)."""
+        return cls(name="fgsm", steps=1, rel_stepsize=1.0, verdict=verdict)
+
+    def run(
+        self,
+        model: WrappedModel,
+        clean: torch.Tensor,
+        goal: Goal,
+        epsilon: float | torch.Tensor,
+        *,
+        noise: torch.Tensor | None = None,
+        start: tuple[torch.Tensor, torch.Tensor] | None = None,
+        names: Sequence[str] | None = None,
+        repredict_rounded: bool = True,
+    ) -> Trajectory:
+        """Attack ``clean`` (N×C×H×W in [0,1], on the model's device) toward ``goal`` within ``epsilon``
+        (a float, or one budget per image).
+
+        ``noise`` (N×C×H×W in [-1, 1]) starts at ``clean + ε·noise``. ``start`` passes ``(x, logits)`` for
+        iterate 0, computed on ``x = clean`` requiring grad, so the caller's clean forward pass is reused
+        (ignored with noise). ``repredict_rounded=False`` skips re-predicting rounded images the loop did
+        not check (their ``rounded_logits`` are then undefined): for callers that need ``first_success``.
+        """
+        eps = _per_image(epsilon, clean)
+        lower, upper = (clean - eps).clamp(0, 1), (clean + eps).clamp(0, 1)
+        x = clean.clone() if noise is None else torch.clamp(clean + noise.to(clean) * eps, lower, upper)
+        index = torch.arange(clean.shape[0], device=clean.device)
+        active = _Active(index, x, clean, lower, upper, eps, eps * self.rel_stepsize, goal)
+        record = _Recorder(clean, self.steps, targeted=goal.targets is not None)
+        for k in range(self.steps + 1):
+            reuse = start if k == 0 and noise is None else None
+            x, logits = self._forward(model, active, k, reuse, names)
+            detached = logits.detach()
+            record.observe(k, active, detached)
+            success = self._success(model, active, x.detach(), detached, record)
+            record.succeed(k, active, success, x.detach(), detached)
+            if k == self.steps:
+                record.finish(active, x.detach(), detached)
+                break
+            if self.early_stop and bool(success.all()):
+                break  # every image still attacked reached its goal: no gradient is needed
+            (grad,) = torch.autograd.grad(active.goal.loss(logits), x)
+            model.backward_passes += 1
             if k == 0:
-                check_logits(logits.detach(), names)
-        detached = logits.detach()
+                check_gradient(grad[~success], active.index[~success], names)
+            active.x = active.step(grad)
+            if self.early_stop and success.any():
+                active = active.keep(~success)
+        return record.trajectory(model, clean, eps, repredict_rounded)
+
+    def _forward(
+        self,
+        model: WrappedModel,
+        active: _Active,
+        k: int,
+        reuse: tuple[torch.Tensor, torch.Tensor] | None,
+        names: Sequence[str] | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The iterate (requiring grad unless this is the last one) and its logits."""
+        if reuse is not None:
+            return reuse  # the caller's clean forward pass, already checked there
+        need_grad = k < self.steps
+        x = active.x.detach().requires_grad_(need_grad)
+        with torch.set_grad_enabled(need_grad):
+            logits = model.logits(x)
         if k == 0:
-            returned_logits = torch.empty((n, detached.shape[1]), device=device, dtype=detached.dtype)
-            rounded_logits = torch.empty_like(returned_logits)
-        probs = detached.softmax(dim=1)
-        label_probs[active, k] = probs.gather(1, lab_act[:, None]).squeeze(1)
-        if target_probs is not None and tgt_act is not None:
-            target_probs[active, k] = probs.gather(1, tgt_act[:, None]).squeeze(1)
-        top, top_class = probs.max(dim=1)
-        top_classes[active, k] = top_class
-        top_probs[active, k] = top
+            check_logits(logits.detach(), names)
+        return x, logits
 
-        success = _goal(detached, lab_act, tgt_act)
-        if success.any() and verdict == VERDICT_ROUNDED:
-            rows = success.nonzero().flatten()
-            q = quantize_8bit(x_act.detach()[rows], clean_act[rows], eps_act[rows])
-            with torch.no_grad():
-                q_logits = model.logits(q)
-            q_success = _goal(q_logits, lab_act[rows], None if tgt_act is None else tgt_act[rows])
-            rounded_logits[active[rows[q_success]]] = q_logits[q_success]
-            rounded_known[active[rows[q_success]]] = True
-            success[rows] = q_success
-        if success.any():
-            idx = active[success]
-            first_success[idx] = torch.where(first_success[idx] < 0, k, first_success[idx])
-            returned[idx] = x_act.detach()[success]
-            returned_logits[idx] = detached[success]
-        steps_run[active] = k
-        last = k == steps
-        if last:
-            never = first_success[active] < 0
-            idx = active[never]
-            returned[idx] = x_act.detach()[never]
-            returned_logits[idx] = detached[never]
-            break
-
-        if early_stop and bool(success.all()):
-            break  # every image still attacked reached its goal: no gradient is needed
-        loss = F.cross_entropy(logits, goal_act, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, x_act)
-        model.backward_passes += 1
-        if k == 0:
-            _check_gradient(grad[~success], active[~success], names)
-        x_new = x_act.detach() + alpha_act * grad.sign()
-        x_new = torch.minimum(torch.maximum(x_new, lo_act), hi_act)
-
-        if early_stop and success.any():
-            keep = ~success
-            active = active[keep]
-            x_new, lo_act, hi_act, clean_act = x_new[keep], lo_act[keep], hi_act[keep], clean_act[keep]
-            eps_act, alpha_act = eps_act[keep], alpha_act[keep]
-            lab_act, goal_act = lab_act[keep], goal_act[keep]
-            tgt_act = None if tgt_act is None else tgt_act[keep]
-        x_act = x_new
-
-    rounded = quantize_8bit(returned, clean, eps)
-    # The loop re-predicted the rounded image of every success under the rounded verdict; the rest
-    # are re-predicted here, in one batch.
-    unknown = ~rounded_known
-    if repredict_rounded and unknown.any():
+    def _success(
+        self, model: WrappedModel, active: _Active, x: torch.Tensor, logits: torch.Tensor, record: _Recorder
+    ) -> torch.Tensor:
+        """Which active rows reached the goal under the verdict (re-predicting 8-bit images if needed)."""
+        success = active.goal.reached(logits)
+        if self.verdict != VERDICT_ROUNDED or not success.any():
+            return success
+        rows = success.nonzero().flatten()
+        rounded = quantize_8bit(x[rows], active.clean[rows], active.eps[rows])
         with torch.no_grad():
-            rounded_logits[unknown] = model.logits(rounded[unknown])
-    return Trajectory(
-        adversarial=returned,
-        adversarial_logits=returned_logits,
-        rounded=rounded,
-        rounded_logits=rounded_logits,
-        first_success=first_success,
-        steps_run=steps_run,
-        label_probs=label_probs,
-        target_probs=target_probs,
-        top_classes=top_classes,
-        top_probs=top_probs,
-    )
-
-
-def _check_gradient(grad: torch.Tensor, active: torch.Tensor, names: list[str] | None) -> None:
-    """Refuse to call a model robust when the attack cannot see a gradient for an image."""
-    flat = grad.detach().flatten(1)
-    nonfinite = ~torch.isfinite(flat).all(dim=1)
-    zero = (flat == 0).all(dim=1)
-    for mask, what, why in (
-        (nonfinite, "non-finite (NaN/Inf)", "check the model for log(0), division by zero or overflow"),
-        (
-            zero,
-            "exactly zero",
-            (
-                "the model may block gradients (torch.no_grad, .detach(), argmax, non-differentiable "
-                "preprocessing), return saturated probabilities instead of logits, or be so confident that "
-                "the float32 loss is flat; an attack that sees no gradient proves nothing"
-            ),
-        ),
-    ):
-        if mask.any():
-            rows = active[mask].tolist()
-            which = ", ".join(names[i] if names else f"image #{i}" for i in rows[:5])
-            raise FalseRobustnessError(f"the input gradient is {what} for {which}: {why}")
+            rounded_logits = model.logits(rounded)
+        rounded_success = active.goal.select(rows).reached(rounded_logits)
+        record.rounded_success(active.index[rows[rounded_success]], rounded_logits[rounded_success])
+        success[rows] = rounded_success
+        return success

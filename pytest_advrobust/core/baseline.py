@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import AdvRobustError
+from .jsonfile import write_json
+
+if TYPE_CHECKING:
+    from .report import RunReport
 
 BASELINE_SCHEMA_VERSION = 1
 COMPARED_SETTINGS = (
@@ -62,22 +65,23 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def baseline_entry(result: Mapping[str, Any], fingerprint: str, versions: Mapping[str, str]) -> dict[str, Any]:
-    """The baseline of one test, from ``AttackResult.to_dict()``."""
-    settings = result["settings"]
+def baseline_entry(run: RunReport, fingerprint: str, versions: Mapping[str, str]) -> dict[str, Any]:
+    """The baseline of one test, from the report of its marker's attack run."""
+    settings = run.settings
     images = {}
-    for image in result["images"]:
-        images[image["name"]] = {
-            "clean_label": image["clean_label"],
-            "clean_label_name": image["clean_label_name"],
-            "misclassified": image["misclassified"],
-            "flipped": image["flipped"],
-            "adv_label": image["shown_label"],
-            "adv_label_name": image["shown_label_name"],
-            "minimal_epsilon": image["minimal_epsilon"],
+    for image in run.images:
+        label, name, _ = image.shown_label
+        images[image.name] = {
+            "clean_label": image.clean_label,
+            "clean_label_name": image.clean_label_name,
+            "misclassified": image.misclassified,
+            "flipped": image.flipped,
+            "adv_label": label,
+            "adv_label_name": name,
+            "minimal_epsilon": image.minimal_epsilon,
         }
     return {
-        "settings": {key: _plain(settings.get(key)) for key in COMPARED_SETTINGS},
+        "settings": {key: _plain(getattr(settings, key)) for key in COMPARED_SETTINGS},
         "model_fingerprint": fingerprint,
         "versions": dict(versions),
         "images": images,
@@ -137,6 +141,78 @@ class Comparison:
             "model_changed": self.model_changed,
             "failed": self.failed,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
+        return cls(**{key: value for key, value in data.items() if key != "failed"})
+
+
+@dataclass
+class BaselineStatus:
+    """Where a test stands against its baseline: ``recorded`` (``entry`` is to be written),
+    ``missing`` (none stored in ``file``) or ``compared`` (``comparison`` says how)."""
+
+    status: Literal["recorded", "missing", "compared"]
+    file: str
+    module: str = ""
+    test: str = ""
+    comparison: Comparison | None = None
+    entry: dict[str, Any] | None = None
+
+    def text(self) -> str:
+        """One phrase for the summary and the HTML report."""
+        if self.status == "recorded":
+            return "recorded"
+        if self.status == "missing" or self.comparison is None:
+            return f"none stored (in {self.file})"
+        if self.comparison.refused:
+            return "settings differ, not compared"
+        c = self.comparison
+        return f"{len(c.regressions)} regression(s), {len(c.improvements)} improvement(s), {len(c.known)} known flip(s)"
+
+    def to_json(self) -> dict[str, Any]:
+        """The status in the JSON report (the recorded entry itself goes to the baseline file)."""
+        data: dict[str, Any] = {"status": self.status, "file": self.file}
+        if self.comparison is not None:
+            data.update(self.comparison.to_dict())
+        return data
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> BaselineStatus:
+        comparison = data.get("comparison")
+        return cls(
+            status=data["status"],
+            file=data["file"],
+            module=data.get("module", ""),
+            test=data.get("test", ""),
+            comparison=None if comparison is None else Comparison.from_dict(comparison),
+            entry=data.get("entry"),
+        )
+
+    @staticmethod
+    def merge(parts: Sequence[BaselineStatus]) -> BaselineStatus:
+        """The shards of one test: their comparisons joined, or their recorded images joined."""
+        first = parts[0]
+        if any(part.status != first.status for part in parts):
+            return first
+        if first.status == "recorded" and first.entry is not None:
+            images = {name: image for part in parts for name, image in (part.entry or {})["images"].items()}
+            entry = {**first.entry, "images": images}
+            return BaselineStatus("recorded", first.file, first.module, first.test, entry=entry)
+        comparisons = [part.comparison for part in parts if part.comparison is not None]
+        if first.status != "compared" or not comparisons:
+            return first
+        joined = Comparison(
+            refused=next((c.refused for c in comparisons if c.refused), None),
+            regressions=[item for c in comparisons for item in c.regressions],
+            improvements=[item for c in comparisons for item in c.improvements],
+            known=[item for c in comparisons for item in c.known],
+            unchanged=sum(c.unchanged for c in comparisons),
+            new=[item for c in comparisons for item in c.new],
+            missing=[item for c in comparisons for item in c.missing],
+            model_changed=any(c.model_changed for c in comparisons),
+        )
+        return BaselineStatus("compared", first.file, first.module, first.test, joined)
 
 
 def _eps(value: float | None) -> str:
@@ -250,22 +326,6 @@ def write_baselines(baseline_dir: Path, updates: Mapping[str, Mapping[str, Any]]
         path = baseline_file(baseline_dir, module)
         merged = read_baselines(path)
         merged.update(tests)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(
-            {"schema_version": BASELINE_SCHEMA_VERSION, "module": module, "tests": merged},
-            indent=2,
-            sort_keys=True,
-            allow_nan=False,
-            default=_finite,
-        )
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_json(path, {"schema_version": BASELINE_SCHEMA_VERSION, "module": module, "tests": merged})
         written.append(path)
     return written
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -10,7 +10,7 @@ import html
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .summary import baseline_status
+from .report import HtmlCard, TestReport
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;padding:1rem;color:#1d1d1f;
@@ -44,53 +44,53 @@ def _img(data: str | None, alt: str, caption: str, css: str = "") -> str:
     )
 
 
-def _summary_row(test: Mapping[str, Any]) -> str:
-    accuracy = test.get("robust_accuracy")
-    shown = "n/a" if accuracy is None else f"{accuracy:.0%}"
-    minimal = [i["minimal_epsilon"] for i in test["images"] if i.get("minimal_epsilon") is not None]
-    minimal_text = f"{min(minimal):.4g} (min), {sorted(minimal)[len(minimal) // 2]:.4g} (median)" if minimal else "—"
-    baseline_text = baseline_status(test["baseline"]) if test.get("baseline") else "—"
-    css = "bad" if test["flipped"] or test["misclassified"] else "good"
+def _summary_row(test: TestReport) -> str:
+    counts = test.counts
+    minimal = sorted(i.minimal_epsilon for i in test.images if i.minimal_epsilon is not None)
+    minimal_text = f"{minimal[0]:.4g} (min), {minimal[len(minimal) // 2]:.4g} (median)" if minimal else "—"
+    baseline_text = test.baseline.text() if test.baseline is not None else "—"
+    css = "bad" if counts.flipped or counts.misclassified else "good"
     return (
-        f'<tr><td>{_e(test["nodeid"])}</td><td>{test["attacked"]}</td><td class="{css}">{test["flipped"]}</td>'
-        f"<td>{test['misclassified']}</td><td>{shown}</td><td>{_e(minimal_text)}</td><td>{_e(baseline_text)}</td></tr>"
+        f'<tr><td>{_e(test.nodeid)}</td><td>{counts.attacked}</td><td class="{css}">{counts.flipped}</td>'
+        f"<td>{counts.misclassified}</td><td>{counts.accuracy_text()}</td><td>{_e(minimal_text)}</td>"
+        f"<td>{_e(baseline_text)}</td></tr>"
     )
 
 
-def _card(card: Mapping[str, Any]) -> str:
-    fools = card.get("saved_file_fools")
+def _card(card: HtmlCard) -> str:
+    fools = card.saved_file_fools
     saved = (
         ""
         if fools is None
-        else f'<p class="meta">Saved 8-bit PNG re-predicted as {_e(card.get("saved_file_label"))}: '
+        else f'<p class="meta">Saved 8-bit PNG re-predicted as {_e(card.saved_file_label)}: '
         f'<span class="{"bad" if fools else "good"}">{"still fools the model" if fools else "does not fool it"}'
         "</span></p>"
     )
-    details = "".join(f"<pre>{_e(line)}</pre>" for line in card.get("details", []))
+    details = "".join(f"<pre>{_e(line)}</pre>" for line in card.details)
     return (
-        f'<div class="card"><h3>{_e(card["name"])}</h3>'
-        f'<p class="transition">{_e(card["clean"])} &rarr; <span class="bad">{_e(card["adversarial"])}</span></p>'
-        f'<p class="meta">{_e(card["line"])}</p>{saved}'
+        f'<div class="card"><h3>{_e(card.name)}</h3>'
+        f'<p class="transition">{_e(card.clean)} &rarr; <span class="bad">{_e(card.adversarial)}</span></p>'
+        f'<p class="meta">{_e(card.line)}</p>{saved}'
         '<div class="images">'
-        + _img(card.get("clean_png"), "clean image", "clean")
-        + _img(card.get("adversarial_png"), "adversarial image", "adversarial (8-bit)")
-        + _img(card.get("perturbation_png"), "perturbation", f"perturbation ×{card.get('amplify', 50):g}, grey = 0")
-        + _img(card.get("curve_png"), "probability per step", "probability per step", "curve")
+        + _img(card.clean_png, "clean image", "clean")
+        + _img(card.adversarial_png, "adversarial image", "adversarial (8-bit)")
+        + _img(card.perturbation_png, "perturbation", f"perturbation ×{card.amplify:g}, grey = 0")
+        + _img(card.curve_png, "probability per step", "probability per step", "curve")
         + f"</div>{details}</div>"
     )
 
 
-def render_html(tests: Iterable[Mapping[str, Any]], header: Mapping[str, Any]) -> str:
-    """The report for merged test summaries (see :func:`summary.merge_shards`) carrying their cards."""
+def render_html(tests: Iterable[TestReport], header: Mapping[str, Any]) -> str:
+    """The report for merged test reports (see :func:`report.merge_shards`) carrying their cards."""
     tests = list(tests)
     rows = "".join(_summary_row(test) for test in tests)
     sections = []
     for test in tests:
-        cards = test.get("cards") or []
+        cards = [card for run in test.runs for card in run.cards]
         if cards:
-            sections.append(f"<h2>{_e(test['nodeid'])}</h2>" + "".join(_card(card) for card in cards))
-    flipped = sum(t["flipped"] for t in tests)
-    attacked = sum(t["attacked"] for t in tests)
+            sections.append(f"<h2>{_e(test.nodeid)}</h2>" + "".join(_card(card) for card in cards))
+    flipped = sum(t.counts.flipped for t in tests)
+    attacked = sum(t.counts.attacked for t in tests)
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -16,11 +16,14 @@ networks; where it is not, the answer is still a budget at which the attack succ
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from .attacks import sign_gradient_attack
+from .attacks import SignGradientAttack
+from .goals import Goal
 from .model import WrappedModel
 
 
@@ -34,27 +37,25 @@ class SearchCost:
 
 
 def search_minimal_epsilon(
+    attack: SignGradientAttack,
     model: WrappedModel,
     clean: torch.Tensor,
-    labels: torch.Tensor,
-    targets: torch.Tensor | None,
+    goal: Goal,
     *,
     succeeded_at: torch.Tensor,
     epsilon: float,
     epsilon_max: float,
     precision: float,
-    steps: int,
-    step_size_factor: float,
     noise: torch.Tensor | None = None,
-    verdict: str = "rounded",
-    names: list[str] | None = None,
+    names: Sequence[str] | None = None,
 ) -> tuple[torch.Tensor, SearchCost]:
-    """Per image, the smallest ε in (0, epsilon_max] at which the attack succeeds (NaN: none found).
+    """Per image, the smallest ε in (0, epsilon_max] at which ``attack`` succeeds (NaN: none found).
 
     ``succeeded_at`` (N, bool) is the main attack's outcome at ``epsilon``, reused as the first split.
-    ``step_size_factor`` gives each image's step size as ``factor · ε_i`` (2.5/steps by default, 1 for
-    FGSM), so every budget is attacked the way the configured attack would attack it.
+    The attack's step size is relative to ε, so every budget is attacked the way the configured attack
+    would attack it; the search always stops early per image (only success matters).
     """
+    attack = dataclasses.replace(attack, early_stop=True)
     n = clean.shape[0]
     device = clean.device
     low = torch.zeros(n, device=device, dtype=clean.dtype)
@@ -65,17 +66,12 @@ def search_minimal_epsilon(
 
     def succeeds(rows: torch.Tensor, budgets: torch.Tensor) -> torch.Tensor:
         cost.attack_runs += 1
-        result = sign_gradient_attack(
+        result = attack.run(
             model,
             clean[rows],
-            labels[rows],
-            None if targets is None else targets[rows],
-            epsilon=budgets,
-            steps=steps,
-            step_size=budgets * step_size_factor,
+            goal.select(rows),
+            budgets,
             noise=None if noise is None else noise[rows],
-            early_stop=True,
-            verdict=verdict,
             names=None if names is None else [names[i] for i in rows.tolist()],
             repredict_rounded=False,  # only success matters here
         )

@@ -46,6 +46,17 @@ def resolve_device(name: str, model: object) -> torch.device:
     return device
 
 
+def place_model(model: object, device: str) -> object:
+    """The one device policy: ``device="model"`` leaves the model where it is; any other setting is
+    checked (:func:`resolve_device`) and the model is moved there once (``model.to``)."""
+    if device == "model":
+        return model
+    wanted = resolve_device(device, model)
+    if model_device(model) != wanted and isinstance(model, nn.Module):
+        model = model.to(wanted)
+    return model
+
+
 @contextlib.contextmanager
 def eval_mode(model: object) -> Iterator[None]:
     """Put every submodule in eval mode; restore each submodule's own previous mode on exit."""
@@ -98,6 +109,11 @@ class WrappedModel:
         self.forward_passes = 0
         self.backward_passes = 0
         self._normalizers: dict[tuple[torch.device, torch.dtype, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def place(self, device: str) -> None:
+        """Move the wrapped model to a device setting (see :func:`place_model`)."""
+        self.model = place_model(self.model, device)  # type: ignore[assignment]
+        self.device = model_device(self.model)
 
     def logits(self, pixels: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of [0,1] pixels; counts the forward pass."""

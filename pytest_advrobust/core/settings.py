@@ -78,7 +78,12 @@ Parser = Callable[[Any, Path | None], Any]
 
 @dataclass(frozen=True)
 class Option:
-    """One setting: its name, how to parse a raw value, its default and its help text."""
+    """One setting: its name, how to parse a raw value, its default and its help text.
+
+    ``default`` is the one home of the default: the config dataclasses, the help text, the marker's
+    doc and :func:`pytest_advrobust.attack`'s signature are derived from it or tested against it.
+    ``default_doc`` says in words what a default means when its value alone does not (``None`` = auto).
+    """
 
     name: str
     parse: Parser
@@ -87,6 +92,7 @@ class Option:
     metavar: str = "VALUE"
     per_test: bool = True
     """False for session-wide settings, which have no marker spelling."""
+    default_doc: str | None = None
 
     @property
     def cli(self) -> str:
@@ -95,6 +101,27 @@ class Option:
     @property
     def ini(self) -> str:
         return "adv_" + self.name
+
+    @property
+    def shown_default(self) -> str:
+        """The default as a user writes it: ``0.007``, ``true``, ``none``, ``untargeted``."""
+        return self.default_doc if self.default_doc is not None else show_value(self.default)
+
+    @property
+    def full_help(self) -> str:
+        """The help text with its default, shared by ``addoption`` and ``addini``."""
+        return f"{self.help} Default: {self.shown_default}."
+
+
+def show_value(value: Any) -> str:
+    """A setting's value spelled as on the command line."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 # -- parsers: each takes the raw value (a string from CLI/ini, any Python value from a marker) and the
@@ -226,6 +253,11 @@ def parse_device(raw: Any, base: Path | None = None) -> str:
     raise ValueError("must be 'model', 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
 
 
+def _unset(raw: Any) -> bool:
+    """``None``, an empty string or the word ``none``: the setting is not given (its default applies)."""
+    return raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none"))
+
+
 def _path(raw: Any, base: Path | None) -> Path:
     path = Path(str(raw)).expanduser()
     if not path.is_absolute() and base is not None:
@@ -234,13 +266,13 @@ def _path(raw: Any, base: Path | None) -> Path:
 
 
 def parse_optional_path(raw: Any, base: Path | None = None) -> Path | None:
-    if raw is None or str(raw).strip() == "":
+    if _unset(raw):
         return None
     return _path(str(raw).strip(), base)
 
 
 def parse_paths(raw: Any, base: Path | None = None) -> tuple[Path, ...] | None:
-    if raw is None:
+    if _unset(raw):
         return None
     items = _split(raw) if not isinstance(raw, (str, Path)) else [raw]
     paths = tuple(_path(str(item).strip(), base) for item in items if str(item).strip())
@@ -256,7 +288,7 @@ def parse_labels(raw: Any, base: Path | None = None) -> Path | None:
 
 def parse_model(raw: Any, base: Path | None = None) -> str | None:
     """A spec string; files in it are made absolute now, so loading does not depend on the cwd."""
-    if raw is None or str(raw).strip() == "":
+    if _unset(raw):
         return None
     spec = str(raw).strip()
     if "@" in spec:
@@ -269,7 +301,7 @@ def parse_model(raw: Any, base: Path | None = None) -> str | None:
 
 
 def parse_class_names(raw: Any, base: Path | None = None) -> str | tuple[str, ...] | Path | None:
-    if raw is None:
+    if _unset(raw):
         return None
     if isinstance(raw, str):
         text = raw.strip()
@@ -289,7 +321,7 @@ def parse_class_names(raw: Any, base: Path | None = None) -> str | tuple[str, ..
 
 
 def _triple(raw: Any, preset: tuple[float, float, float], positive: bool) -> tuple[float, ...] | None:
-    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+    if _unset(raw):
         return None
     if isinstance(raw, str) and raw.strip().lower() == "imagenet":
         return preset
@@ -403,9 +435,9 @@ OPTIONS: tuple[Option, ...] = (
         parse_epsilon,
         DEFAULT_EPSILON,
         metavar="EPS",
-        help=(
-            "L∞ perturbation budget in [0,1] pixel units (not 0-255). Default 0.007, the value of Goodfellow "
-            "et al.'s panda→gibbon experiment: below 2/255, invisible to a person."
+        help="L∞ perturbation budget in [0,1] pixel units (not 0-255).",
+        default_doc=(
+            "0.007, the value of Goodfellow et al.'s panda→gibbon experiment: below 2/255, invisible to a person"
         ),
     ),
     Option(
@@ -415,7 +447,7 @@ OPTIONS: tuple[Option, ...] = (
         metavar="NAME",
         help=(
             "Attack: fgsm (one step of size ε), bim (iterative FGSM: STEPS sign steps of STEP_SIZE, "
-            "projected into the ε-ball) or pgd (bim from a seeded random start). Default: bim."
+            "projected into the ε-ball) or pgd (bim from a seeded random start)."
         ),
     ),
     Option(
@@ -423,16 +455,18 @@ OPTIONS: tuple[Option, ...] = (
         parse_steps,
         None,
         metavar="N",
-        help=("Number of sign-gradient steps. Default: 10 for bim/pgd, 1 for fgsm."),
+        help="Number of sign-gradient steps.",
+        default_doc=f"auto: {DEFAULT_STEPS} for bim/pgd, 1 for fgsm",
     ),
     Option(
         "step_size",
         parse_step_size,
         None,
         metavar="ALPHA",
-        help=(
-            "Size of each step in [0,1] pixel units. Default 'auto': 2.5·ε/STEPS (Madry et al.), so the "
-            "iterates can reach the ε-ball's corners; ε for fgsm."
+        help="Size of each step in [0,1] pixel units.",
+        default_doc=(
+            f"auto: {STEP_SIZE_FACTOR:g}·ε/STEPS (Madry et al.), so the iterates can reach the ε-ball's corners; "
+            "ε for fgsm"
         ),
     ),
     Option(
@@ -441,7 +475,7 @@ OPTIONS: tuple[Option, ...] = (
         TargetSpec(),
         metavar="SPEC",
         help=(
-            "untargeted (default: ascend the loss of the true label), least-likely, top-K (the K runner-up "
+            "untargeted (ascend the loss of the true label), least-likely, top-K (the K runner-up "
             "classes), or comma-separated class indices/names (e.g. 'paper towel'); each image is attacked "
             "toward each target."
         ),
@@ -451,7 +485,7 @@ OPTIONS: tuple[Option, ...] = (
         parse_seed,
         0,
         metavar="N",
-        help=("Seed of the attack's own torch.Generator (pgd's random start). Default 0; global RNG is never used."),
+        help="Seed of the attack's own torch.Generator (pgd's random start); global RNG is never used.",
     ),
     Option(
         "device",
@@ -459,7 +493,7 @@ OPTIONS: tuple[Option, ...] = (
         "model",
         metavar="DEV",
         help=(
-            "Where to attack: model (default: wherever the model's parameters are), auto (cuda if available), "
+            "Where to attack: model (wherever the model's parameters are), auto (cuda if available), "
             "cpu, cuda, cuda:N or mps. The model is moved there once."
         ),
     ),
@@ -470,18 +504,17 @@ OPTIONS: tuple[Option, ...] = (
         metavar="SPEC",
         help=(
             "Model to load for the adv_model fixture: 'package.module:factory', a TorchScript file, or "
-            "'<torchvision arch>@<state-dict file>'. Default: none (define an adv_model fixture)."
+            "'<torchvision arch>@<state-dict file>'."
         ),
+        default_doc="none (define an adv_model fixture)",
     ),
     Option(
         "images",
         parse_paths,
         None,
         metavar="PATH",
-        help=(
-            "Image files or folders (PNG/JPEG; folders of <label>/<file> are read as labelled). "
-            "Default: none (define an adv_images fixture)."
-        ),
+        help="Image files or folders (PNG/JPEG; folders of <label>/<file> are read as labelled).",
+        default_doc="none (define an adv_images fixture)",
     ),
     Option(
         "labels",
@@ -490,9 +523,9 @@ OPTIONS: tuple[Option, ...] = (
         metavar="FILE",
         help=(
             "Labels file: one 'filename,label' per line (label: class index or name), or 'prediction' to "
-            "use the model's clean prediction. Default: folder names of an ImageFolder layout, else the "
-            "model's clean prediction."
+            "use the model's clean prediction."
         ),
+        default_doc="folder names of an ImageFolder layout, else the model's clean prediction",
     ),
     Option(
         "class_names",
@@ -501,39 +534,31 @@ OPTIONS: tuple[Option, ...] = (
         metavar="NAMES",
         help=(
             "Class names: 'imagenet' (from torchvision's metadata), a file with one name per line, or a "
-            "comma-separated list. "
-            "Default: none (classes are shown as indices)."
+            "comma-separated list."
         ),
+        default_doc="none (classes are shown as indices)",
     ),
     Option(
         "mean",
         parse_mean,
         None,
         metavar="M",
-        help=(
-            "Per-channel mean subtracted inside the model wrapper, after the perturbation: 'imagenet' or "
-            "'r,g,b'. Default: none."
-        ),
+        help=("Per-channel mean subtracted inside the model wrapper, after the perturbation: 'imagenet' or 'r,g,b'."),
     ),
     Option(
         "std",
         parse_std,
         None,
         metavar="S",
-        help=(
-            "Per-channel std divided inside the model wrapper, after the perturbation: 'imagenet' or 'r,g,b'. "
-            "Default: none."
-        ),
+        help="Per-channel std divided inside the model wrapper, after the perturbation: 'imagenet' or 'r,g,b'.",
     ),
     Option(
         "input_size",
         parse_input_size,
         None,
         metavar="HxW",
-        help=(
-            "Model input size; loaded images are resized (shorter side) and center-cropped to it. "
-            "Default: none (images must share one size)."
-        ),
+        help="Model input size; loaded images are resized (shorter side) and center-cropped to it.",
+        default_doc="none (images must share one size)",
     ),
     Option(
         "early_stop",
@@ -542,7 +567,7 @@ OPTIONS: tuple[Option, ...] = (
         metavar="BOOL",
         help=(
             "Stop attacking an image once it reached the attack's goal (as judged by the verdict). It never "
-            "changes a pass/fail verdict; turn it off to see full probability curves. Default: true."
+            "changes a pass/fail verdict; turn it off to see full probability curves."
         ),
     ),
     Option(
@@ -551,7 +576,7 @@ OPTIONS: tuple[Option, ...] = (
         "rounded",
         metavar="KIND",
         help=(
-            "Which adversarial image decides a flip: rounded (default: rounded to 8-bit pixels within the "
+            "Which adversarial image decides a flip: rounded (rounded to 8-bit pixels within the "
             "ε-ball, an image a user could save) or float."
         ),
     ),
@@ -562,7 +587,7 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
         help=(
             "Attack at most N images at once, so any number of images runs in bounded memory; results do "
-            "not depend on it (up to float rounding). 'all' for one batch. Default: 32."
+            "not depend on it (up to float rounding). 'all' for one batch."
         ),
     ),
     Option(
@@ -572,8 +597,7 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
         help=(
             "Split a decorated test's images into N shards that run as separate test cases "
-            "(test_x[shard1of4], ...), so pytest-xdist can spread them; reports and baselines merge them. "
-            "Default: 1."
+            "(test_x[shard1of4], ...), so pytest-xdist can spread them; reports and baselines merge them."
         ),
     ),
     Option(
@@ -583,23 +607,25 @@ OPTIONS: tuple[Option, ...] = (
         metavar="BOOL",
         help=(
             "Also search each image's minimal adversarial ε (batched bisection over (0, EPSILON_MAX] to "
-            "EPSILON_PRECISION; about log2(range/precision) extra attack runs). Default: auto, on when "
-            "baselines are recorded or compared."
+            "EPSILON_PRECISION; about log2(range/precision) extra attack runs)."
         ),
+        default_doc="auto, on when baselines are recorded or compared",
     ),
     Option(
         "epsilon_max",
         parse_budget,
         16 / 255,
         metavar="EPS",
-        help="Top of the minimal-ε search range, [0,1] pixel units. Default 16/255 ≈ 0.0627.",
+        help="Top of the minimal-ε search range, [0,1] pixel units.",
+        default_doc="16/255 ≈ 0.0627",
     ),
     Option(
         "epsilon_precision",
         parse_budget,
         0.0002,
         metavar="EPS",
-        help="Precision of the minimal-ε search, [0,1] pixel units. Default 0.0002 (≈ 0.05/255).",
+        help="Precision of the minimal-ε search, [0,1] pixel units.",
+        default_doc="0.0002 (≈ 0.05/255)",
     ),
     Option(
         "tolerance",
@@ -608,9 +634,9 @@ OPTIONS: tuple[Option, ...] = (
         metavar="TOL",
         help=(
             "How far an image's minimal ε may drop below its baseline before the test fails: absolute "
-            "(0.0005, [0,1] pixel units), relative (10%), or both (0.0005,10%: the drop must exceed both). "
-            "Default 0.0005."
+            "(0.0005, [0,1] pixel units), relative (10%), or both (0.0005,10%: the drop must exceed both)."
         ),
+        default_doc="0.0005",
     ),
     Option(
         "sanity_checks",
@@ -620,7 +646,7 @@ OPTIONS: tuple[Option, ...] = (
         help=(
             "Before trusting a pass: check that two clean forward passes agree (determinism) and that one "
             "FGSM step does not succeed where the configured attack failed (costs one forward, and one "
-            "forward+backward on the images that held). Default: true."
+            "forward+backward on the images that held)."
         ),
     ),
     Option(
@@ -629,9 +655,9 @@ OPTIONS: tuple[Option, ...] = (
         False,
         metavar="BOOL",
         help=(
-            "Allow loading model files that need full unpickling (can run arbitrary code: only for files "
-            "you trust). Default: false, files load with torch.load(weights_only=True)."
+            "Allow loading model files that need full unpickling (can run arbitrary code: only for files you trust)."
         ),
+        default_doc="false, files load with torch.load(weights_only=True)",
     ),
     Option(
         "baseline_update",
@@ -641,8 +667,9 @@ OPTIONS: tuple[Option, ...] = (
         per_test=False,
         help=(
             "Record (or re-record) the robustness baseline of every adv_robust test instead of comparing "
-            "against it; flips do not fail. Default: false (compare when a baseline exists)."
+            "against it; flips do not fail."
         ),
+        default_doc="false (compare when a baseline exists)",
     ),
     Option(
         "baseline_dir",
@@ -650,10 +677,8 @@ OPTIONS: tuple[Option, ...] = (
         None,
         metavar="DIR",
         per_test=False,
-        help=(
-            "Where baselines live, one JSON file per test module, meant to be committed. "
-            "Default: advrobust-baselines/ under the rootdir."
-        ),
+        help="Where baselines live, one JSON file per test module, meant to be committed.",
+        default_doc="advrobust-baselines/ under the rootdir",
     ),
     Option(
         "baseline_strict",
@@ -661,7 +686,7 @@ OPTIONS: tuple[Option, ...] = (
         False,
         metavar="BOOL",
         per_test=False,
-        help="Fail a test that has no stored baseline (instead of reporting it). Default: false.",
+        help="Fail a test that has no stored baseline (instead of reporting it).",
     ),
     Option(
         "artifacts",
@@ -671,7 +696,7 @@ OPTIONS: tuple[Option, ...] = (
         per_test=False,
         help=(
             "Write, per test folder, each flipped image's clean and adversarial 8-bit PNGs, the perturbation "
-            "amplified, its probability curve and a JSON of its numbers. Default: none."
+            "amplified, its probability curve and a JSON of its numbers."
         ),
     ),
     Option(
@@ -680,7 +705,7 @@ OPTIONS: tuple[Option, ...] = (
         False,
         metavar="BOOL",
         per_test=False,
-        help="Write artifacts (and HTML cards) for every image, not only the flipped ones. Default: false.",
+        help="Write artifacts (and HTML cards) for every image, not only the flipped ones.",
     ),
     Option(
         "amplify",
@@ -688,7 +713,7 @@ OPTIONS: tuple[Option, ...] = (
         50.0,
         metavar="X",
         per_test=False,
-        help="How much the perturbation image is amplified, centred on grey. Default: 50.",
+        help="How much the perturbation image is amplified, centred on grey.",
     ),
     Option(
         "html",
@@ -698,7 +723,7 @@ OPTIONS: tuple[Option, ...] = (
         per_test=False,
         help=(
             "Write one self-contained HTML report (images inlined, works offline): a summary per test and "
-            "a card per flipped image. Default: none."
+            "a card per flipped image."
         ),
     ),
     Option(
@@ -707,49 +732,52 @@ OPTIONS: tuple[Option, ...] = (
         None,
         metavar="FILE",
         per_test=False,
-        help=("Write a JSON report of every attacked image to FILE at the end of the session. Default: none."),
+        help="Write a JSON report of every attacked image to FILE at the end of the session.",
     ),
 )
 
 OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
+PER_TEST: tuple[str, ...] = tuple(option.name for option in OPTIONS if option.per_test)
+SESSION_WIDE: tuple[str, ...] = tuple(option.name for option in OPTIONS if not option.per_test)
+
+
+def default(name: str) -> Any:
+    """The default of a setting, from the options table (its one home)."""
+    return OPTIONS_BY_NAME[name].default
+
+
+def _default_field(name: str) -> Any:
+    return field(default=default(name))
 
 
 @dataclass(frozen=True)
 class AttackConfig:
-    """The resolved settings of one test, with the source of each value."""
+    """The resolved per-test settings (those with a marker spelling), with the source of each value."""
 
-    epsilon: float = DEFAULT_EPSILON
-    attack: str = "bim"
-    steps: int | None = None
-    step_size: float | None = None
-    targets: TargetSpec = field(default_factory=TargetSpec)
-    seed: int = 0
-    device: str = "model"
-    model: str | None = None
-    images: tuple[Path, ...] | None = None
-    labels: Path | None = None
-    class_names: str | tuple[str, ...] | Path | None = None
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    input_size: tuple[int, int] | None = None
-    early_stop: bool = True
-    verdict: str = "rounded"
-    batch_size: int | None = DEFAULT_BATCH_SIZE
-    shards: int = 1
-    minimal_epsilon: bool | None = None
-    epsilon_max: float = 16 / 255
-    epsilon_precision: float = 0.0002
-    tolerance: tuple[float, float] = (0.0005, 0.0)
-    sanity_checks: bool = True
-    allow_pickle: bool = False
-    baseline_update: bool = False
-    baseline_dir: Path | None = None
-    baseline_strict: bool = False
-    artifacts: Path | None = None
-    artifacts_all: bool = False
-    amplify: float = 50.0
-    html: Path | None = None
-    report: Path | None = None
+    epsilon: float = _default_field("epsilon")
+    attack: str = _default_field("attack")
+    steps: int | None = _default_field("steps")
+    step_size: float | None = _default_field("step_size")
+    targets: TargetSpec = _default_field("targets")
+    seed: int = _default_field("seed")
+    device: str = _default_field("device")
+    model: str | None = _default_field("model")
+    images: tuple[Path, ...] | None = _default_field("images")
+    labels: Path | None = _default_field("labels")
+    class_names: str | tuple[str, ...] | Path | None = _default_field("class_names")
+    mean: tuple[float, ...] | None = _default_field("mean")
+    std: tuple[float, ...] | None = _default_field("std")
+    input_size: tuple[int, int] | None = _default_field("input_size")
+    early_stop: bool = _default_field("early_stop")
+    verdict: str = _default_field("verdict")
+    batch_size: int | None = _default_field("batch_size")
+    shards: int = _default_field("shards")
+    minimal_epsilon: bool | None = _default_field("minimal_epsilon")
+    epsilon_max: float = _default_field("epsilon_max")
+    epsilon_precision: float = _default_field("epsilon_precision")
+    tolerance: tuple[float, float] = _default_field("tolerance")
+    sanity_checks: bool = _default_field("sanity_checks")
+    allow_pickle: bool = _default_field("allow_pickle")
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -783,6 +811,21 @@ class AttackConfig:
         )
 
 
+@dataclass(frozen=True)
+class RunConfig:
+    """The resolved session-wide settings (reports, artifacts, baselines): CLI and ini only."""
+
+    baseline_update: bool = _default_field("baseline_update")
+    baseline_dir: Path | None = _default_field("baseline_dir")
+    baseline_strict: bool = _default_field("baseline_strict")
+    artifacts: Path | None = _default_field("artifacts")
+    artifacts_all: bool = _default_field("artifacts_all")
+    amplify: float = _default_field("amplify")
+    html: Path | None = _default_field("html")
+    report: Path | None = _default_field("report")
+    sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
+
+
 def default_step_size(attack: str, epsilon: float, steps: int) -> float:
     """ε for one-step attacks; 2.5·ε/steps otherwise (Madry et al.), so steps can cross the whole ball."""
     if attack == "fgsm" or steps == 1:
@@ -810,20 +853,12 @@ def _close_names(name: str) -> str:
     return ", ".join(matches)
 
 
-def resolve(
-    layers: Sequence[tuple[Mapping[str, Any], Source]],
-    base: AttackConfig | None = None,
-) -> AttackConfig:
-    """Resolve settings from layers given lowest precedence first (e.g. ini, CLI, marker, call).
-
-    ``None`` in a layer means "not given". Values are parsed and validated; the first bad one raises
-    :class:`OptionError` naming where it came from. ``base`` is an already resolved config to start from.
-    """
+def _resolve_values(
+    layers: Sequence[tuple[Mapping[str, Any], Source]], names: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, Source]]:
+    """Parse the values of ``names`` from layers given lowest precedence first; later layers win."""
     values: dict[str, Any] = {}
     sources: dict[str, Source] = {}
-    if base is not None:
-        values = {option.name: getattr(base, option.name) for option in OPTIONS}
-        sources = dict(base.sources)
     for raw_values, source in layers:
         for name, raw in raw_values.items():
             if raw is None:
@@ -834,11 +869,35 @@ def resolve(
                     f"{name} in {source.label} is a session-wide setting: use {option.cli} or "
                     f"{option.ini} in the ini file"
                 )
-            values[name] = parse_one(name, raw, source)
-            sources[name] = source
+            parsed = parse_one(name, raw, source)
+            if name in names:
+                values[name], sources[name] = parsed, source
+    return values, sources
+
+
+def resolve(
+    layers: Sequence[tuple[Mapping[str, Any], Source]],
+    base: AttackConfig | None = None,
+) -> AttackConfig:
+    """Resolve per-test settings from layers given lowest precedence first (e.g. ini, CLI, marker, call).
+
+    ``None`` in a layer means "not given". Values are parsed and validated; the first bad one raises
+    :class:`OptionError` naming where it came from. ``base`` is an already resolved config to start from.
+    Session-wide settings in a layer are validated too, but belong to :func:`resolve_run`.
+    """
+    values, sources = _resolve_values(layers, PER_TEST)
+    if base is not None:
+        values = {**{name: getattr(base, name) for name in PER_TEST}, **values}
+        sources = {**base.sources, **sources}
     config = AttackConfig(**values, sources=sources)
     _check_combination(config)
     return config
+
+
+def resolve_run(layers: Sequence[tuple[Mapping[str, Any], Source]]) -> RunConfig:
+    """Resolve the session-wide settings (see :func:`resolve` for the layers)."""
+    values, sources = _resolve_values(layers, SESSION_WIDE)
+    return RunConfig(**values, sources=sources)
 
 
 def _check_combination(config: AttackConfig) -> None:

@@ -1,71 +1,97 @@
 """The pytest plugin: options → one resolved config → core calls → outcomes and report lines.
 
 Loaded through the ``pytest11`` entry point. It imports neither torch nor the attack code at load time:
-a suite without robustness tests does not pay for torch.
+a suite without robustness tests does not pay for torch. The hooks here only translate; the work is in
+:mod:`.options` (settings), :mod:`.fixtures` (set-up), :mod:`.judge` (the verdict), :mod:`.collector`
+(reports and the terminal summary) and :mod:`.writers` (files written at session end).
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ..core.errors import AdvRobustError
-from ..core.settings import OPTIONS
-from ..core.summary import summarize_test
+from ..core.report import TestReport
+from ..core.settings import OPTIONS_BY_NAME, PER_TEST
+from .cache import Cache
+from .collector import Collector
 from .fixtures import (
-    ATTACKED_KEY,
-    PLAN_KEY,
-    SESSION_KEY,
     _adv_robust_marker,
     _fail,
     adv_attack,
     adv_config,
     adv_images,
     adv_model,
+    adv_run_config,
     adv_shard,
 )
-from .session import AdvSession
-from .verdict import BASELINE_KEY, judge
+from .judge import judge
+from .keys import CACHE_KEY, COLLECTOR_KEY, PLAN_KEY, RUNS_KEY, SETTINGS_KEY, VERDICT_KEY
+from .options import Settings, add_options
+from .writers import writers_for
 
-__all__ = ["_adv_robust_marker", "adv_attack", "adv_config", "adv_images", "adv_model", "adv_shard"]
+__all__ = [
+    "_adv_robust_marker",
+    "adv_attack",
+    "adv_config",
+    "adv_images",
+    "adv_model",
+    "adv_run_config",
+    "adv_shard",
+]
 
-MARKER_DOC = (
-    "adv_robust(epsilon=0.007, attack='bim', steps=None, step_size=None, targets='untargeted', seed=0, "
-    "device='model', model=None, images=None, labels=None, class_names=None, mean=None, std=None, "
-    "input_size=None, early_stop=True, verdict='rounded', batch_size=32, shards=1, minimal_epsilon='auto', "
-    "epsilon_max=16/255, epsilon_precision=0.0002, tolerance=0.0005, sanity_checks=True, "
-    "allow_pickle=False): after the test body, attack the model (adv_model) on the images (adv_images) "
-    "within an L∞ ball of radius epsilon in [0,1] pixel units; fail if any label flips (or, with a stored "
-    "baseline, if robustness regressed). Keywords override --adv-* and adv_* ini values."
-)
+
+def _keyword_default(name: str) -> str:
+    """A default as Python would spell it in the marker: ``0.007``, ``'bim'``, ``None``, ``'auto'``."""
+    option = OPTIONS_BY_NAME[name]
+    value = option.default
+    if option.default_doc is not None and option.default_doc.startswith("auto"):
+        return "'auto'"
+    if value is None or isinstance(value, (bool, int, str)):
+        return repr(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return repr(option.shown_default)
+
+
+def marker_doc() -> str:
+    """The ``adv_robust`` marker's line in ``pytest --markers``, its defaults from the options table."""
+    keywords = ", ".join(f"{name}={_keyword_default(name)}" for name in PER_TEST)
+    return (
+        f"adv_robust({keywords}): after the test body, attack the model (adv_model) on the images "
+        "(adv_images) within an L∞ ball of radius epsilon in [0,1] pixel units; fail if any label flips "
+        "(or, with a stored baseline, if robustness regressed). Keywords override --adv-* and adv_* ini values."
+    )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("advrobust", "adversarial robustness (pytest-advrobust)")
-    for option in OPTIONS:
-        # booleans also work as flags: --adv-baseline-update means --adv-baseline-update=true
-        flag = {"nargs": "?", "const": "true"} if option.metavar == "BOOL" else {}
-        group.addoption(
-            option.cli,
-            dest=option.ini,
-            default=None,
-            metavar=option.metavar,
-            help=option.help.replace("%", "%%"),
-            **flag,
-        )
-        parser.addini(option.ini, help=option.help, type="string", default="")
+    add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", MARKER_DOC)
+    config.addinivalue_line("markers", marker_doc())
     try:
-        state = AdvSession.from_config(config)
+        settings = Settings.from_config(config)
     except AdvRobustError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[SESSION_KEY] = state
-    config.pluginmanager.register(state, "advrobust-session")
+    collector = Collector()
+    config.stash[SETTINGS_KEY] = settings
+    config.stash[CACHE_KEY] = Cache(settings.baseline_dir)
+    config.stash[COLLECTOR_KEY] = collector
+    config.pluginmanager.register(collector, "advrobust-collector")
+    for name, writer in writers_for(settings, collector).items():
+        config.pluginmanager.register(writer, name)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for name in ("advrobust-collector", "advrobust-json", "advrobust-html", "advrobust-baselines"):
+        plugin = config.pluginmanager.get_plugin(name)
+        if plugin is not None:
+            config.pluginmanager.unregister(plugin)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -73,15 +99,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker("adv_robust") is None or "adv_shard" not in metafunc.fixturenames:
         return
     try:
-        shards = metafunc.config.stash[SESSION_KEY].resolve_for(metafunc.definition).shards
+        shards = metafunc.config.stash[SETTINGS_KEY].resolve_for(metafunc.definition).shards
     except (AdvRobustError, TypeError):
         return  # the same error is reported, with its source, when the test sets up
     if shards > 1:
         metafunc.parametrize("adv_shard", range(shards), ids=[f"shard{k + 1}of{shards}" for k in range(shards)])
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"advrobust: {config.stash[SESSION_KEY].base.describe()} (marker keywords override per test)"
+def _is_robustness_test(item: pytest.Item) -> bool:
+    return item.get_closest_marker("adv_robust") is not None or "adv_attack" in getattr(item, "fixturenames", ())
+
+
+def pytest_report_collectionfinish(config: pytest.Config, start_path: Path, items: list[pytest.Item]) -> str | None:
+    """The run's defaults, only when robustness tests were collected (like Hypothesis' header)."""
+    if not any(_is_robustness_test(item) for item in items):
+        return None
+    return f"advrobust: {config.stash[SETTINGS_KEY].base.describe()} (marker keywords override per test)"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -90,13 +123,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     plan = item.stash.get(PLAN_KEY, None)
     if plan is None:
         return result
-    session = item.config.stash[SESSION_KEY]
     try:
-        failure = judge(item, plan, session)
+        verdict = judge(item, plan)
     except AdvRobustError as exc:
         _fail(exc, "adv_robust: no verdict possible")
-    if failure is not None:
-        pytest.fail(failure, pytrace=False)
+    item.stash[VERDICT_KEY] = verdict
+    if verdict.message is not None:
+        pytest.fail(verdict.message, pytrace=False)
     return result
 
 
@@ -105,17 +138,15 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    results = item.stash.get(ATTACKED_KEY, None)
-    if call.when == "call" and results:
-        summary = summarize_test(item.nodeid, results)
-        if BASELINE_KEY in item.stash:
-            summary["baseline"] = {k: v for k, v in item.stash[BASELINE_KEY].items() if k != "entry"}
-        # A plain attribute travels with the report from xdist workers to the controller.
-        report.adv_robust = summary  # type: ignore[attr-defined]
+    runs = item.stash.get(RUNS_KEY, None)
+    if call.when == "call" and runs:
+        verdict = item.stash.get(VERDICT_KEY, None)
+        test = TestReport(item.nodeid, runs, None if verdict is None else verdict.baseline)
+        # One plain attribute: it travels with the report from xdist workers to the controller.
+        report.adv_robust = test.to_wire()  # type: ignore[attr-defined]
         # JUnit XML writes the teardown report's properties, which pytest copies from the item.
-        counts = f"{summary['flipped']} of {summary['attacked']} flipped, {summary['misclassified']} misclassified"
-        item.user_properties.append(("adv_robust", counts))
-    baseline = item.stash.get(BASELINE_KEY, None)
-    if call.when == "call" and baseline is not None:
-        report.adv_baseline = baseline  # type: ignore[attr-defined]
+        counts = test.counts
+        item.user_properties.append(
+            ("adv_robust", f"{counts.flipped} of {counts.attacked} flipped, {counts.misclassified} misclassified")
+        )
     return report

@@ -10,11 +10,10 @@ from typing import Any, NoReturn
 import pytest
 
 from ..core.errors import AdvRobustError
-from ..core.settings import AttackConfig
-from .session import AdvSession, place_model
-
-SESSION_KEY = pytest.StashKey[AdvSession]()
-ATTACKED_KEY = pytest.StashKey[list[dict[str, Any]]]()
+from ..core.settings import AttackConfig, RunConfig
+from .cache import Cache
+from .keys import CACHE_KEY, PLAN_KEY, RUNS_KEY, SETTINGS_KEY
+from .options import Settings
 
 
 @dataclass
@@ -26,11 +25,12 @@ class Plan:
     images: Any
 
 
-PLAN_KEY = pytest.StashKey[Plan]()
+def _settings(request: pytest.FixtureRequest) -> Settings:
+    return request.config.stash[SETTINGS_KEY]
 
 
-def _state(request: pytest.FixtureRequest) -> AdvSession:
-    return request.config.stash[SESSION_KEY]
+def _cache(request: pytest.FixtureRequest) -> Cache:
+    return request.config.stash[CACHE_KEY]
 
 
 def _fail(exc: Exception, prefix: str = "adv_robust") -> NoReturn:
@@ -44,8 +44,8 @@ def adv_model(pytestconfig: pytest.Config) -> Any:
 
     Override this fixture in a conftest to provide your own model (it must return logits).
     """
-    state = pytestconfig.stash[SESSION_KEY]
-    if state.base.model is None:
+    base = pytestconfig.stash[SETTINGS_KEY].base
+    if base.model is None:
         pytest.fail(
             "adv_robust: no model: set --adv-model (or ini adv_model, or model= on the marker) to "
             "'package.module:factory', a TorchScript file or '<arch>@<state dict>', or define an "
@@ -53,16 +53,22 @@ def adv_model(pytestconfig: pytest.Config) -> Any:
             pytrace=False,
         )
     try:
-        return state.model(state.base.model, state.base.allow_pickle, state.base.device)
+        return pytestconfig.stash[CACHE_KEY].model(base.model, base.allow_pickle, base.device)
     except AdvRobustError as exc:
         _fail(exc)
+
+
+@pytest.fixture(scope="session")
+def adv_run_config(pytestconfig: pytest.Config) -> RunConfig:
+    """The session-wide settings (reports, artifacts, baselines) from the command line and ini file."""
+    return pytestconfig.stash[SETTINGS_KEY].run
 
 
 @pytest.fixture
 def adv_config(request: pytest.FixtureRequest) -> AttackConfig:
     """This test's resolved settings (marker > CLI > ini > default), each with its source."""
     try:
-        return _state(request).resolve_for(request.node)
+        return _settings(request).resolve_for(request.node)
     except (AdvRobustError, TypeError) as exc:
         _fail(exc)
 
@@ -78,15 +84,16 @@ def adv_images(request: pytest.FixtureRequest, adv_config: AttackConfig) -> Any:
             pytrace=False,
         )
     try:
-        return _state(request).images(adv_config)
+        return _cache(request).images(adv_config)
     except AdvRobustError as exc:
         _fail(exc)
 
 
 def _model_for(request: pytest.FixtureRequest, config: AttackConfig) -> Any:
-    state = _state(request)
+    from ..core.model import place_model
+
     if config.model is not None and config.source("model").kind in ("marker", "call"):
-        return state.model(config.model, config.allow_pickle, config.device)
+        return _cache(request).model(config.model, config.allow_pickle, config.device)
     return place_model(request.getfixturevalue("adv_model"), config.device)
 
 
@@ -98,28 +105,28 @@ def adv_attack(request: pytest.FixtureRequest, adv_config: AttackConfig) -> Call
     terminal summary and the JSON report; ``result.assert_robust()`` fails the test."""
     from ..core.api import run_attack
 
-    state = _state(request)
+    settings, cache = _settings(request), _cache(request)
 
-    def run(model: Any = None, images: Any = None, labels: Any = None, **settings: Any) -> Any:
+    def run(model: Any = None, images: Any = None, labels: Any = None, **overrides: Any) -> Any:
         if isinstance(images, (str, os.PathLike)) or (
             isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, os.PathLike))
         ):
-            settings["images"], images = images, None  # paths: the images setting, relative to the test file
-        config = state.resolve_for(request.node, settings) if settings else adv_config
+            overrides["images"], images = images, None  # paths: the images setting, relative to the test file
+        config = settings.resolve_for(request.node, overrides) if overrides else adv_config
         chosen_model = model if model is not None else _model_for(request, config)
         chosen_images = (
             images
             if images is not None
-            else (state.images(config) if config.images is not None else request.getfixturevalue("adv_images"))
+            else (cache.images(config) if config.images is not None else request.getfixturevalue("adv_images"))
         )
         result = run_attack(
             config,
             chosen_model,
             chosen_images,
             labels,
-            reproduce=state.reproduce_command(request.node.nodeid, config),
+            reproduce=settings.reproduce_command(request.node.nodeid, config),
         )
-        request.node.stash.setdefault(ATTACKED_KEY, []).append(result.to_dict())
+        request.node.stash.setdefault(RUNS_KEY, []).append(result.report())
         return result
 
     return run
@@ -139,7 +146,7 @@ def _adv_robust_marker(request: pytest.FixtureRequest, adv_shard: int | None) ->
     if request.node.get_closest_marker("adv_robust") is None:
         return
     try:
-        config = _state(request).resolve_for(request.node)
+        config = _settings(request).resolve_for(request.node)
         model = _model_for(request, config)
     except (AdvRobustError, TypeError) as exc:
         _fail(exc)

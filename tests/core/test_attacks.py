@@ -170,7 +170,7 @@ def test_a_fixed_seed_gives_identical_output(seed: int, epsilon: float) -> None:
     first = attack(model, x, epsilon=epsilon, method="pgd", steps=3, seed=seed)
     second = attack(model, x, epsilon=epsilon, method="pgd", steps=3, seed=seed)
     assert torch.equal(first.adversarial, second.adversarial)
-    assert [r.to_dict() for r in first] == [r.to_dict() for r in second]
+    assert [r.to_json() for r in first] == [r.to_json() for r in second]
 
 
 @fast

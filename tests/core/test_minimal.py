@@ -76,7 +76,7 @@ def test_the_search_is_batched_and_costs_log2_of_range_over_precision_runs() -> 
         epsilon_max=0.0625,
         epsilon_precision=0.0005,
     )
-    runs = next(n for n in searched.settings["notes"] if n.startswith("minimal-ε search"))
+    runs = next(n for n in searched.settings.notes if n.startswith("minimal-ε search"))
     bound = 1 + math.ceil(math.log2(0.0625 / 0.0005))
     assert int(runs.split(": ")[1].split()[0]) <= bound
     # one batched bisection: far fewer passes than bound × images separate searches

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 from pathlib import Path
 
@@ -10,7 +12,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_advrobust.core.errors import OptionError
-from pytest_advrobust.core.settings import OPTIONS, Source, TargetSpec, parse_one, resolve
+from pytest_advrobust.core.settings import (
+    OPTIONS,
+    OPTIONS_BY_NAME,
+    PER_TEST,
+    AttackConfig,
+    RunConfig,
+    Source,
+    TargetSpec,
+    parse_one,
+    resolve,
+)
 
 INI = Source("ini", "tox.ini", Path("/root"))
 CLI = Source("cli", "the command line", Path("/cwd"))
@@ -96,7 +108,50 @@ def test_target_specs() -> None:
 
 def test_every_help_text_states_its_default() -> None:
     for option in OPTIONS:
-        assert "default" in option.help.lower(), option.name
+        assert option.full_help.endswith(f" Default: {option.shown_default}."), option.name
+        assert "default" not in option.help.lower(), f"{option.name}: the default is written once, in the table"
+
+
+def test_a_shown_default_parses_back_to_the_default() -> None:
+    for option in OPTIONS:
+        if option.default_doc is None:
+            assert option.parse(option.shown_default, None) == option.default, option.name
+
+
+def test_the_config_dataclasses_take_their_defaults_from_the_table() -> None:
+    config, run = AttackConfig(), RunConfig()
+    for option in OPTIONS:
+        holder = config if option.per_test else run
+        assert getattr(holder, option.name) == option.default, option.name
+    assert {f.name for f in dataclasses.fields(AttackConfig)} - {"sources"} == {o.name for o in OPTIONS if o.per_test}
+    assert {f.name for f in dataclasses.fields(RunConfig)} - {"sources"} == {o.name for o in OPTIONS if not o.per_test}
+
+
+def test_attack_signature_defaults_are_the_table_defaults() -> None:
+    from pytest_advrobust import attack
+
+    spelled = {"method": "attack"}
+    for name, parameter in inspect.signature(attack).parameters.items():
+        option = OPTIONS_BY_NAME.get(spelled.get(name, name))
+        if option is None or parameter.default is inspect.Parameter.empty:
+            continue
+        given = parameter.default
+        parsed = option.default if given is None else option.parse(given, None)
+        assert parsed == option.default, name
+
+
+def test_marker_overload_and_doc_name_every_per_test_setting() -> None:
+    from typing import get_overloads
+
+    from pytest_advrobust.plugin import marker_doc
+    from pytest_advrobust.plugin.marker import adv_robust
+
+    keyword_overload = next(o for o in get_overloads(adv_robust) if "epsilon" in inspect.signature(o).parameters)
+    assert list(inspect.signature(keyword_overload).parameters) == list(PER_TEST)
+    doc = marker_doc()
+    for name in PER_TEST:
+        assert f"{name}=" in doc, name
+    assert "epsilon=0.007," in doc and "attack='bim'," in doc
 
 
 @given(

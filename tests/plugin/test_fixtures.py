@@ -79,7 +79,7 @@ def test_adv_attack_runs_the_configured_attack_and_reports(project: pytest.Pytes
             held.assert_robust()
             fooled = adv_attack(adv_model, adv_images, epsilon=0.2, steps=3)
             assert len(fooled.flips) == 4
-            assert fooled.settings["steps"] == 3 and fooled.settings["epsilon"] == 0.2
+            assert fooled.settings.steps == 3 and fooled.settings.epsilon == 0.2
             with pytest.raises(NotRobustError, match="4 of 4 image"):
                 fooled.assert_robust()
 

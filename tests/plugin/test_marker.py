@@ -49,11 +49,13 @@ def test_a_model_that_holds_passes(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*test_holds PASSED*"])
     assert "test_holds" in result.stdout.str()
     # the bare decorator attacks with the defaults (bim, 0.007, seed 0) and reports its verdict
-    result.stdout.fnmatch_lines([
-        "*::test_bare_decorator_with_a_tiny_default_budget PASSED*",
-        "*::test_bare_decorator_with_a_tiny_default_budget: 4 attacked, 0 flipped, 0 misclassified, "
-        "robust accuracy 100% (bim eps=0.007 seed=0)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_bare_decorator_with_a_tiny_default_budget PASSED*",
+            "*::test_bare_decorator_with_a_tiny_default_budget: 4 attacked, 0 flipped, 0 misclassified, "
+            "robust accuracy 100% (bim eps=0.007 seed=0)",
+        ]
+    )
 
 
 def test_the_body_runs_first_and_its_failure_wins(project: pytest.Pytester) -> None:
@@ -129,7 +131,7 @@ def test_a_misclassified_clean_image_fails(project: pytest.Pytester) -> None:
 
 def test_the_marker_is_registered_with_its_signature(project: pytest.Pytester) -> None:
     result = project.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.adv_robust(epsilon=0.007, attack='bim', *"])
+    result.stdout.fnmatch_lines(["@pytest.mark.adv_robust(epsilon=0.007, attack='bim', steps='auto', *"])
     project.makepyfile("import pytest\n@pytest.mark.adv_robust(epsilon=0)\ndef test_x():\n    pass\n")
     project.runpytest("--strict-markers").assert_outcomes(passed=1)
 

@@ -12,9 +12,11 @@ from pytest_advrobust.core.settings import OPTIONS
 
 SHOW_CONFIG = """
 import json
-def test_show(adv_config):
-    values = {{n: str(getattr(adv_config, n)) for n in {names!r}}}
-    sources = {{n: adv_config.source(n).kind for n in {names!r}}}
+from pytest_advrobust.core.settings import PER_TEST
+def test_show(adv_config, adv_run_config):
+    holder = {{n: adv_config if n in PER_TEST else adv_run_config for n in {names!r}}}
+    values = {{n: str(getattr(holder[n], n)) for n in {names!r}}}
+    sources = {{n: holder[n].sources[n].kind if n in holder[n].sources else "default" for n in {names!r}}}
     print("CONFIG=" + json.dumps([values, sources]))
 """
 
@@ -147,16 +149,20 @@ def test_help_documents_every_option_with_units_and_default(pytester: pytest.Pyt
     for option in OPTIONS:
         assert f"{option.cli}=" in text
     assert "--adv-baseline-update=[BOOL]" in text, "booleans also work as flags"
-    assert "L∞ perturbation budget in [0,1] pixel units (not 0-255). Default 0.007" in text
+    assert "L∞ perturbation budget in [0,1] pixel units (not 0-255). Default: 0.007" in text
     assert "adv_epsilon (string):" in text
 
 
-def test_header_prints_attack_epsilon_and_seed(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile("def test_a():\n    pass\n")
-    result = pytester.runpytest("--adv-epsilon=0.01", "--adv-seed=9")
+def test_header_prints_attack_epsilon_and_seed(project: pytest.Pytester) -> None:
+    project.makepyfile("from pytest_advrobust import adv_robust\n@adv_robust\ndef test_a():\n    pass\n")
+    result = project.runpytest("--adv-epsilon=0.01", "--adv-seed=9")
     result.stdout.fnmatch_lines(
         ["advrobust: attack=bim epsilon=0.01 steps=10 step_size=0.0025 targets=untargeted seed=9 *"]
     )
+    project.makepyfile(test_plain="def test_b():\n    pass\n")
+    plain = project.runpytest("test_plain.py", "--adv-epsilon=0.01")
+    plain.assert_outcomes(passed=1)
+    plain.stdout.no_fnmatch_line("advrobust:*")  # no robustness test collected: no header
 
 
 def test_cli_spelling_works_in_a_real_ci_line(project: pytest.Pytester, tmp_path: Path) -> None:

@@ -1,0 +1,257 @@
+"""One batch of images, from clean pixels to records: forward, plan, attack, floor check, minimal ε.
+
+:func:`attack_batch` does each job through one function: :func:`clean_forward` (the checked clean
+prediction), :func:`plan_batch` (rows, labels, targets, noise, names: built once), the attack's ``run``,
+:func:`fgsm_floor`, :func:`~pytest_advrobust.core.minimal.search_minimal_epsilon` and
+:func:`~pytest_advrobust.core.results.records_from`.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from .attacks import SignGradientAttack, Trajectory
+from .checks import check_deterministic, check_logits, check_not_probabilities
+from .classes import ClassNames
+from .errors import ClassNameError, OptionError
+from .goals import Goal, goal_for
+from .minimal import search_minimal_epsilon
+from .model import WrappedModel
+from .report import FOUND_BY_FLOOR, ImageRecord
+from .settings import AttackConfig, TargetSpec
+
+
+@dataclass
+class CleanForward:
+    """The clean images' forward pass; ``x``/``logits`` keep their graph when the attack reuses them as
+    its iterate 0 (then ``reusable`` is True)."""
+
+    x: torch.Tensor
+    logits: torch.Tensor
+    reusable: bool
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return self.logits.detach().softmax(dim=1)
+
+    @property
+    def pred(self) -> torch.Tensor:
+        return self.logits.detach().argmax(dim=1)
+
+
+def _one_target_per_image(spec: TargetSpec) -> bool:
+    return (
+        spec.mode in ("untargeted", "least-likely", "per-image")
+        or (spec.mode == "classes" and len(spec.classes) == 1)
+        or (spec.mode == "runner-up" and spec.k == 1)
+    )
+
+
+def clean_forward(
+    model: WrappedModel, clean: torch.Tensor, config: AttackConfig, attack: SignGradientAttack, names: list[str]
+) -> CleanForward:
+    """Predict the clean images once, and refuse outputs no verdict can be built on."""
+    reusable = _one_target_per_image(config.targets) and not attack.random_start
+    x = clean.clone().requires_grad_(reusable)
+    with torch.set_grad_enabled(reusable):
+        logits = model.logits(x)
+    detached = logits.detach()
+    check_logits(detached, names)
+    check_not_probabilities(detached)
+    if config.sanity_checks:
+        check_deterministic(model, clean, detached, names)
+    return CleanForward(x, logits, reusable)
+
+
+@dataclass
+class BatchPlan:
+    """What one batch attacks, one row per (image, target) pair; built once by :func:`plan_batch`."""
+
+    images: list[int]
+    """The batch image each row attacks."""
+    targets: list[int | None]
+    labels: list[int]
+    """Per batch image: its true class (given, or the clean prediction)."""
+    sources: list[str]
+    """Per batch image: where its label came from."""
+    clean: torch.Tensor
+    goal: Goal
+    noise: torch.Tensor | None
+    names: list[str]
+    """Per row: the image name, with `` -> target`` when an image has several targets."""
+    start: tuple[torch.Tensor, torch.Tensor] | None
+    """The clean forward pass, when the attack can reuse it as its iterate 0."""
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def targets_for(spec: TargetSpec, logits: torch.Tensor, classes: ClassNames) -> list[list[int]] | None:
+    """Per image, the target classes (None for untargeted)."""
+    num_classes = logits.shape[1]
+    if spec.mode == "untargeted":
+        return None
+    if spec.mode == "per-image":  # already sliced to this batch, which checks the count
+        return [[classes.index(c, num_classes)] for c in spec.classes]
+    if spec.mode == "least-likely":
+        return [[int(i)] for i in logits.argmin(dim=1).tolist()]
+    if spec.mode == "runner-up":
+        if spec.k + 1 > num_classes:
+            raise OptionError(f"targets=top-{spec.k} needs more than {spec.k} classes; the model has {num_classes}")
+        order = logits.topk(spec.k + 1, dim=1).indices[:, 1:]
+        return [list(map(int, row)) for row in order.tolist()]
+    try:
+        wanted = [classes.index(c, num_classes) for c in spec.classes]
+    except ClassNameError as exc:
+        raise ClassNameError(f"targets: {exc}") from None
+    return [list(wanted) for _ in range(logits.shape[0])]
+
+
+def noise_seed(seed: int, name: str, target: int | None) -> int:
+    """A random start that depends on the seed, the image and the target only, not on batching."""
+    return (seed * 1_000_003 + zlib.crc32(f"{name}\0{target}".encode())) % (2**63)
+
+
+def _noise(shape: torch.Size, seed: int, names: Sequence[str], rows: Sequence[tuple[int, int | None]]) -> torch.Tensor:
+    """Uniform noise in [-1, 1] per row, drawn on the CPU so it is the same on every device."""
+    draws = [torch.rand(shape, generator=torch.Generator().manual_seed(noise_seed(seed, names[i], t))) for i, t in rows]
+    return torch.stack(draws) * 2 - 1
+
+
+def _labels(given: Sequence[int | None], forward: CleanForward) -> list[int]:
+    num_classes = forward.logits.shape[1]
+    labels = [int(p) if g is None else g for g, p in zip(given, forward.pred.tolist(), strict=True)]
+    for label in labels:
+        if label >= num_classes:
+            raise OptionError(f"label {label} is out of range: the model has {num_classes} classes")
+    return labels
+
+
+def plan_batch(
+    config: AttackConfig,
+    attack: SignGradientAttack,
+    classes: ClassNames,
+    clean: torch.Tensor,
+    forward: CleanForward,
+    given: Sequence[int | None],
+    sources: Sequence[str],
+    names: Sequence[str],
+) -> BatchPlan:
+    """Expand images into (image, target) rows; a target equal to the image's own label is skipped."""
+    labels = _labels(given, forward)
+    per_image = targets_for(config.targets, forward.logits.detach(), classes)
+    notes: list[str] = []
+    rows: list[tuple[int, int | None]] = []
+    for i in range(clean.shape[0]):
+        for wanted in [None] if per_image is None else per_image[i]:
+            if wanted is not None and wanted == labels[i]:
+                notes.append(f"{names[i]}: target {classes.name(wanted)!r} is its own label; pair skipped")
+                continue
+            rows.append((i, wanted))
+    device = clean.device
+    index = torch.tensor([i for i, _ in rows], dtype=torch.long, device=device)
+    targets = None if per_image is None else torch.tensor([t for _, t in rows], dtype=torch.long, device=device)
+    several = per_image is not None and any(len(ts) > 1 for ts in per_image)
+    every_image_once = [i for i, _ in rows] == list(range(clean.shape[0]))
+    return BatchPlan(
+        images=[i for i, _ in rows],
+        targets=[t for _, t in rows],
+        labels=labels,
+        sources=list(sources),
+        clean=clean if every_image_once else clean[index],
+        goal=goal_for(torch.tensor(labels, dtype=torch.long, device=device)[index], targets),
+        noise=_noise(clean.shape[1:], config.seed, names, rows).to(device) if attack.random_start and rows else None,
+        names=[f"{names[i]} -> {classes.name(t)}" if several and t is not None else names[i] for i, t in rows],
+        start=(forward.x, forward.logits) if forward.reusable and every_image_once else None,
+        notes=notes,
+    )
+
+
+def fgsm_floor(
+    attack: SignGradientAttack, model: WrappedModel, plan: BatchPlan, trajectory: Trajectory, epsilon: float
+) -> list[str]:
+    """The full-budget attack must be at least as strong as one FGSM step: attack what held with FGSM;
+    a success there replaces the result (so a weak attack never reads as robustness) and warns.
+    Returns, per row, which attack produced the returned image."""
+    found_by = [attack.name] * len(plan)
+    held = (trajectory.first_success < 0).nonzero().flatten()
+    if held.numel() == 0:
+        return found_by
+    check = SignGradientAttack.fgsm(attack.verdict).run(
+        model, plan.clean[held], plan.goal.select(held), epsilon, names=[plan.names[i] for i in held.tolist()]
+    )
+    won = (check.first_success >= 0).nonzero().flatten()
+    if won.numel() == 0:
+        return found_by
+    rows = held[won]
+    trajectory.take(rows, check, won)
+    for row in rows.tolist():
+        found_by[row] = FOUND_BY_FLOOR
+    warnings.warn(
+        f"one FGSM step succeeded where the {attack.name} attack ({attack.steps} steps of "
+        f"{attack.rel_stepsize * epsilon:.4g}) did not, for {', '.join(plan.names[r] for r in rows.tolist()[:5])}; "
+        "the FGSM result is used. Check steps/step_size: a weaker-than-FGSM attack proves nothing",
+        stacklevel=5,
+    )
+    return found_by
+
+
+@dataclass
+class BatchResult:
+    """What one batch produced: a record per row, and the rows' clean and adversarial images."""
+
+    records: list[ImageRecord]
+    adversarial: torch.Tensor
+    rounded: torch.Tensor
+    clean: torch.Tensor
+    notes: list[str]
+
+
+def attack_batch(
+    config: AttackConfig,
+    attack: SignGradientAttack,
+    model: WrappedModel,
+    clean: torch.Tensor,
+    given: Sequence[int | None],
+    sources: Sequence[str],
+    names: list[str],
+    classes: ClassNames,
+) -> BatchResult:
+    """Attack one batch of clean images (on the model's device) and report every row."""
+    from .results import records_from
+
+    forward = clean_forward(model, clean, config, attack, names)
+    plan = plan_batch(config, attack, classes, clean, forward, given, sources, names)
+    if not len(plan):
+        empty = clean.new_empty((0, *clean.shape[1:]))
+        return BatchResult([], empty, empty, empty, plan.notes)
+    trajectory = attack.run(
+        model, plan.clean, plan.goal, config.epsilon, noise=plan.noise, start=plan.start, names=plan.names
+    )
+    found_by = [attack.name] * len(plan)
+    if config.sanity_checks and attack.name != "fgsm" and config.epsilon > 0:
+        found_by = fgsm_floor(attack, model, plan, trajectory, config.epsilon)
+    minimal: list[float | None] = [None] * len(plan)
+    if config.minimal_epsilon:
+        found, cost = search_minimal_epsilon(
+            attack,
+            model,
+            plan.clean,
+            plan.goal,
+            succeeded_at=trajectory.first_success >= 0,
+            epsilon=config.epsilon,
+            epsilon_max=config.epsilon_max,
+            precision=config.epsilon_precision,
+            noise=plan.noise,
+            names=plan.names,
+        )
+        minimal = [None if v != v else float(v) for v in found.tolist()]
+        plan.notes.append(f"minimal-ε search: {cost.attack_runs} attack runs for {len(plan)} image(s)")
+    records = records_from(plan, forward, trajectory, classes, config, found_by, minimal)
+    return BatchResult(records, trajectory.adversarial, trajectory.rounded, plan.clean, plan.notes)

@@ -1,0 +1,67 @@
+"""What a session loads once: models, image sets, model fingerprints and stored baseline files.
+
+Storage only; the fixtures and the judge decide what to ask for. Nothing here imports torch until a
+model or images are actually needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.settings import AttackConfig
+
+
+@dataclass(eq=False)
+class Cache:
+    """Per-session caches, keyed by what determines their content."""
+
+    baseline_dir: Path
+    models: dict[tuple[str, bool, str], Any] = field(default_factory=dict)
+    image_sets: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    fingerprints: dict[int, str] = field(default_factory=dict)
+    baseline_files: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def model(self, spec: str, allow_pickle: bool, device: str) -> Any:
+        """Load (once per session) the model a spec names and put it on ``device``."""
+        key = (spec, allow_pickle, device)
+        if key not in self.models:
+            from ..core.loading import load_model
+            from ..core.model import place_model
+
+            self.models[key] = place_model(load_model(spec, allow_pickle=allow_pickle), device)
+        return self.models[key]
+
+    def images(self, config: AttackConfig) -> Any:
+        """Load (once per session) the images the settings name."""
+        from ..core.classes import load_class_names
+        from ..core.images import load_images
+
+        assert config.images is not None
+        key = (config.images, config.input_size, config.labels, config.class_names)
+        if key not in self.image_sets:
+            self.image_sets[key] = load_images(
+                list(config.images),
+                input_size=config.input_size,
+                labels_file=config.labels,
+                class_names=load_class_names(config.class_names),
+            )
+        return self.image_sets[key]
+
+    def fingerprint(self, model: Any) -> str:
+        from ..core.baseline import model_fingerprint
+
+        key = id(model)
+        if key not in self.fingerprints:
+            self.fingerprints[key] = model_fingerprint(model)
+        return self.fingerprints[key]
+
+    def stored_baseline(self, module: str, test: str) -> dict[str, Any] | None:
+        """The stored baseline of one test, or None (each file is read once per session)."""
+        from ..core.baseline import baseline_file, read_baselines
+
+        if module not in self.baseline_files:
+            self.baseline_files[module] = read_baselines(baseline_file(self.baseline_dir, module))
+        entry: dict[str, Any] | None = self.baseline_files[module].get(test)
+        return entry

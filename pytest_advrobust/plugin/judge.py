@@ -1,0 +1,122 @@
+"""What a marked test's attack means for the test: an absolute verdict, or one relative to its baseline."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from ..core.baseline import BaselineStatus, baseline_entry, baseline_file, compare, library_versions
+from ..core.report import RunReport, unsharded
+from ..core.settings import AttackConfig
+from .cache import Cache
+from .fixtures import Plan
+from .keys import CACHE_KEY, RUNS_KEY, SETTINGS_KEY
+from .options import Settings
+
+
+@dataclass
+class Verdict:
+    """The marker's verdict on a test: the failure message (None: it passes) and its baseline status."""
+
+    message: str | None
+    baseline: BaselineStatus | None
+
+
+def module_key(item: pytest.Item) -> tuple[str, str]:
+    """(module path relative to the rootdir, test name within it), the baseline's address of a test."""
+    try:
+        module = item.path.relative_to(item.config.rootpath).as_posix()
+    except ValueError:
+        module = item.path.name
+    return module, unsharded("::".join(item.nodeid.split("::")[1:]))
+
+
+def _progress_printer(item: pytest.Item) -> Any:
+    """Whole progress lines per batch on the terminal (the xdist controller shows shards instead)."""
+    reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or item.config.get_verbosity() < 0:
+        return None
+
+    def show(done: int, total: int, failed: int) -> None:
+        if done < total:  # the last batch shows as the test's own result
+            reporter.ensure_newline()
+            reporter.write_line(f"advrobust: {item.nodeid}: {done}/{total} images attacked, {failed} failed so far")
+
+    return show
+
+
+def _show(item: pytest.Item, settings: Settings, wrapped: Any, outcome: Any, run: RunReport) -> None:
+    """Artifacts on disk (paths into the JSON report and JUnit XML) and inline cards for the HTML report."""
+    from ..core.artifacts import build_cards, safe_name, write_artifacts
+
+    options = settings.run
+    cards = build_cards(outcome, wrapped, amplify=options.amplify, all_images=options.artifacts_all)
+    by_name = {card.record.name: card for card in cards}
+    if options.artifacts is not None:
+        folder = options.artifacts / safe_name(item.nodeid)
+        write_artifacts(cards, folder)
+        run.artifacts = str(folder)
+        for image in run.images:
+            card = by_name.get(image.name)
+            if card is not None:
+                image.artifacts = dict(card.paths)
+                image.saved_file_fools = card.saved_file_fools
+                item.user_properties.append((f"adv_artifact {image.name}", card.paths["adversarial"]))
+    if options.html is not None:
+        run.cards = [card.to_html() for card in cards]
+
+
+def _with_auto_minimal(config: AttackConfig, update: bool, stored: dict[str, Any] | None) -> AttackConfig:
+    """minimal_epsilon=auto: search when a baseline is recorded, or compared and it has minimal ε."""
+    if config.minimal_epsilon is not None:
+        return config
+    wanted = update or (stored is not None and stored["settings"].get("minimal_epsilon") is not None)
+    return dataclasses.replace(config, minimal_epsilon=wanted)
+
+
+def judge(item: pytest.Item, plan: Plan) -> Verdict:
+    """Run the marker's attack and decide the test's outcome."""
+    from ..core.api import run_attack
+    from ..core.model import WrappedModel
+
+    settings: Settings = item.config.stash[SETTINGS_KEY]
+    cache: Cache = item.config.stash[CACHE_KEY]
+    module, test = module_key(item)
+    update = settings.run.baseline_update
+    stored = None if update else cache.stored_baseline(module, test)
+    config = _with_auto_minimal(plan.config, update, stored)
+    wrapped = WrappedModel(plan.model, mean=config.mean, std=config.std, input_size=config.input_size)
+    outcome = run_attack(
+        config,
+        wrapped,
+        plan.images,
+        reproduce=settings.reproduce_command(item.nodeid, config),
+        progress=_progress_printer(item),
+    )
+    run = outcome.report()
+    if settings.run.artifacts is not None or settings.run.html is not None:
+        _show(item, settings, wrapped, outcome, run)
+    item.stash.setdefault(RUNS_KEY, []).append(run)
+    where = str(baseline_file(settings.baseline_dir, module))
+    accept = f"accept the current results as the baseline with: pytest '{item.nodeid}' --adv-baseline-update"
+    if update:
+        entry = baseline_entry(run, cache.fingerprint(plan.model), library_versions())
+        return Verdict(None, BaselineStatus("recorded", where, module, test, entry=entry))
+    if stored is None:
+        missing = BaselineStatus("missing", where, module, test)
+        if settings.run.baseline_strict:
+            return Verdict(f"no baseline for {test} in {where} (--adv-baseline-strict); {accept}", missing)
+        if outcome.failures:
+            note = f"(no baseline stored for this test in {where}: the verdict is absolute)"
+            return Verdict(outcome.failure_message() + "\n" + note, missing)
+        return Verdict(None, missing)
+    entry = baseline_entry(run, cache.fingerprint(plan.model), library_versions())
+    comparison = compare(stored, entry, config.tolerance, partial=config.shards > 1)
+    status = BaselineStatus("compared", where, module, test, comparison)
+    if comparison.failed:
+        message = "\n".join([f"robustness regressed against the baseline in {where}", *comparison.lines(), accept])
+        return Verdict(message, status)
+    return Verdict(None, status)
