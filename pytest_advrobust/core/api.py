@@ -146,6 +146,17 @@ def _labels(
     return resolved, ["given" if v is not None else "model prediction" for v in resolved]
 
 
+def _class_names(given: Any, config: AttackConfig, images: Any) -> ClassNames:
+    """The call's class names, else the settings', else those the ImageSet's labels were read with."""
+    if given is not None:
+        return load_class_names(given)
+    if config.class_names is not None:
+        return load_class_names(config.class_names)
+    if isinstance(images, ImageSet) and images.class_names is not None:
+        return images.class_names
+    return ClassNames()
+
+
 def _batch_config(config: AttackConfig, start: int, stop: int, n: int) -> AttackConfig:
     """The settings for images ``start:stop``: per-image targets are sliced with their images."""
     spec = config.targets
@@ -199,7 +210,7 @@ def run_attack(
     else:
         wrapped = WrappedModel(model, mean=config.mean, std=config.std, input_size=config.input_size)
     wrapped.place(config.device)
-    classes = load_class_names(class_names if class_names is not None else config.class_names)
+    classes = _class_names(class_names, config, images)
     inputs = _Inputs.of(images, labels, names, classes)
     wrapped.check_images(inputs.pixels)
     attack = SignGradientAttack.from_config(config)

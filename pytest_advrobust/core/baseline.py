@@ -1,31 +1,32 @@
 """Robustness baselines: what a shipped model did per image, and how a retrained one compares.
 
-One JSON file per test module (sorted keys, a schema version, meant to be committed), holding for each
-decorated test the attack settings, a fingerprint of the model weights, library versions and, per
-image: clean label, flipped or not at the configured ε, adversarial label, minimal ε.
+The rule: **a baseline allows exactly the flips it recorded; everything else is judged as if there were
+no baseline.** Image by image:
 
-Comparison is relative: a flip the baseline already had is *known*; what got worse is a regression (an
-image that held now flips, its minimal ε dropped by more than the tolerance, or its clean label
-changed); what got better is reported and never fails. Settings that differ refuse the comparison.
-Pure Python except :func:`model_fingerprint`, which imports torch when called.
+- an image that held and now flips, whose minimal ε dropped beyond the tolerance, or whose clean label
+  changed is a *regression*;
+- a *new* image (not in the baseline) is judged absolutely: a flip or a misclassification fails;
+- a *known* flip (the same clean → adversarial classes as recorded) passes; one that now lands on another
+  class is reported as *changed*, and a baseline image that was not attacked now as *missing* (both
+  fail with ``--adv-baseline-strict``);
+- when the settings that change results differ, the results *cannot be compared*: the test is judged
+  absolutely, and says why.
+
+Storage (files, merging, unused entries) is in :mod:`.baseline_store`. Pure Python except
+:func:`model_fingerprint`, which imports torch when called.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-
-from .errors import AdvRobustError
-from .jsonfile import write_json
 
 if TYPE_CHECKING:
     from .report import RunReport
 
-BASELINE_SCHEMA_VERSION = 1
 COMPARED_SETTINGS = (
     "attack",
     "epsilon",
@@ -38,17 +39,28 @@ COMPARED_SETTINGS = (
     "std",
     "minimal_epsilon",
 )
+RANDOM_START_ATTACKS = ("pgd",)
+"""Attacks in which the seed plays a part (a random start)."""
+TARGET_SEPARATOR = " -> "
+
+
+def image_of(name: str) -> str:
+    """The image a record names: ``cat.png -> tabby`` (an image–target pair) is ``cat.png``."""
+    return name.split(TARGET_SEPARATOR, 1)[0]
 
 
 def model_fingerprint(model: object) -> str:
     """sha256 of the model's state dict (names, dtypes, shapes, values); 'n/a' for a plain callable."""
+    import torch
+
     state_dict = getattr(model, "state_dict", None)
     if state_dict is None:
         return "n/a"
     digest = hashlib.sha256()
     for name, tensor in sorted(state_dict().items()):
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        raw = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(raw.view(torch.uint8).numpy().tobytes())  # the bytes as stored, for any dtype
     return "sha256:" + digest.hexdigest()
 
 
@@ -65,9 +77,19 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def _stored(value: Any) -> Any:
+    """Settings as stored: tuples as lists, floats without binary noise (10 significant digits)."""
+    if isinstance(value, float):
+        return float(f"{value:.10g}")
+    if isinstance(value, (tuple, list)):
+        return [_stored(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _stored(v) for k, v in value.items()}
+    return value
+
+
 def baseline_entry(run: RunReport, fingerprint: str, versions: Mapping[str, str]) -> dict[str, Any]:
     """The baseline of one test, from the report of its marker's attack run."""
-    settings = run.settings
     images = {}
     for image in run.images:
         label, name, _ = image.shown_label
@@ -81,48 +103,79 @@ def baseline_entry(run: RunReport, fingerprint: str, versions: Mapping[str, str]
             "minimal_epsilon": image.minimal_epsilon,
         }
     return {
-        "settings": {key: _plain(getattr(settings, key)) for key in COMPARED_SETTINGS},
+        "settings": {key: _stored(getattr(run.settings, key)) for key in COMPARED_SETTINGS},
         "model_fingerprint": fingerprint,
         "versions": dict(versions),
         "images": images,
     }
 
 
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with floats compared to 9 significant digits (baselines of older versions stored noise)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def settings_differences(stored: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """The settings that change results and differ: the seed only with a random start, the minimal-ε
+    search range only when both searched."""
+    keys = [key for key in COMPARED_SETTINGS if key != "seed" or now.get("attack") in RANDOM_START_ATTACKS]
+    if stored.get("minimal_epsilon") is None or now.get("minimal_epsilon") is None:
+        keys.remove("minimal_epsilon")
+    return [
+        f"{key} {stored.get(key)!r} (baseline) vs {now.get(key)!r} (now)"
+        for key in keys
+        if not _same(stored.get(key), now.get(key))
+    ]
 
 
 @dataclass
 class Comparison:
-    """A test's result against its baseline: lines per image, and whether it got worse."""
+    """A test's result against its baseline, image by image (see the module docstring)."""
 
-    refused: str | None = None
+    incomparable: str | None = None
+    """Why the results cannot be compared (settings differ), or None."""
     regressions: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
     improvements: list[str] = field(default_factory=list)
     known: list[str] = field(default_factory=list)
     unchanged: int = 0
-    new: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
     model_changed: bool = False
 
-    @property
-    def failed(self) -> bool:
-        return self.refused is not None or bool(self.regressions)
+    def failed(self, strict: bool) -> bool:
+        """Regressions fail; with ``strict`` the baseline must match exactly (changed, missing fail)."""
+        return bool(self.regressions) or (strict and bool(self.changed or self.missing))
+
+    def counts(self) -> str:
+        parts = [
+            f"{len(self.regressions)} regression(s)",
+            f"{len(self.improvements)} improvement(s)",
+            f"{len(self.known)} known flip(s)",
+        ]
+        for items, what in ((self.changed, "changed flip(s)"), (self.new, "new image(s)"), (self.missing, "missing")):
+            if items:
+                parts.append(f"{len(items)} {what}")
+        return ", ".join(parts)
 
     def lines(self) -> list[str]:
-        if self.refused:
-            return [self.refused]
-        out = [
-            f"against the baseline: {len(self.regressions)} regression(s), {len(self.improvements)} improvement(s), "
-            f"{len(self.known)} known flip(s), {self.unchanged} unchanged"
-            + (" (model weights differ from the baseline's)" if self.model_changed else " (same model weights)")
-        ]
+        if self.incomparable:
+            return [self.incomparable]
+        weights = "model weights differ from the baseline's" if self.model_changed else "same model weights"
+        out = [f"against the baseline: {self.counts()}, {self.unchanged} unchanged ({weights})"]
         for title, items in (
             ("regressions (baseline -> now)", self.regressions),
+            ("changed flips (fail with --adv-baseline-strict)", self.changed),
+            ("baseline images not attacked now (fail with --adv-baseline-strict)", self.missing),
+            ("new images, not in the baseline", self.new),
             ("improvements (baseline -> now)", self.improvements),
             ("known flips, already in the baseline", self.known),
-            ("new images, not in the baseline", self.new),
-            ("baseline images not attacked now", self.missing),
         ):
             if items:
                 out.append(f"{title}:")
@@ -131,26 +184,134 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "refused": self.refused,
+            "incomparable": self.incomparable,
             "regressions": self.regressions,
+            "changed": self.changed,
+            "missing": self.missing,
+            "new": self.new,
             "improvements": self.improvements,
             "known": self.known,
             "unchanged": self.unchanged,
-            "new": self.new,
-            "missing": self.missing,
             "model_changed": self.model_changed,
-            "failed": self.failed,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
-        return cls(**{key: value for key, value in data.items() if key != "failed"})
+        return cls(**data)
+
+    @classmethod
+    def join(cls, parts: Sequence[Comparison]) -> Comparison:
+        """The comparisons of a test's shards as one (each shard reports the same missing images)."""
+
+        def every(name: str) -> list[str]:
+            return [item for part in parts for item in getattr(part, name)]
+
+        return cls(
+            incomparable=next((part.incomparable for part in parts if part.incomparable), None),
+            regressions=every("regressions"),
+            changed=every("changed"),
+            missing=sorted(set(every("missing"))),
+            new=every("new"),
+            improvements=every("improvements"),
+            known=every("known"),
+            unchanged=sum(part.unchanged for part in parts),
+            model_changed=any(part.model_changed for part in parts),
+        )
+
+
+def _eps(value: float | None) -> str:
+    return "none found" if value is None else f"{value:.4g}"
+
+
+def _judge_image(name: str, before: Mapping[str, Any] | None, now: Mapping[str, Any], result: Comparison,
+                 tolerance: tuple[float, float], top: float | None) -> None:  # fmt: skip
+    """File one image under the comparison's headings."""
+    flips_to = f"{now['clean_label_name']!r} -> {now['adv_label_name']!r}"
+    if before is None:
+        if now["misclassified"]:
+            result.regressions.append(f"{name}: new image, not in the baseline: misclassified before any attack")
+        elif now["flipped"]:
+            result.regressions.append(f"{name}: new image, not in the baseline: flips {flips_to}")
+        else:
+            result.new.append(f"{name}: new image, not in the baseline: {now['clean_label_name']!r} holds")
+        return
+    eps_change = f"{_eps(before['minimal_epsilon'])} -> {_eps(now['minimal_epsilon'])}"
+    span = f"(minimal eps {eps_change})"
+    absolute, relative = tolerance
+    drop = _drop(before["minimal_epsilon"], now["minimal_epsilon"], top)
+    if now["clean_label"] != before["clean_label"]:
+        result.regressions.append(
+            f"{name}: clean label changed: {before['clean_label_name']!r} -> {now['clean_label_name']!r}"
+        )
+    elif now["flipped"] and not before["flipped"]:
+        result.regressions.append(f"{name}: held -> flips to {now['adv_label_name']!r} {span}")
+    elif drop is not None and drop > absolute and drop > relative * (before["minimal_epsilon"] or top or 0):
+        limit = f"{absolute:g}" + (f", {relative:.0%}" if relative else "")
+        result.regressions.append(f"{name}: minimal eps dropped {eps_change} (more than the tolerance {limit})")
+    elif before["flipped"] and not now["flipped"]:
+        result.improvements.append(f"{name}: flipped to {before['adv_label_name']!r} -> holds")
+    elif drop is not None and -drop > absolute:
+        result.improvements.append(f"{name}: minimal eps rose {eps_change}")
+    elif now["flipped"] and now["adv_label"] != before["adv_label"]:
+        result.changed.append(
+            f"{name}: known flip changed class: {before['clean_label_name']!r} -> {before['adv_label_name']!r} "
+            f"in the baseline, {flips_to} now {span}"
+        )
+    elif now["flipped"]:
+        result.known.append(f"{name}: {flips_to}, in the baseline too {span}")
+    else:
+        result.unchanged += 1
+
+
+def compare(
+    baseline: Mapping[str, Any],
+    current: Mapping[str, Any],
+    tolerance: tuple[float, float],
+    *,
+    image_names: Sequence[str] | None = None,
+) -> Comparison:
+    """Compare a test's current baseline entry with the stored one (see the module docstring).
+
+    ``image_names``: every image of the test, when ``current`` covers only some of them (one shard);
+    a baseline image counts as missing only if its image is not among them.
+    """
+    differing = settings_differences(baseline["settings"], current["settings"])
+    if differing:
+        return Comparison(
+            incomparable="cannot compare: the settings differ from the baseline's ("
+            + "; ".join(differing)
+            + "), so the verdict is absolute. Use the baseline's settings, or re-record with --adv-baseline-update"
+        )
+    result = Comparison(model_changed=baseline.get("model_fingerprint") != current.get("model_fingerprint"))
+    old_images, new_images = baseline["images"], current["images"]
+    top = (current["settings"].get("minimal_epsilon") or {}).get("max")
+    for name, now in sorted(new_images.items()):
+        _judge_image(name, old_images.get(name), now, result, tolerance, top)
+    present = {image_of(name) for name in new_images} | set(image_names or ())
+    result.missing = sorted(name for name in old_images if name not in new_images and image_of(name) not in present)
+    return result
+
+
+def _drop(before: float | None, now: float | None, top: float | None) -> float | None:
+    """How much the minimal ε fell (negative: rose); 'none found' counts as the top of the range."""
+    if before is None and now is None:
+        return None
+    if top is None and (before is None or now is None):
+        return None
+    old = before if before is not None else top
+    new = now if now is not None else top
+    assert old is not None and new is not None
+    return old - new
 
 
 @dataclass
 class BaselineStatus:
     """Where a test stands against its baseline: ``recorded`` (``entry`` is to be written),
-    ``missing`` (none stored in ``file``) or ``compared`` (``comparison`` says how)."""
+    ``missing`` (none stored in ``file``) or ``compared`` (``comparison`` says how).
+
+    ``image_names``: every image of the test (all shards), so that an update of one shard can drop the
+    recorded images that no longer exist and keep the other shards' ones.
+    """
 
     status: Literal["recorded", "missing", "compared"]
     file: str
@@ -158,6 +319,7 @@ class BaselineStatus:
     test: str = ""
     comparison: Comparison | None = None
     entry: dict[str, Any] | None = None
+    image_names: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         """One phrase for the summary and the HTML report."""
@@ -165,10 +327,9 @@ class BaselineStatus:
             return "recorded"
         if self.status == "missing" or self.comparison is None:
             return f"none stored (in {self.file})"
-        if self.comparison.refused:
-            return "settings differ, not compared"
-        c = self.comparison
-        return f"{len(c.regressions)} regression(s), {len(c.improvements)} improvement(s), {len(c.known)} known flip(s)"
+        if self.comparison.incomparable:
+            return "cannot compare: settings differ"
+        return self.comparison.counts()
 
     def to_json(self) -> dict[str, Any]:
         """The status in the JSON report (the recorded entry itself goes to the baseline file)."""
@@ -187,6 +348,7 @@ class BaselineStatus:
             test=data.get("test", ""),
             comparison=None if comparison is None else Comparison.from_dict(comparison),
             entry=data.get("entry"),
+            image_names=list(data.get("image_names", [])),
         )
 
     @staticmethod
@@ -198,134 +360,8 @@ class BaselineStatus:
         if first.status == "recorded" and first.entry is not None:
             images = {name: image for part in parts for name, image in (part.entry or {})["images"].items()}
             entry = {**first.entry, "images": images}
-            return BaselineStatus("recorded", first.file, first.module, first.test, entry=entry)
+            return BaselineStatus("recorded", first.file, first.module, first.test, None, entry, first.image_names)
         comparisons = [part.comparison for part in parts if part.comparison is not None]
         if first.status != "compared" or not comparisons:
             return first
-        joined = Comparison(
-            refused=next((c.refused for c in comparisons if c.refused), None),
-            regressions=[item for c in comparisons for item in c.regressions],
-            improvements=[item for c in comparisons for item in c.improvements],
-            known=[item for c in comparisons for item in c.known],
-            unchanged=sum(c.unchanged for c in comparisons),
-            new=[item for c in comparisons for item in c.new],
-            missing=[item for c in comparisons for item in c.missing],
-            model_changed=any(c.model_changed for c in comparisons),
-        )
-        return BaselineStatus("compared", first.file, first.module, first.test, joined)
-
-
-def _eps(value: float | None) -> str:
-    return "none found" if value is None else f"{value:.4g}"
-
-
-def compare(
-    baseline: Mapping[str, Any], current: Mapping[str, Any], tolerance: tuple[float, float], *, partial: bool = False
-) -> Comparison:
-    """Compare a test's current baseline entry with the stored one (see the module docstring).
-
-    ``partial``: the current entry covers only some of the images (one shard), so none count as missing.
-    """
-    differing = [
-        f"{key} {baseline['settings'].get(key)!r} (baseline) vs {current['settings'].get(key)!r} (now)"
-        for key in COMPARED_SETTINGS
-        if baseline["settings"].get(key) != current["settings"].get(key)
-    ]
-    if differing:
-        return Comparison(
-            refused="the attack settings differ from the baseline's, so the results cannot be compared: "
-            + "; ".join(differing)
-            + ". Use the baseline's settings, or re-record with --adv-baseline-update"
-        )
-    absolute, relative = tolerance
-    result = Comparison(model_changed=baseline.get("model_fingerprint") != current.get("model_fingerprint"))
-    old_images, new_images = baseline["images"], current["images"]
-    top = (current["settings"].get("minimal_epsilon") or {}).get("max")
-    for name, now in sorted(new_images.items()):
-        before = old_images.get(name)
-        if before is None:
-            result.new.append(f"{name}: {now['clean_label_name']!r}, {'flips' if now['flipped'] else 'holds'}")
-            continue
-        if now["clean_label"] != before["clean_label"]:
-            result.regressions.append(
-                f"{name}: clean label changed: {before['clean_label_name']!r} -> {now['clean_label_name']!r}"
-            )
-            continue
-        if now["flipped"] and not before["flipped"]:
-            result.regressions.append(
-                f"{name}: held -> flips to {now['adv_label_name']!r} "
-                f"(minimal eps {_eps(before['minimal_epsilon'])} -> {_eps(now['minimal_epsilon'])})"
-            )
-            continue
-        drop = _drop(before["minimal_epsilon"], now["minimal_epsilon"], top)
-        if drop is not None and drop > absolute and drop > relative * (before["minimal_epsilon"] or top or 0):
-            result.regressions.append(
-                f"{name}: minimal eps dropped {_eps(before['minimal_epsilon'])} -> {_eps(now['minimal_epsilon'])} "
-                f"(more than the tolerance {absolute:g}" + (f", {relative:.0%}" if relative else "") + ")"
-            )
-            continue
-        if before["flipped"] and not now["flipped"]:
-            result.improvements.append(f"{name}: flipped to {before['adv_label_name']!r} -> holds")
-        elif drop is not None and -drop > absolute:
-            result.improvements.append(
-                f"{name}: minimal eps rose {_eps(before['minimal_epsilon'])} -> {_eps(now['minimal_epsilon'])}"
-            )
-        elif now["flipped"]:
-            result.known.append(
-                f"{name}: {now['clean_label_name']!r} -> {now['adv_label_name']!r}, in the baseline too "
-                f"(minimal eps {_eps(before['minimal_epsilon'])} -> {_eps(now['minimal_epsilon'])})"
-            )
-        else:
-            result.unchanged += 1
-    result.missing = [] if partial else sorted(set(old_images) - set(new_images))
-    return result
-
-
-def _drop(before: float | None, now: float | None, top: float | None) -> float | None:
-    """How much the minimal ε fell (negative: rose); 'none found' counts as the top of the range."""
-    if before is None and now is None:
-        return None
-    if top is None and (before is None or now is None):
-        return None
-    old = before if before is not None else top
-    new = now if now is not None else top
-    assert old is not None and new is not None
-    return old - new
-
-
-def baseline_file(baseline_dir: Path, module: str) -> Path:
-    """``<dir>/<module path relative to the rootdir>.json``."""
-    return baseline_dir / f"{module}.json"
-
-
-def read_baselines(path: Path) -> dict[str, Any]:
-    """The tests stored in one baseline file ({} if there is none)."""
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AdvRobustError(
-            f"baseline file {path} cannot be read ({exc}); fix it, or delete it and re-record with "
-            "--adv-baseline-update"
-        ) from None
-    if not isinstance(data, dict) or data.get("schema_version") != BASELINE_SCHEMA_VERSION:
-        version = data.get("schema_version") if isinstance(data, dict) else "?"
-        raise AdvRobustError(
-            f"baseline file {path} has schema version {version}, "
-            f"this pytest-advrobust reads version {BASELINE_SCHEMA_VERSION}; re-record with --adv-baseline-update"
-        )
-    tests: dict[str, Any] = data.get("tests", {})
-    return tests
-
-
-def write_baselines(baseline_dir: Path, updates: Mapping[str, Mapping[str, Any]]) -> list[Path]:
-    """Merge ``{module: {test: entry}}`` into the baseline files (other tests' entries are kept)."""
-    written = []
-    for module, tests in sorted(updates.items()):
-        path = baseline_file(baseline_dir, module)
-        merged = read_baselines(path)
-        merged.update(tests)
-        write_json(path, {"schema_version": BASELINE_SCHEMA_VERSION, "module": module, "tests": merged})
-        written.append(path)
-    return written
+        return BaselineStatus("compared", first.file, first.module, first.test, Comparison.join(comparisons))

@@ -56,13 +56,15 @@ def imagenet_class_names() -> tuple[str, ...]:
 
 
 def load_class_names(spec: str | Path | Sequence[str] | ClassNames | None) -> ClassNames:
-    """Class names from ``"imagenet"``, a text file (one name per line) or a list; empty for None."""
+    """Class names from ``"imagenet"``, a text file (one name per line), ``"a,b,c"`` or a list; empty for None."""
     if spec is None:
         return ClassNames()
     if isinstance(spec, ClassNames):
         return spec
     if isinstance(spec, str) and spec.lower() == "imagenet":
         return ClassNames(imagenet_class_names())
+    if isinstance(spec, str) and "," in spec and not Path(spec).exists():  # "cat,dog,bird", as in the ini file
+        return ClassNames([name.strip() for name in spec.split(",") if name.strip()])
     if isinstance(spec, (str, Path)):
         path = Path(spec)
         try:

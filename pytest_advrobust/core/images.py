@@ -36,6 +36,8 @@ class ImageSet:
     labels: list[int | None]
     label_sources: list[str]
     notes: list[str] = field(default_factory=list)
+    class_names: ClassNames | None = None
+    """The class names the labels were read with; :func:`attack` uses them unless given others."""
 
     def __len__(self) -> int:
         return len(self.names)
@@ -49,6 +51,7 @@ class ImageSet:
             self.labels[start:stop],
             self.label_sources[start:stop],
             list(self.notes),
+            self.class_names,
         )
 
 
@@ -241,4 +244,4 @@ def load_images(
             stacklevel=2,
         )
     names = [name for _, name, _ in entries]
-    return ImageSet(torch.stack(tensors), names, labels, sources, notes)
+    return ImageSet(torch.stack(tensors), names, labels, sources, notes, names_map if len(names_map) else None)

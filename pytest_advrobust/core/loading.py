@@ -23,7 +23,7 @@ from .errors import ModelLoadError, UnsafeModelFileError
 
 PICKLE_RISK = (
     "Unpickling a file can run arbitrary code, so pytest-advrobust loads model files with "
-    "torch.load(weights_only=True). If you trust this file, opt in with --adv-allow-pickle=true "
+    "torch.load(weights_only=True). If you trust this file, opt in with --adv-allow-pickle "
     "(ini adv_allow_pickle, marker allow_pickle=True, or load_model(..., allow_pickle=True)); better, "
     "save a state dict (torch.save(model.state_dict())) or TorchScript (torch.jit.save) instead"
 )

@@ -17,6 +17,7 @@ networks; where it is not, the answer is still a budget at which the attack succ
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,14 @@ import torch
 from .attacks import SignGradientAttack
 from .goals import Goal
 from .model import WrappedModel
+
+
+def round_to_precision(value: float, precision: float) -> float:
+    """A minimal ε rounded *up* to one more decimal than its precision has (0.0002 → 5 decimals), so
+    files carry no float32 noise and the value stays a budget at or above the one that was seen to work."""
+    digits = max(0, math.ceil(-math.log10(precision))) + 1
+    scale = 10**digits
+    return float(math.ceil(value * scale - 1e-6) / scale)
 
 
 @dataclass

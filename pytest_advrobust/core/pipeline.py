@@ -8,6 +8,7 @@ prediction), :func:`plan_batch` (rows, labels, targets, noise, names: built once
 
 from __future__ import annotations
 
+import math
 import warnings
 import zlib
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from .checks import check_deterministic, check_logits, check_not_probabilities
 from .classes import ClassNames
 from .errors import ClassNameError, OptionError
 from .goals import Goal, goal_for
-from .minimal import search_minimal_epsilon
+from .minimal import round_to_precision, search_minimal_epsilon
 from .model import WrappedModel
 from .report import FOUND_BY_FLOOR, ImageRecord
 from .settings import AttackConfig, TargetSpec
@@ -251,7 +252,8 @@ def attack_batch(
             noise=plan.noise,
             names=plan.names,
         )
-        minimal = [None if v != v else float(v) for v in found.tolist()]
+        precision = config.epsilon_precision
+        minimal = [None if math.isnan(v) else round_to_precision(v, precision) for v in found.tolist()]
         plan.notes.append(f"minimal-ε search: {cost.attack_runs} attack runs for {len(plan)} image(s)")
     records = records_from(plan, forward, trajectory, classes, config, found_by, minimal)
     return BatchResult(records, trajectory.adversarial, trajectory.rounded, plan.clean, plan.notes)

@@ -15,6 +15,8 @@ from typing import Any
 from .baseline import BaselineStatus
 
 VERDICT_ROUNDED = "rounded"
+PROBABILITY_DIGITS = 4
+"""Probabilities in files are rounded to 4 places: what a report reader can use, without float noise."""
 FOUND_BY_FLOOR = "fgsm sanity check"
 
 
@@ -168,10 +170,15 @@ class ImageRecord:
                 del data[key]
         for key in ("label_curve", "target_curve", "top_curve"):
             if data[key] is not None:
-                data[key] = [None if math.isnan(v) else round(v, 6) for v in data[key]]
+                data[key] = [None if math.isnan(v) else round(v, PROBABILITY_DIGITS) for v in data[key]]
+        for key in ("clean_prob", "adv_prob", "adv_prob_8bit"):
+            data[key] = round(data[key], PROBABILITY_DIGITS)
+        for key in ("linf", "linf_8bit"):
+            data[key] = round(data[key], 7)  # float32 noise below 1e-7 of a [0,1] pixel
         data["flipped"] = self.flipped
         data["target_reached"] = self.target_reached
         data["shown_label"], data["shown_label_name"], data["shown_prob"] = self.shown_label
+        data["shown_prob"] = round(data["shown_prob"], PROBABILITY_DIGITS)
         data["passed_through"] = self.passed_through()
         return data
 

@@ -29,14 +29,21 @@ class AttackResult:
     image–target pair for targeted attacks with several targets). ``settings``: what reproduces it.
     """
 
-    adversarial: torch.Tensor
-    adversarial_8bit: torch.Tensor
-    records: list[ImageRecord]
-    settings: RunSettings
-    clean: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+    adversarial: torch.Tensor = field(repr=False)
+    adversarial_8bit: torch.Tensor = field(repr=False)
+    records: list[ImageRecord] = field(repr=False)
+    settings: RunSettings = field(repr=False)
+    clean: torch.Tensor = field(default_factory=lambda: torch.empty(0), repr=False)
     """The clean image of each record (rows repeat an image attacked toward several targets)."""
     forward_passes: int = 0
     backward_passes: int = 0
+
+    def __repr__(self) -> str:  # short: pytest shows it in assertion messages
+        counts = self.counts
+        return (
+            f"AttackResult({counts.attacked} attacked, {counts.flipped} flipped, {counts.misclassified} "
+            f"misclassified; {self.settings.how()})"
+        )
 
     def __iter__(self) -> Iterator[ImageRecord]:
         return iter(self.records)

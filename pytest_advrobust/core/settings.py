@@ -27,7 +27,8 @@ STEP_SIZE_FACTOR = 2.5
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-SourceKind = Literal["default", "ini", "cli", "marker", "call"]
+SourceKind = Literal["default", "ini", "override", "cli", "marker", "call"]
+"""``override`` is pytest's ``-o adv_name=value``: an ini value given on the command line."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Source:
             return f"--adv-{name.replace('_', '-')}={raw}"
         if self.kind == "ini":
             return f"adv_{name} = {raw} in {self.label}"
+        if self.kind == "override":
+            return f"-o adv_{name}={raw}"
         if self.kind == "default":
             return f"{name}={raw!r} (the default)"
         return f"{name}={raw!r} in {self.label}"
@@ -368,7 +371,7 @@ def parse_bool(raw: Any, base: Path | None = None) -> bool:
 
 
 def parse_auto_bool(raw: Any, base: Path | None = None) -> bool | None:
-    if raw is None or str(raw).strip().lower() in ("", "auto"):
+    if raw is None or str(raw).strip().lower() in ("", "auto", "none"):
         return None
     return parse_bool(raw)
 
@@ -831,6 +834,34 @@ def default_step_size(attack: str, epsilon: float, steps: int) -> float:
     if attack == "fgsm" or steps == 1:
         return epsilon
     return STEP_SIZE_FACTOR * epsilon / steps
+
+
+def unparse(name: str, value: Any, path_text: Callable[[Path], str] = str) -> str:
+    """A parsed value spelled so that parsing it gives the value back (``parse(unparse(v)) == v``).
+
+    ``path_text`` spells paths (e.g. relative to the folder a command will run in).
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return {"batch_size": "all", "labels": "prediction", "steps": "auto", "step_size": "auto"}.get(name, "none")
+    if isinstance(value, Path):
+        return path_text(value)
+    if isinstance(value, float):
+        return repr(value)
+    if name == "model" and isinstance(value, str):
+        arch, at, file = value.rpartition("@")
+        if at:
+            return f"{arch}@{path_text(Path(file))}"
+        return path_text(Path(value)) if Path(value).is_absolute() else value
+    if name == "tolerance":
+        absolute, relative = value
+        return ",".join([repr(absolute), *([f"{relative * 100!r}%"] if relative else [])])
+    if name == "input_size":
+        return f"{value[0]}x{value[1]}"
+    if isinstance(value, tuple):
+        return ",".join(unparse(name, item, path_text) for item in value)
+    return str(value)
 
 
 def parse_one(name: str, raw: Any, source: Source) -> Any:

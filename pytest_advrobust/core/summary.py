@@ -11,23 +11,29 @@ from pathlib import Path
 from typing import Any
 
 from .jsonfile import write_json
-from .report import TestReport, merge_shards
+from .report import RunReport, TestReport, merge_shards
 
 REPORT_SCHEMA_VERSION = 1
 
 
 def summary_lines(reports: Iterable[TestReport]) -> list[str]:
-    """Per test: counts, robust accuracy and flipped-class pairs (``Egyptian cat -> paper towel ×2``)."""
+    """Per test and per group of runs with equal settings (the marker's attack, each ``adv_attack`` call,
+    the shards of a test): counts, robust accuracy and flipped-class pairs (``cat -> paper towel ×2``)."""
     lines: list[str] = []
     for report in merge_shards(list(reports)):
-        counts = report.counts
-        how = report.runs[0].settings.how() if report.runs else "?"
+        groups: dict[str, list[RunReport]] = {}
+        for run in report.runs:
+            groups.setdefault(run.settings.describe, []).append(run)
         shards = f" in {len(report.shards)} shards" if report.shards else ""
-        lines.append(
-            f"{report.nodeid}: {counts.attacked} attacked{shards}, {counts.flipped} flipped, "
-            f"{counts.misclassified} misclassified, robust accuracy {counts.accuracy_text()} ({how})"
-        )
-        lines += [f"    {a} -> {b} ×{count}" for a, b, count in report.pairs()]
+        for runs in groups.values():
+            part = TestReport(report.nodeid, runs)
+            counts = part.counts
+            lines.append(
+                f"{report.nodeid}: {counts.attacked} attacked{shards}, {counts.flipped} flipped, "
+                f"{counts.misclassified} misclassified, robust accuracy {counts.accuracy_text()} "
+                f"({runs[0].settings.how()})"
+            )
+            lines += [f"    {a} -> {b} ×{count}" for a, b, count in part.pairs()]
         if report.baseline is not None:
             lines.append("    baseline: " + report.baseline.text())
     return lines

@@ -78,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = Settings.from_config(config)
     except AdvRobustError as exc:
         raise pytest.UsageError(str(exc)) from None
-    collector = Collector()
+    collector = Collector(settings)
     config.stash[SETTINGS_KEY] = settings
     config.stash[CACHE_KEY] = Cache(settings.baseline_dir)
     config.stash[COLLECTOR_KEY] = collector

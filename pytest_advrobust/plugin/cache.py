@@ -59,7 +59,7 @@ class Cache:
 
     def stored_baseline(self, module: str, test: str) -> dict[str, Any] | None:
         """The stored baseline of one test, or None (each file is read once per session)."""
-        from ..core.baseline import baseline_file, read_baselines
+        from ..core.baseline_store import baseline_file, read_baselines
 
         if module not in self.baseline_files:
             self.baseline_files[module] = read_baselines(baseline_file(self.baseline_dir, module))

@@ -12,6 +12,7 @@ import pytest
 from ..core.errors import AdvRobustError
 from ..core.settings import AttackConfig, RunConfig
 from .cache import Cache
+from .commands import reproduce_command
 from .keys import CACHE_KEY, PLAN_KEY, RUNS_KEY, SETTINGS_KEY
 from .options import Settings
 
@@ -23,6 +24,8 @@ class Plan:
     config: AttackConfig
     model: Any
     images: Any
+    image_names: list[str] | None = None
+    """Every image of the test, all shards (None when the test is not sharded)."""
 
 
 def _settings(request: pytest.FixtureRequest) -> Settings:
@@ -124,7 +127,7 @@ def adv_attack(request: pytest.FixtureRequest, adv_config: AttackConfig) -> Call
             chosen_model,
             chosen_images,
             labels,
-            reproduce=settings.reproduce_command(request.node.nodeid, config),
+            reproduce=reproduce_command(request.node, config, settings),
         )
         request.node.stash.setdefault(RUNS_KEY, []).append(result.report())
         return result
@@ -151,19 +154,25 @@ def _adv_robust_marker(request: pytest.FixtureRequest, adv_shard: int | None) ->
     except (AdvRobustError, TypeError) as exc:
         _fail(exc)
     images = request.getfixturevalue("adv_images")
-    if adv_shard is not None:
-        images = _shard(images, adv_shard, config.shards)
-    request.node.stash[PLAN_KEY] = Plan(config, model, images)
+    if adv_shard is None:
+        request.node.stash[PLAN_KEY] = Plan(config, model, images)
+        return
+    whole = _named(images)
+    request.node.stash[PLAN_KEY] = Plan(config, model, _shard(whole, adv_shard, config.shards), list(whole.names))
+
+
+def _named(images: Any) -> Any:
+    """An ImageSet; a tensor's images are named by their index in the whole set."""
+    from ..core.images import ImageSet
+
+    if isinstance(images, ImageSet):
+        return images
+    n = images.shape[0]
+    return ImageSet(images, [f"image {i}" for i in range(n)], [None] * n, ["model prediction"] * n)
 
 
 def _shard(images: Any, index: int, count: int) -> Any:
-    from ..core.images import ImageSet
-
-    if not isinstance(images, ImageSet):  # a tensor: name its images by their index in the whole set
-        n = images.shape[0]
-        images = ImageSet(images, [f"image {i}" for i in range(n)], [None] * n, ["model prediction"] * n)
-    total = len(images)
     part = images.shard(index, count)
     if len(part) == 0:
-        pytest.skip(f"shard {index + 1} of {count} has no images (there are {total})")
+        pytest.skip(f"shard {index + 1} of {count} has no images (there are {len(images)})")
     return part

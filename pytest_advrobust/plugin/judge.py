@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from ..core.baseline import BaselineStatus, baseline_entry, baseline_file, compare, library_versions
+from ..core.baseline import BaselineStatus, Comparison, baseline_entry, compare, library_versions
+from ..core.baseline_store import baseline_file
 from ..core.report import RunReport, unsharded
 from ..core.settings import AttackConfig
 from .cache import Cache
+from .commands import accept_command, reproduce_command
 from .fixtures import Plan
 from .keys import CACHE_KEY, RUNS_KEY, SETTINGS_KEY
 from .options import Settings
@@ -93,7 +95,7 @@ def judge(item: pytest.Item, plan: Plan) -> Verdict:
         config,
         wrapped,
         plan.images,
-        reproduce=settings.reproduce_command(item.nodeid, config),
+        reproduce=reproduce_command(item, plan.config, settings),
         progress=_progress_printer(item),
     )
     run = outcome.report()
@@ -101,22 +103,41 @@ def judge(item: pytest.Item, plan: Plan) -> Verdict:
         _show(item, settings, wrapped, outcome, run)
     item.stash.setdefault(RUNS_KEY, []).append(run)
     where = str(baseline_file(settings.baseline_dir, module))
-    accept = f"accept the current results as the baseline with: pytest '{item.nodeid}' --adv-baseline-update"
+    names = plan.image_names if plan.image_names is not None else [image.name for image in run.images]
     if update:
         entry = baseline_entry(run, cache.fingerprint(plan.model), library_versions())
-        return Verdict(None, BaselineStatus("recorded", where, module, test, entry=entry))
+        return Verdict(None, BaselineStatus("recorded", where, module, test, entry=entry, image_names=names))
     if stored is None:
-        missing = BaselineStatus("missing", where, module, test)
-        if settings.run.baseline_strict:
-            return Verdict(f"no baseline for {test} in {where} (--adv-baseline-strict); {accept}", missing)
-        if outcome.failures:
-            note = f"(no baseline stored for this test in {where}: the verdict is absolute)"
-            return Verdict(outcome.failure_message() + "\n" + note, missing)
-        return Verdict(None, missing)
-    entry = baseline_entry(run, cache.fingerprint(plan.model), library_versions())
-    comparison = compare(stored, entry, config.tolerance, partial=config.shards > 1)
-    status = BaselineStatus("compared", where, module, test, comparison)
-    if comparison.failed:
-        message = "\n".join([f"robustness regressed against the baseline in {where}", *comparison.lines(), accept])
-        return Verdict(message, status)
-    return Verdict(None, status)
+        status = BaselineStatus("missing", where, module, test)
+    else:
+        entry = baseline_entry(run, cache.fingerprint(plan.model), library_versions())
+        comparison = compare(stored, entry, config.tolerance, image_names=names)
+        status = BaselineStatus("compared", where, module, test, comparison)
+    accept = "accept the current results as the baseline with: " + accept_command(item, plan.config, settings)
+    return Verdict(_message(outcome, status, settings.run.baseline_strict, accept), status)
+
+
+def _message(outcome: Any, status: BaselineStatus, strict: bool, accept: str) -> str | None:
+    """The failure message, or None: relative to a comparable baseline, else absolute."""
+    comparison: Comparison | None = status.comparison
+    if comparison is not None and comparison.incomparable is None:
+        if not comparison.failed(strict):
+            return None
+        heading = (
+            f"robustness regressed against the baseline in {status.file}"
+            if comparison.regressions
+            else f"the results do not match the baseline in {status.file} exactly (--adv-baseline-strict)"
+        )
+        return "\n".join([heading, *comparison.lines(), accept])
+    if comparison is not None:  # settings differ: judged as if there were no baseline
+        if not (outcome.failures or strict):
+            return None
+        absolute = [outcome.failure_message()] if outcome.failures else []
+        strictness = ["(--adv-baseline-strict: a baseline that cannot be compared fails)"] if strict else []
+        return "\n".join([str(comparison.incomparable), *absolute, *strictness, accept])
+    if strict:
+        return f"no baseline for {status.test} in {status.file} (--adv-baseline-strict); {accept}"
+    if outcome.failures:
+        note = f"(no baseline stored for this test in {status.file}: the verdict is absolute)"
+        return str(outcome.failure_message()) + "\n" + note
+    return None

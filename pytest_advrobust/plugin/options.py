@@ -12,19 +12,21 @@ from ..core.settings import OPTIONS, AttackConfig, RunConfig, Source, resolve, r
 
 
 def add_options(parser: pytest.Parser) -> None:
-    """Every option in its CLI and ini spelling, with the help text (and default) written once."""
+    """Every option in its CLI and ini spelling, with the help text (and default) written once.
+
+    Booleans are plain flags that never take the next argument (``--adv-baseline-update tests/x.py``
+    updates that file's baselines): ``--adv-<name>`` turns one on, ``--adv-no-<name>`` off.
+    """
     group = parser.getgroup("advrobust", "adversarial robustness (pytest-advrobust)")
     for option in OPTIONS:
-        # booleans also work as flags: --adv-baseline-update means --adv-baseline-update=true
-        flag = {"nargs": "?", "const": "true"} if option.metavar == "BOOL" else {}
-        group.addoption(
-            option.cli,
-            dest=option.ini,
-            default=None,
-            metavar=option.metavar,
-            help=option.full_help.replace("%", "%%"),
-            **flag,
-        )
+        help_text = option.full_help.replace("%", "%%")
+        if option.metavar == "BOOL":
+            off = option.cli.replace("--adv-", "--adv-no-", 1)
+            flag = {"dest": option.ini, "action": "store_const", "default": None}
+            group.addoption(option.cli, const="true", help=help_text, **flag)
+            group.addoption(off, const="false", help=f"Turn {option.cli} off.", **flag)
+        else:
+            group.addoption(option.cli, dest=option.ini, default=None, metavar=option.metavar, help=help_text)
         parser.addini(option.ini, help=option.full_help, type="string", default="")
 
 
@@ -35,23 +37,28 @@ class Settings:
     base: AttackConfig
     run: RunConfig
     rootpath: Path
-    invocation_args: tuple[str, ...]
+    ini_file: Path | None = None
+    """The ini file given with ``-c`` (a rerun needs it again), else None."""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
-        """Resolve ini and CLI values once; a bad one raises OptionError naming its spelling."""
-        ini_values = {}
+        """Resolve ini, ``-o`` and CLI values once; a bad one raises OptionError naming its spelling."""
+        overridden = {entry.partition("=")[0].strip() for entry in config.option.override_ini or ()}
+        ini_values: dict[str, Any] = {}
+        override_values: dict[str, Any] = {}
         for option in OPTIONS:
             raw = config.getini(option.ini)
-            ini_values[option.name] = raw if raw not in ("", None, []) else None
+            given = raw if raw not in ("", None, []) else None
+            (override_values if option.ini in overridden else ini_values)[option.name] = given
         ini_label = config.inipath.name if config.inipath else "the ini file"
         cli_values = {option.name: config.getoption(option.ini) for option in OPTIONS}
         layers = [
             (ini_values, Source("ini", ini_label, config.rootpath)),
+            (override_values, Source("override", "-o", config.rootpath)),
             (cli_values, Source("cli", "the command line", config.invocation_params.dir)),
         ]
-        args = tuple(str(arg) for arg in config.invocation_params.args)
-        return cls(resolve(layers), resolve_run(layers), config.rootpath, args)
+        ini_file = config.inipath if config.option.inifilename else None
+        return cls(resolve(layers), resolve_run(layers), config.rootpath, ini_file)
 
     def resolve_for(self, item: pytest.Item, overrides: dict[str, Any] | None = None) -> AttackConfig:
         """The test's settings: its marker's keywords (and call overrides) on top of CLI and ini."""
@@ -70,13 +77,6 @@ class Settings:
     @property
     def baseline_dir(self) -> Path:
         return self.run.baseline_dir or self.rootpath / "advrobust-baselines"
-
-    def reproduce_command(self, nodeid: str, config: AttackConfig) -> str:
-        """A command line that reruns one test with this run's --adv-* options and its seed."""
-        args = [a for a in self.invocation_args if a.startswith("--adv-")]
-        if not any(a.startswith("--adv-seed") for a in args):
-            args.append(f"--adv-seed={config.seed}")
-        return " ".join(["pytest", f"'{nodeid}'", *args])
 
     def header(self) -> dict[str, Any]:
         """What the JSON and HTML reports say about the run as a whole."""

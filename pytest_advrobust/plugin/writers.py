@@ -73,19 +73,31 @@ class HtmlReportWriter(_Writer):
 
 @dataclass(eq=False)
 class BaselineWriter(_Writer):
-    """``--adv-baseline-update``: the recorded entries, merged into the baseline files once."""
+    """``--adv-baseline-update``: the recorded images merged into the baseline files once, image by image;
+    after a full run, entries whose test is gone are removed."""
 
     what = "baseline"
+    removed: list[str] = field(default_factory=list)
 
     def write(self) -> list[Path]:
-        from ..core.baseline import write_baselines
+        from ..core.baseline_store import Update, write_baselines
 
-        updates: dict[str, dict[str, Any]] = {}
-        for report in self.collector.merged():
-            status = report.baseline
-            if status is not None and status.status == "recorded" and status.entry is not None:
-                updates.setdefault(status.module, {})[status.test] = status.entry
-        return write_baselines(self.settings.baseline_dir, updates) if updates else []
+        updates = [
+            Update(status.module, status.test, status.entry, status.image_names)
+            for report in self.collector.merged()
+            if (status := report.baseline) is not None and status.status == "recorded" and status.entry is not None
+        ]
+        unused = self.collector.unused
+        self.removed = [f"{module}::{test}" for module, tests in sorted(unused.items()) for test in tests]
+        return write_baselines(self.settings.baseline_dir, updates, unused) if updates or unused else []
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        super().pytest_terminal_summary(terminalreporter)
+        if self.removed:
+            terminalreporter.write_line(
+                f"advrobust: removed {len(self.removed)} baseline entries without a test: {', '.join(self.removed)}"
+            )
 
 
 def writers_for(settings: Settings, collector: Collector) -> dict[str, _Writer]:

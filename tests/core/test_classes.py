@@ -38,3 +38,7 @@ def test_indices_are_checked_against_the_class_count() -> None:
 def test_a_name_without_class_names_says_how_to_set_them() -> None:
     with pytest.raises(ClassNameError, match="no class names are set.*--adv-class-names=imagenet"):
         ClassNames().index("cat")
+
+
+def test_a_comma_separated_string_is_a_list_of_names_in_python_too() -> None:
+    assert load_class_names("red, green,blue").names == ("red", "green", "blue")

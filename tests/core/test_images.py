@@ -115,3 +115,16 @@ def test_input_size_and_class_names_take_the_short_forms(tmp_path: Path) -> None
     images = load_images(tmp_path, input_size=16, class_names=["dog", "cat"])
     assert images.pixels.shape == (1, 3, 16, 16)
     assert images.labels == [1]
+
+
+def test_the_class_names_labels_were_read_with_carry_into_attack(tmp_path: Path) -> None:
+    from helpers import linear_model
+    from pytest_advrobust import attack
+
+    for name, seed in (("red/a.png", 1), ("green/b.png", 2)):
+        write_png(tmp_path / name, size=(4, 4), seed=seed)
+    images = load_images(tmp_path, class_names="red,green")
+    weight = torch.randn(2, 3 * 4 * 4, generator=torch.Generator().manual_seed(0))
+    result = attack(linear_model(weight), images, epsilon=0.0)
+    assert {record.label_name for record in result.records} == {"red", "green"}
+    assert repr(result).startswith("AttackResult(2 attacked,"), "no tensors in the repr pytest shows"

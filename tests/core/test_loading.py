@@ -74,7 +74,7 @@ def test_a_malicious_pickle_does_not_run_under_the_default(tmp_path: Path) -> No
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     torch.save({"weights": _Evil(marker)}, path)
-    with pytest.raises(UnsafeModelFileError, match=r"can run arbitrary code.*--adv-allow-pickle=true"):
+    with pytest.raises(UnsafeModelFileError, match=r"can run arbitrary code.*--adv-allow-pickle"):
         load_model(str(path))
     assert not marker.exists()
     with path.open("wb") as handle:

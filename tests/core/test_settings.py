@@ -173,3 +173,24 @@ def test_parsing_anything_gives_a_value_or_our_clear_error(name: str, raw: objec
         return
     if isinstance(value, float):
         assert math.isfinite(value)
+
+
+@given(
+    name=st.sampled_from([o.name for o in OPTIONS if o.metavar != "BOOL"]),
+    raw=st.one_of(
+        st.text(alphabet="0123456789.,%x/-abcdefimnopgt ", max_size=12),
+        st.floats(min_value=0, max_value=1),
+        st.integers(min_value=0, max_value=300),
+    ),
+)
+def test_a_printed_value_parses_back_to_the_same_value(name: str, raw: object) -> None:
+    """What reproduce and accept commands print (``unparse``) means what the user's value meant."""
+    from pytest_advrobust.core.settings import unparse
+
+    try:
+        value = parse_one(name, raw, CLI)
+    except OptionError:
+        return
+    if name == "class_names" and isinstance(value, tuple) and len(value) == 1:
+        return  # one name alone reads as a file name; a one-class list is not a classifier
+    assert parse_one(name, unparse(name, value), CLI) == value

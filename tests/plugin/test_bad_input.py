@@ -137,7 +137,7 @@ def test_a_malicious_model_file_is_refused_and_does_not_run(pytester: pytest.Pyt
         result = pytester.runpytest(f"--adv-model={name}")
         result.assert_outcomes(errors=1)
         assert not marker.exists()
-    result.stdout.fnmatch_lines(["*needs full unpickling*can run arbitrary code*--adv-allow-pickle=true*"])
+    result.stdout.fnmatch_lines(["*needs full unpickling*can run arbitrary code*--adv-allow-pickle*"])
 
 
 def test_a_device_that_does_not_exist(marked: pytest.Pytester) -> None:

@@ -17,6 +17,7 @@ BIASES = {  # logits = 10 * channel means + bias: a bias toward green shrinks th
     "weaker": (0.0, 0.3, 0.0),    # red's minimal eps drops from ~5/255 to ~2/255, still holds at 0.007
     "broken": (0.0, 0.38, 0.0),   # red flips at 0.007
     "stronger": (0.3, 0.0, 0.0),  # red's minimal eps rises
+    "broken_blue": (0.0, 0.0, 0.72),  # red flips at 0.007, to blue
 }
 
 def pytest_addoption(parser):
@@ -70,7 +71,8 @@ def test_record_then_compare_equal(project: pytest.Pytester) -> None:
     entry = data["tests"]["test_colors"]
     assert data["schema_version"] == 1
     assert entry["settings"]["epsilon"] == 0.007 and entry["settings"]["attack"] == "bim"
-    assert entry["settings"]["minimal_epsilon"] == {"max": 16 / 255, "precision": 0.0002}
+    assert entry["settings"]["minimal_epsilon"] == {"max": 0.06274509804, "precision": 0.0002}  # no float noise
+    assert entry["settings"]["step_size"] == 0.00175
     assert entry["model_fingerprint"].startswith("sha256:")
     assert set(entry["versions"]) >= {"torch", "torchvision", "pytest-advrobust", "python"}
     red = entry["images"]["r.png"]
@@ -91,8 +93,9 @@ def test_a_weaker_model_fails_with_baseline_vs_now_and_how_to_accept(project: py
             "robustness regressed against the baseline in */advrobust-baselines/test_model.py.json",
             "against the baseline: 1 regression(s), 0 improvement(s), 0 known flip(s), 1 unchanged (model weights differ*",
             "regressions (baseline -> now):",
-            "  r.png: minimal eps dropped 0.02355 -> 0.007871 (more than the tolerance 0.0005)",
-            "accept the current results as the baseline with: pytest 'test_model.py::test_colors' --adv-baseline-update",
+            "  r.png: minimal eps dropped 0.02355 -> 0.00788 (more than the tolerance 0.0005)",
+            "accept the current results as the baseline with: pytest test_model.py::test_colors --which=weaker "
+            "--adv-seed=0 --adv-baseline-update",
         ]
     )
     # a generous tolerance accepts the same drop
@@ -128,16 +131,121 @@ def test_update_accepts_a_regression(project: pytest.Pytester) -> None:
     project.runpytest("--which=weaker").assert_outcomes(passed=1)
 
 
-def test_different_settings_refuse_to_compare(project: pytest.Pytester) -> None:
+def test_different_settings_cannot_be_compared_and_are_judged_absolutely(project: pytest.Pytester) -> None:
     project.runpytest("--adv-baseline-update").assert_outcomes(passed=1)
-    result = project.runpytest("--adv-epsilon=0.01", "--adv-seed=4")
+    # nothing flips at 0.01: an absolute verdict passes, and the summary says why nothing was compared
+    result = project.runpytest("--adv-epsilon=0.01")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["    baseline: cannot compare: settings differ"])
+    result.stdout.no_fnmatch_line("*regress*")
+    # red flips at 0.03: judged as if there were no baseline, under its own heading
+    flips = project.runpytest("--adv-epsilon=0.03")
+    flips.assert_outcomes(failed=1)
+    flips.stdout.fnmatch_lines(
+        [
+            "cannot compare: the settings differ from the baseline's (epsilon 0.007 (baseline) vs 0.03 (now); "
+            "step_size 0.00175 (baseline) vs 0.0075 (now)), so the verdict is absolute*",
+            "1 of 2 image(s) flipped within eps=0.03",
+            "accept the current results as the baseline with: pytest test_model.py::test_colors --adv-epsilon=0.03 "
+            "--adv-seed=0 --adv-baseline-update",
+        ]
+    )
+    flips.stdout.no_fnmatch_line("*robustness regressed*")
+    project.runpytest("--adv-epsilon=0.01", "--adv-baseline-strict").assert_outcomes(failed=1)
+
+
+def test_the_seed_is_compared_only_where_it_plays_a_part(project: pytest.Pytester) -> None:
+    project.runpytest("--adv-baseline-update").assert_outcomes(passed=1)
+    same = project.runpytest("--adv-seed=4")  # bim has no random start: the seed changes nothing
+    same.assert_outcomes(passed=1)
+    same.stdout.fnmatch_lines(["    baseline: 0 regression(s), 0 improvement(s), 0 known flip(s)"])
+    project.runpytest("--adv-attack=pgd", "--adv-baseline-update").assert_outcomes(passed=1)
+    other = project.runpytest("--adv-attack=pgd", "--adv-seed=4")
+    other.stdout.fnmatch_lines(["    baseline: cannot compare: settings differ"])
+    other.assert_outcomes(passed=1)
+
+
+def test_a_new_image_that_flips_fails_even_after_baselining(project: pytest.Pytester) -> None:
+    project.runpytest("--adv-baseline-update").assert_outcomes(passed=1)
+    # a user adds an image that flips (red-ish with a tiny margin) to the folder after recording
+    Image.fromarray(np.full((8, 8, 3), (121, 120, 110), dtype=np.uint8)).save(project.path / "imgs" / "new.png")
+    result = project.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "the attack settings differ from the baseline's, so the results cannot be compared: "
-            "epsilon 0.007 (baseline) vs 0.01 (now); *seed 0 (baseline) vs 4 (now)*--adv-baseline-update",
+            "robustness regressed against the baseline in *",
+            "regressions (baseline -> now):",
+            "  new.png: new image, not in the baseline: flips 'red' -> 'green'",
         ]
     )
+    project.runpytest("--adv-baseline-strict").assert_outcomes(failed=1)
+    # a new image that holds is named, and passes
+    (project.path / "imgs" / "new.png").unlink()
+    Image.fromarray(np.full((8, 8, 3), (200, 20, 20), dtype=np.uint8)).save(project.path / "imgs" / "new.png")
+    held = project.runpytest()
+    held.assert_outcomes(passed=1)
+    held.stdout.fnmatch_lines(["    baseline: *, 1 new image(s)"])
+
+
+def test_a_missing_image_is_reported_and_fails_when_strict(project: pytest.Pytester) -> None:
+    project.runpytest("--adv-baseline-update").assert_outcomes(passed=1)
+    (project.path / "imgs" / "g.png").unlink()
+    result = project.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["    baseline: *, 1 missing"])
+    strict = project.runpytest("--adv-baseline-strict")
+    strict.assert_outcomes(failed=1)
+    strict.stdout.fnmatch_lines(
+        [
+            "the results do not match the baseline in * exactly (--adv-baseline-strict)",
+            "baseline images not attacked now (fail with --adv-baseline-strict):",
+            "  g.png",
+        ]
+    )
+    # re-recording the test drops the image that is gone
+    project.runpytest("--adv-baseline-update").assert_outcomes(passed=1)
+    assert sorted(_baseline(project)["tests"]["test_colors"]["images"]) == ["r.png"]
+
+
+def test_a_known_flip_to_another_class_is_a_change(project: pytest.Pytester) -> None:
+    project.runpytest("--adv-baseline-update", "--which=broken").assert_outcomes(passed=1)
+    result = project.runpytest("--which=broken_blue")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["    baseline: 0 regression(s), 0 improvement(s), 0 known flip(s), 1 changed flip(s)"])
+    strict = project.runpytest("--which=broken_blue", "--adv-baseline-strict")
+    strict.assert_outcomes(failed=1)
+    strict.stdout.fnmatch_lines(
+        ["  r.png: known flip changed class: 'red' -> 'green' in the baseline, 'red' -> 'blue' now *"]
+    )
+
+
+def test_the_update_flag_takes_test_ids_after_it(project: pytest.Pytester) -> None:
+    project.makepyfile(test_other=TESTS.replace("test_colors", "test_other"))
+    result = project.runpytest("--adv-baseline-update", "test_model.py::test_colors")
+    result.assert_outcomes(passed=1)
+    assert sorted(_baseline(project)["tests"]) == ["test_colors"]
+    assert not (project.path / "advrobust-baselines" / "test_other.py.json").exists()
+    # and every boolean has an off switch that takes nothing either
+    off = project.runpytest("--adv-no-early-stop", "--adv-no-sanity-checks", "test_other.py")
+    off.assert_outcomes(passed=1)
+
+
+def test_entries_of_removed_tests_are_reported_and_removed_by_a_full_update(project: pytest.Pytester) -> None:
+    project.runpytest("--adv-baseline-update").assert_outcomes(passed=1)
+    project.makepyfile(test_model=TESTS.replace("test_colors", "test_renamed"))
+    partial = project.runpytest("--adv-baseline-update", "-k", "renamed")
+    partial.assert_outcomes(passed=1)
+    assert sorted(_baseline(project)["tests"]) == ["test_colors", "test_renamed"], "a partial run removes nothing"
+    full = project.runpytest()
+    full.stdout.fnmatch_lines(
+        [
+            "advrobust: 1 baseline entry has no test any more (a full --adv-baseline-update removes them): "
+            "test_model.py::test_colors"
+        ]
+    )
+    update = project.runpytest("--adv-baseline-update")
+    update.stdout.fnmatch_lines(["advrobust: removed 1 baseline entries without a test: test_model.py::test_colors"])
+    assert sorted(_baseline(project)["tests"]) == ["test_renamed"]
 
 
 def test_a_missing_baseline_is_reported_and_fails_only_when_strict(project: pytest.Pytester) -> None:

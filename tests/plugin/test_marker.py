@@ -26,7 +26,7 @@ def test_a_flip_fails_the_test_and_names_the_classes(project: pytest.Pytester) -
             "*",
             "held (1):",
             "  image 2: 'animal3' 0.19 held at eps=0.05 (after 10 steps: 'animal3' 0.*)",
-            "seed 0; reproduce with: pytest 'test_a_flip_fails_the_test_and_names_the_classes.py::test_fooled' --adv-seed=0",
+            "seed 0; reproduce with: pytest test_a_flip_fails_the_test_and_names_the_classes.py::test_fooled --adv-seed=0",
         ]
     )
 

@@ -96,6 +96,8 @@ def test_every_option_in_cli_and_ini_spelling(
     if spelling == "ini":
         pytester.makeini(f"[pytest]\nadv_{name} = {raw}\n")
         args: list[str] = []
+    elif shown in ("True", "False"):  # booleans are flags: --adv-x, --adv-no-x
+        args = [f"--adv-{option}" if shown == "True" else f"--adv-no-{option}"]
     else:
         args = [f"--adv-{option}={raw}"]
     if name == "mean":
@@ -147,8 +149,9 @@ def test_help_documents_every_option_with_units_and_default(pytester: pytest.Pyt
     result = pytester.runpytest("--help")
     text = " ".join(result.stdout.str().split())
     for option in OPTIONS:
-        assert f"{option.cli}=" in text
-    assert "--adv-baseline-update=[BOOL]" in text, "booleans also work as flags"
+        assert (f"{option.cli} " if option.metavar == "BOOL" else f"{option.cli}=") in text
+    assert "--adv-baseline-update " in text and "--adv-no-baseline-update " in text, "booleans are flags"
+    assert "--adv-baseline-update=" not in text
     assert "L∞ perturbation budget in [0,1] pixel units (not 0-255). Default: 0.007" in text
     assert "adv_epsilon (string):" in text
 

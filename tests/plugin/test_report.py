@@ -69,3 +69,24 @@ def test_junit_xml_carries_a_property(project: pytest.Pytester) -> None:
     root = ET.parse(project.path / "junit.xml").getroot()
     properties = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert properties["adv_robust"] in ("3 of 4 flipped, 0 misclassified", "0 of 4 flipped, 0 misclassified")
+
+
+def test_each_attack_run_has_its_own_summary_line(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        """
+        def test_two_budgets(adv_attack):
+            adv_attack(epsilon=0.0)
+            adv_attack(epsilon=0.05)
+        """
+    )
+    result = project.runpytest("--adv-report=r.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_two_budgets: 4 attacked, 0 flipped, 0 misclassified, robust accuracy 100% (bim eps=0 seed=0)",
+            "*::test_two_budgets: 4 attacked, 3 flipped, 0 misclassified, robust accuracy 25% (bim eps=0.05 seed=0)",
+        ]
+    )
+    (test,) = json.loads((project.path / "r.json").read_text())["tests"]
+    assert [s["epsilon"] for s in test["settings"]] == [0.0, 0.05]
+    assert sorted({image["run"] for image in test["images"]}) == [0, 1]
