@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .attacks import SignGradientAttack
+from .attacks import build_attack
 from .classes import ClassNames, load_class_names
 from .errors import OptionError
 from .images import ImageSet
@@ -30,6 +30,7 @@ def attack(
     *,
     epsilon: float,
     method: str = "bim",
+    loss: str = "auto",
     steps: int | None = None,
     step_size: float | None = None,
     targets: Any = None,
@@ -59,9 +60,11 @@ def attack(
             prediction (reported as ``label_source="model prediction"``).
         epsilon: L∞ budget in [0,1] pixel units (0.007 ≈ 1.8/255).
         method: ``fgsm`` (one step of ε), ``bim`` (``steps`` steps of ``step_size``), ``pgd`` (bim from a
-            random start seeded by ``seed``).
+            random start seeded by ``seed``), ``apgd`` (Auto-PGD: momentum, adaptive step size from 2ε).
+        loss: ``ce`` or ``dlr``; ``auto`` is DLR for targeted apgd (APGD-T), cross-entropy otherwise.
         steps: default 10 for bim/pgd, 1 for fgsm. step_size: default 2.5·ε/steps (ε for fgsm).
-        targets: None/"untargeted", "least-likely", "top-K", class indices/names (each image is
+        targets: None/"untargeted", "least-likely", "top-K" (the K runner-up classes one after another,
+            each image only while it holds: AutoAttack's APGD-T), class indices/names (each image is
             attacked toward each target), or a tensor of N class indices (one target per image).
         mean, std: normalization applied inside the model wrapper after the perturbation ("imagenet" ok).
         early_stop: stop attacking an image once it reached the goal under the verdict.
@@ -78,6 +81,7 @@ def attack(
     given = {
         "epsilon": epsilon,
         "attack": method,
+        "loss": loss,
         "steps": steps,
         "step_size": step_size,
         "targets": targets,
@@ -175,6 +179,7 @@ def run_settings(config: AttackConfig, device: torch.device, notes: list[str], r
         steps=config.resolved_steps,
         step_size=config.resolved_step_size,
         targets=str(config.targets),
+        loss=config.resolved_loss,
         seed=config.seed,
         verdict=config.verdict,
         early_stop=config.early_stop,
@@ -213,7 +218,7 @@ def run_attack(
     classes = _class_names(class_names, config, images)
     inputs = _Inputs.of(images, labels, names, classes)
     wrapped.check_images(inputs.pixels)
-    attack = SignGradientAttack.from_config(config)
+    attack = build_attack(config)
     n = inputs.pixels.shape[0]
     chunk = config.batch_size or max(n, 1)
     forward0, backward0 = wrapped.forward_passes, wrapped.backward_passes

@@ -26,7 +26,7 @@ from .model import WrappedModel
 from .report import VERDICT_ROUNDED
 from .settings import AttackConfig
 
-__all__ = ["VERDICT_ROUNDED", "SignGradientAttack", "Trajectory", "quantize_8bit"]
+__all__ = ["VERDICT_ROUNDED", "Attack", "SignGradientAttack", "Trajectory", "build_attack", "quantize_8bit"]
 
 
 def quantize_8bit(adversarial: torch.Tensor, clean: torch.Tensor, epsilon: float | torch.Tensor) -> torch.Tensor:
@@ -73,10 +73,16 @@ class Trajectory:
     top_classes: torch.Tensor
     top_probs: torch.Tensor
 
-    def take(self, rows: torch.Tensor, other: Trajectory, other_rows: torch.Tensor) -> None:
-        """Replace this trajectory's returned images at ``rows`` by ``other``'s at ``other_rows``."""
-        for name in ("adversarial", "adversarial_logits", "rounded", "rounded_logits", "first_success"):
-            getattr(self, name)[rows] = getattr(other, name)[other_rows]
+    def take(self, rows: torch.Tensor, other: Trajectory, other_rows: torch.Tensor, *, curves: bool = False) -> None:
+        """Replace this trajectory's returned images at ``rows`` by ``other``'s at ``other_rows`` (and,
+        with ``curves``, its per-step curves too)."""
+        names = ["adversarial", "adversarial_logits", "rounded", "rounded_logits", "first_success"]
+        if curves:
+            names += ["steps_run", "label_probs", "target_probs", "top_classes", "top_probs"]
+        for name in names:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is not None and theirs is not None:
+                mine[rows] = theirs[other_rows]
 
 
 def _per_image(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -113,10 +119,13 @@ class _Active:
             self.goal.select(mask),
         )
 
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Into the ε-ball around each clean image, and into [0,1]."""
+        return torch.minimum(torch.maximum(x, self.lower), self.upper)
+
     def step(self, grad: torch.Tensor) -> torch.Tensor:
         """One sign step up the goal's loss, projected into the ε-ball and clipped to [0,1]."""
-        x_new = self.x.detach() + self.alpha * grad.sign()
-        return torch.minimum(torch.maximum(x_new, self.lower), self.upper)
+        return self.project(self.x.detach() + self.alpha * grad.sign())
 
 
 class _Recorder:
@@ -193,36 +202,14 @@ class _Recorder:
 
 
 @dataclass(frozen=True)
-class SignGradientAttack:
-    """An L∞ sign-gradient attack with its hyperparameters bound; :meth:`run` takes the ε.
-
-    ``steps`` sign steps of ``rel_stepsize · ε`` each. ``random_start``: the caller passes uniform noise
-    in [-1, 1] (PGD's start ``clean + ε·noise``), drawn from a seeded generator. ``verdict``: ``rounded``
-    (an iterate succeeds only if its 8-bit rounding does) or ``float``.
-    """
+class Attack:
+    """What every attack loop shares: the forward pass of an iterate and the verdict on it."""
 
     name: str = "bim"
     steps: int = 10
-    rel_stepsize: float = 0.25
     random_start: bool = False
     early_stop: bool = True
     verdict: str = VERDICT_ROUNDED
-
-    @classmethod
-    def from_config(cls, config: AttackConfig) -> SignGradientAttack:
-        return cls(
-            name=config.attack,
-            steps=config.resolved_steps,
-            rel_stepsize=config.step_size_factor,
-            random_start=config.attack == "pgd",
-            early_stop=config.early_stop,
-            verdict=config.verdict,
-        )
-
-    @classmethod
-    def fgsm(cls, verdict: str = VERDICT_ROUNDED) -> SignGradientAttack:
-        """One step of size ε (Goodfellow et al.)."""
-        return cls(name="fgsm", steps=1, rel_stepsize=1.0, verdict=verdict)
 
     def run(
         self,
@@ -244,32 +231,22 @@ class SignGradientAttack:
         (ignored with noise). ``repredict_rounded=False`` skips re-predicting rounded images the loop did
         not check (their ``rounded_logits`` are then undefined): for callers that need ``first_success``.
         """
+        raise NotImplementedError
+
+    def describe(self, epsilon: float) -> str:
+        """Its steps and step size at a budget, for messages."""
+        raise NotImplementedError
+
+    def _begin(
+        self, clean: torch.Tensor, goal: Goal, epsilon: float | torch.Tensor, noise: torch.Tensor | None, step: float
+    ) -> tuple[torch.Tensor, _Active, _Recorder]:
+        """The per-image budgets, the rows (all active, at the clean or noisy start) and the recorder."""
         eps = _per_image(epsilon, clean)
         lower, upper = (clean - eps).clamp(0, 1), (clean + eps).clamp(0, 1)
         x = clean.clone() if noise is None else torch.clamp(clean + noise.to(clean) * eps, lower, upper)
         index = torch.arange(clean.shape[0], device=clean.device)
-        active = _Active(index, x, clean, lower, upper, eps, eps * self.rel_stepsize, goal)
-        record = _Recorder(clean, self.steps, targeted=goal.targets is not None)
-        for k in range(self.steps + 1):
-            reuse = start if k == 0 and noise is None else None
-            x, logits = self._forward(model, active, k, reuse, names)
-            detached = logits.detach()
-            record.observe(k, active, detached)
-            success = self._success(model, active, x.detach(), detached, record)
-            record.succeed(k, active, success, x.detach(), detached)
-            if k == self.steps:
-                record.finish(active, x.detach(), detached)
-                break
-            if self.early_stop and bool(success.all()):
-                break  # every image still attacked reached its goal: no gradient is needed
-            (grad,) = torch.autograd.grad(active.goal.loss(logits), x)
-            model.backward_passes += 1
-            if k == 0:
-                check_gradient(grad[~success], active.index[~success], names)
-            active.x = active.step(grad)
-            if self.early_stop and success.any():
-                active = active.keep(~success)
-        return record.trajectory(model, clean, eps, repredict_rounded)
+        active = _Active(index, x, clean, lower, upper, eps, eps * step, goal)
+        return eps, active, _Recorder(clean, self.steps, targeted=goal.targets is not None)
 
     def _forward(
         self,
@@ -290,18 +267,97 @@ class SignGradientAttack:
             check_logits(logits.detach(), names)
         return x, logits
 
-    def _success(
-        self, model: WrappedModel, active: _Active, x: torch.Tensor, logits: torch.Tensor, record: _Recorder
+    def _judge(
+        self, model: WrappedModel, k: int, active: _Active, x: torch.Tensor, logits: torch.Tensor, record: _Recorder
     ) -> torch.Tensor:
-        """Which active rows reached the goal under the verdict (re-predicting 8-bit images if needed)."""
+        """Record iterate ``k`` and return which active rows reached the goal under the verdict
+        (re-predicting the 8-bit image of those that did in float)."""
+        x, logits = x.detach(), logits.detach()
+        record.observe(k, active, logits)
         success = active.goal.reached(logits)
-        if self.verdict != VERDICT_ROUNDED or not success.any():
-            return success
-        rows = success.nonzero().flatten()
-        rounded = quantize_8bit(x[rows], active.clean[rows], active.eps[rows])
-        with torch.no_grad():
-            rounded_logits = model.logits(rounded)
-        rounded_success = active.goal.select(rows).reached(rounded_logits)
-        record.rounded_success(active.index[rows[rounded_success]], rounded_logits[rounded_success])
-        success[rows] = rounded_success
+        if self.verdict == VERDICT_ROUNDED and success.any():
+            rows = success.nonzero().flatten()
+            rounded = quantize_8bit(x[rows], active.clean[rows], active.eps[rows])
+            with torch.no_grad():
+                rounded_logits = model.logits(rounded)
+            rounded_success = active.goal.select(rows).reached(rounded_logits)
+            record.rounded_success(active.index[rows[rounded_success]], rounded_logits[rounded_success])
+            success[rows] = rounded_success
+        record.succeed(k, active, success, x, logits)
         return success
+
+    def _gradient(
+        self, model: WrappedModel, k: int, active: _Active, x: torch.Tensor, loss_rows: torch.Tensor,
+        success: torch.Tensor, names: Sequence[str] | None,
+    ) -> torch.Tensor:  # fmt: skip
+        """The input gradient of the summed loss (one backward pass); checked on the first step."""
+        (grad,) = torch.autograd.grad(loss_rows.sum(), x)
+        model.backward_passes += 1
+        if k == 0:
+            check_gradient(grad[~success], active.index[~success], names)
+        return grad
+
+
+@dataclass(frozen=True)
+class SignGradientAttack(Attack):
+    """An L∞ sign-gradient attack with its hyperparameters bound; :meth:`run` takes the ε.
+
+    ``steps`` sign steps of ``rel_stepsize · ε`` each. ``random_start``: the caller passes uniform noise
+    in [-1, 1] (PGD's start ``clean + ε·noise``), drawn from a seeded generator. ``verdict``: ``rounded``
+    (an iterate succeeds only if its 8-bit rounding does) or ``float``.
+    """
+
+    rel_stepsize: float = 0.25
+
+    @classmethod
+    def fgsm(cls, verdict: str = VERDICT_ROUNDED) -> SignGradientAttack:
+        """One step of size ε (Goodfellow et al.)."""
+        return cls(name="fgsm", steps=1, rel_stepsize=1.0, verdict=verdict)
+
+    def describe(self, epsilon: float) -> str:
+        return f"{self.steps} steps of {self.rel_stepsize * epsilon:.4g}"
+
+    def run(
+        self,
+        model: WrappedModel,
+        clean: torch.Tensor,
+        goal: Goal,
+        epsilon: float | torch.Tensor,
+        *,
+        noise: torch.Tensor | None = None,
+        start: tuple[torch.Tensor, torch.Tensor] | None = None,
+        names: Sequence[str] | None = None,
+        repredict_rounded: bool = True,
+    ) -> Trajectory:
+        eps, active, record = self._begin(clean, goal, epsilon, noise, self.rel_stepsize)
+        for k in range(self.steps + 1):
+            reuse = start if k == 0 and noise is None else None
+            x, logits = self._forward(model, active, k, reuse, names)
+            success = self._judge(model, k, active, x, logits, record)
+            if k == self.steps:
+                record.finish(active, x.detach(), logits.detach())
+                break
+            if self.early_stop and bool(success.all()):
+                break  # every image still attacked reached its goal: no gradient is needed
+            grad = self._gradient(model, k, active, x, active.goal.loss_rows(logits), success, names)
+            active.x = active.step(grad)
+            if self.early_stop and success.any():
+                active = active.keep(~success)
+        return record.trajectory(model, clean, eps, repredict_rounded)
+
+
+def build_attack(config: AttackConfig) -> Attack:
+    """The attack a resolved config names, its hyperparameters bound."""
+    from .apgd import AutoPGD
+
+    steps, early_stop, verdict = config.resolved_steps, config.early_stop, config.verdict
+    if config.attack == "apgd":
+        return AutoPGD(steps=steps, early_stop=early_stop, verdict=verdict)
+    return SignGradientAttack(
+        name=config.attack,
+        steps=steps,
+        random_start=config.attack == "pgd",
+        early_stop=early_stop,
+        verdict=verdict,
+        rel_stepsize=config.step_size_factor,
+    )

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 COMPARED_SETTINGS = (
     "attack",
+    "loss",
     "epsilon",
     "steps",
     "step_size",
@@ -39,7 +40,7 @@ COMPARED_SETTINGS = (
     "std",
     "minimal_epsilon",
 )
-RANDOM_START_ATTACKS = ("pgd",)
+RANDOM_START_ATTACKS = ("pgd", "apgd")
 """Attacks in which the seed plays a part (a random start)."""
 TARGET_SEPARATOR = " -> "
 
@@ -125,6 +126,8 @@ def settings_differences(stored: Mapping[str, Any], now: Mapping[str, Any]) -> l
     """The settings that change results and differ: the seed only with a random start, the minimal-ε
     search range only when both searched."""
     keys = [key for key in COMPARED_SETTINGS if key != "seed" or now.get("attack") in RANDOM_START_ATTACKS]
+    if "loss" not in stored:  # baselines recorded before the loss was a setting used cross-entropy
+        stored = {**stored, "loss": "ce"}
     if stored.get("minimal_epsilon") is None or now.get("minimal_epsilon") is None:
         keys.remove("minimal_epsilon")
     return [
@@ -241,7 +244,7 @@ def _judge_image(name: str, before: Mapping[str, Any] | None, now: Mapping[str, 
     drop = _drop(before["minimal_epsilon"], now["minimal_epsilon"], top)
     if now["clean_label"] != before["clean_label"]:
         result.regressions.append(
-            f"{name}: clean label changed: {before['clean_label_name']!r} -> {now['clean_label_name']!r}"
+            f"{name}: clean prediction changed: {before['clean_label_name']!r} -> {now['clean_label_name']!r}"
         )
     elif now["flipped"] and not before["flipped"]:
         result.regressions.append(f"{name}: held -> flips to {now['adv_label_name']!r} {span}")
@@ -252,10 +255,14 @@ def _judge_image(name: str, before: Mapping[str, Any] | None, now: Mapping[str, 
         result.improvements.append(f"{name}: flipped to {before['adv_label_name']!r} -> holds")
     elif drop is not None and -drop > absolute:
         result.improvements.append(f"{name}: minimal eps rose {eps_change}")
-    elif now["flipped"] and now["adv_label"] != before["adv_label"]:
+    elif now["flipped"] and not now["misclassified"] and now["adv_label"] != before["adv_label"]:
         result.changed.append(
             f"{name}: known flip changed class: {before['clean_label_name']!r} -> {before['adv_label_name']!r} "
             f"in the baseline, {flips_to} now {span}"
+        )
+    elif now["misclassified"]:
+        result.known.append(
+            f"{name}: misclassified before any attack ({now['clean_label_name']!r}), in the baseline too"
         )
     elif now["flipped"]:
         result.known.append(f"{name}: {flips_to}, in the baseline too {span}")

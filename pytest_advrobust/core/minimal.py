@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .attacks import SignGradientAttack
+from .attacks import Attack
 from .goals import Goal
 from .model import WrappedModel
 
@@ -46,7 +46,7 @@ class SearchCost:
 
 
 def search_minimal_epsilon(
-    attack: SignGradientAttack,
+    attack: Attack,
     model: WrappedModel,
     clean: torch.Tensor,
     goal: Goal,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .attacks import SignGradientAttack, Trajectory
+from .attacks import Attack, SignGradientAttack, Trajectory
 from .checks import check_deterministic, check_logits, check_not_probabilities
 from .classes import ClassNames
 from .errors import ClassNameError, OptionError
@@ -54,7 +54,7 @@ def _one_target_per_image(spec: TargetSpec) -> bool:
 
 
 def clean_forward(
-    model: WrappedModel, clean: torch.Tensor, config: AttackConfig, attack: SignGradientAttack, names: list[str]
+    model: WrappedModel, clean: torch.Tensor, config: AttackConfig, attack: Attack, names: list[str]
 ) -> CleanForward:
     """Predict the clean images once, and refuse outputs no verdict can be built on."""
     reusable = _one_target_per_image(config.targets) and not attack.random_start
@@ -88,6 +88,8 @@ class BatchPlan:
     start: tuple[torch.Tensor, torch.Tensor] | None
     """The clean forward pass, when the attack can reuse it as its iterate 0."""
     notes: list[str] = field(default_factory=list)
+    tried: list[int] | None = None
+    """top-K: per row, how many runner-up targets were tried (success is then any flip)."""
 
     def __len__(self) -> int:
         return len(self.images)
@@ -136,7 +138,7 @@ def _labels(given: Sequence[int | None], forward: CleanForward) -> list[int]:
 
 def plan_batch(
     config: AttackConfig,
-    attack: SignGradientAttack,
+    attack: Attack,
     classes: ClassNames,
     clean: torch.Tensor,
     forward: CleanForward,
@@ -166,7 +168,12 @@ def plan_batch(
         labels=labels,
         sources=list(sources),
         clean=clean if every_image_once else clean[index],
-        goal=goal_for(torch.tensor(labels, dtype=torch.long, device=device)[index], targets),
+        goal=goal_for(
+            torch.tensor(labels, dtype=torch.long, device=device)[index],
+            targets,
+            loss=config.resolved_loss,
+            num_classes=forward.logits.shape[1],
+        ),
         noise=_noise(clean.shape[1:], config.seed, names, rows).to(device) if attack.random_start and rows else None,
         names=[f"{names[i]} -> {classes.name(t)}" if several and t is not None else names[i] for i, t in rows],
         start=(forward.x, forward.logits) if forward.reusable and every_image_once else None,
@@ -174,8 +181,74 @@ def plan_batch(
     )
 
 
+def one_record_per_image(spec: TargetSpec) -> bool:
+    """top-K runs as AutoAttack's APGD-T does: one target after another, each image only while it holds."""
+    return spec.mode == "runner-up" and spec.k > 1
+
+
+def attack_runner_ups(
+    config: AttackConfig,
+    attack: Attack,
+    model: WrappedModel,
+    classes: ClassNames,
+    clean: torch.Tensor,
+    forward: CleanForward,
+    given: Sequence[int | None],
+    sources: Sequence[str],
+    names: list[str],
+) -> tuple[BatchPlan, Trajectory]:
+    """Attack each image toward its runner-up classes in order; an image that flips (to any class) is
+    not robust and is attacked toward no further target. One row per image: its last target."""
+    labels = _labels(given, forward)
+    device, n = clean.device, clean.shape[0]
+    label_tensor = torch.tensor(labels, dtype=torch.long, device=device)
+    logits = forward.logits.detach().clone()
+    k = min(config.targets.k, logits.shape[1] - 1)  # top-9 on a 3-class model: both other classes
+    logits.scatter_(1, label_tensor[:, None], float("-inf"))  # the runner-ups of the label, never the label
+    order = logits.topk(k, dim=1).indices.tolist()
+    chosen = [row[0] for row in order]
+    tried = [0] * n
+    remaining = torch.arange(n, device=device)
+    trajectory: Trajectory | None = None
+    for j in range(k):
+        rows = remaining.tolist()
+        for i in rows:
+            chosen[i], tried[i] = order[i][j], j + 1
+        targets = torch.tensor([chosen[i] for i in rows], dtype=torch.long, device=device)
+        loss, classes_count = config.resolved_loss, forward.logits.shape[1]
+        goal = goal_for(label_tensor[remaining], targets, loss=loss, reach="flip", num_classes=classes_count)
+        pairs = [(i, chosen[i]) for i in rows]
+        noise = _noise(clean.shape[1:], config.seed, names, pairs).to(device) if attack.random_start else None
+        part = attack.run(model, clean[remaining], goal, config.epsilon, noise=noise, names=[names[i] for i in rows])
+        if trajectory is None:
+            trajectory = part
+        else:
+            trajectory.take(remaining, part, torch.arange(len(rows), device=device), curves=True)
+        remaining = remaining[part.first_success < 0]
+        if remaining.numel() == 0:
+            break
+    assert trajectory is not None
+    pairs = [(i, chosen[i]) for i in range(n)]
+    plan = BatchPlan(
+        images=list(range(n)),
+        targets=list(chosen),
+        labels=labels,
+        sources=list(sources),
+        clean=clean,
+        goal=goal_for(
+            label_tensor, torch.tensor(chosen, dtype=torch.long, device=device), loss=config.resolved_loss, reach="flip"
+        ),
+        noise=_noise(clean.shape[1:], config.seed, names, pairs).to(device) if attack.random_start else None,
+        names=list(names),
+        start=None,
+        notes=[f"top-{config.targets.k}: {len(remaining)} of {n} image(s) held against all {k} runner-up targets"],
+        tried=tried,
+    )
+    return plan, trajectory
+
+
 def fgsm_floor(
-    attack: SignGradientAttack, model: WrappedModel, plan: BatchPlan, trajectory: Trajectory, epsilon: float
+    attack: Attack, model: WrappedModel, plan: BatchPlan, trajectory: Trajectory, epsilon: float
 ) -> list[str]:
     """The full-budget attack must be at least as strong as one FGSM step: attack what held with FGSM;
     a success there replaces the result (so a weak attack never reads as robustness) and warns.
@@ -195,8 +268,8 @@ def fgsm_floor(
     for row in rows.tolist():
         found_by[row] = FOUND_BY_FLOOR
     warnings.warn(
-        f"one FGSM step succeeded where the {attack.name} attack ({attack.steps} steps of "
-        f"{attack.rel_stepsize * epsilon:.4g}) did not, for {', '.join(plan.names[r] for r in rows.tolist()[:5])}; "
+        f"one FGSM step succeeded where the {attack.name} attack ({attack.describe(epsilon)}) did not, for "
+        f"{', '.join(plan.names[r] for r in rows.tolist()[:5])}; "
         "the FGSM result is used. Check steps/step_size: a weaker-than-FGSM attack proves nothing",
         stacklevel=5,
     )
@@ -216,7 +289,7 @@ class BatchResult:
 
 def attack_batch(
     config: AttackConfig,
-    attack: SignGradientAttack,
+    attack: Attack,
     model: WrappedModel,
     clean: torch.Tensor,
     given: Sequence[int | None],
@@ -228,13 +301,16 @@ def attack_batch(
     from .results import records_from
 
     forward = clean_forward(model, clean, config, attack, names)
-    plan = plan_batch(config, attack, classes, clean, forward, given, sources, names)
-    if not len(plan):
-        empty = clean.new_empty((0, *clean.shape[1:]))
-        return BatchResult([], empty, empty, empty, plan.notes)
-    trajectory = attack.run(
-        model, plan.clean, plan.goal, config.epsilon, noise=plan.noise, start=plan.start, names=plan.names
-    )
+    if one_record_per_image(config.targets):
+        plan, trajectory = attack_runner_ups(config, attack, model, classes, clean, forward, given, sources, names)
+    else:
+        plan = plan_batch(config, attack, classes, clean, forward, given, sources, names)
+        if not len(plan):
+            empty = clean.new_empty((0, *clean.shape[1:]))
+            return BatchResult([], empty, empty, empty, plan.notes)
+        trajectory = attack.run(
+            model, plan.clean, plan.goal, config.epsilon, noise=plan.noise, start=plan.start, names=plan.names
+        )
     found_by = [attack.name] * len(plan)
     if config.sanity_checks and attack.name != "fgsm" and config.epsilon > 0:
         found_by = fgsm_floor(attack, model, plan, trajectory, config.epsilon)
@@ -256,4 +332,7 @@ def attack_batch(
         minimal = [None if math.isnan(v) else round_to_precision(v, precision) for v in found.tolist()]
         plan.notes.append(f"minimal-ε search: {cost.attack_runs} attack runs for {len(plan)} image(s)")
     records = records_from(plan, forward, trajectory, classes, config, found_by, minimal)
+    for record in records:
+        if record.misclassified:  # no budget is needed to get it wrong: the search's answer means nothing
+            record.minimal_epsilon = None
     return BatchResult(records, trajectory.adversarial, trajectory.rounded, plan.clean, plan.notes)

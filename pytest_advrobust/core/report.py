@@ -72,6 +72,8 @@ class ImageRecord:
     """Where this image's artifact files were written (``--adv-artifacts``)."""
     saved_file_fools: bool | None = None
     """Whether the saved 8-bit adversarial PNG, read back from its bytes, still fools the model."""
+    runner_ups_tried: int | None = None
+    """``targets=top-K``: how many runner-up classes were tried, one after another (any flip counts)."""
 
     @property
     def judged_8bit(self) -> bool:
@@ -107,7 +109,14 @@ class ImageRecord:
 
     def _tags(self) -> list[str]:
         tags = []
-        if self.target is not None:
+        if self.runner_ups_tried is not None:
+            tried = self.runner_ups_tried
+            tags.append(
+                f"while attacked toward {self.target_name!r}, runner-up {tried}"
+                if self.flipped
+                else f"held against {tried} runner-up target{'s' if tried != 1 else ''}"
+            )
+        elif self.target is not None:
             tags.append("target reached" if self.target_reached else f"target {self.target_name!r} not reached")
         if self.found_by == FOUND_BY_FLOOR:
             tags.append("found by the FGSM sanity check, not by the configured attack")
@@ -165,7 +174,7 @@ class ImageRecord:
         """Plain data for JSON files: the fields (unset optional ones left out), curves rounded and
         NaN-free, plus the derived verdict (``flipped``, ``shown_label``...)."""
         data = asdict(self)
-        for key in ("artifacts", "saved_file_fools"):
+        for key in ("artifacts", "saved_file_fools", "runner_ups_tried"):
             if data[key] is None:
                 del data[key]
         for key in ("label_curve", "target_curve", "top_curve"):
@@ -230,6 +239,7 @@ class RunSettings:
     steps: int
     step_size: float
     targets: str
+    loss: str
     seed: int
     verdict: str
     early_stop: bool

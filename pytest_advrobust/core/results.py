@@ -169,6 +169,7 @@ def records_from(
                 top_curve=trajectory.top_probs[r, : ran + 1].tolist(),
                 found_by=found_by[r],
                 minimal_epsilon=minimal[r],
+                runner_ups_tried=None if plan.tried is None else plan.tried[r],
             )
         )
     return records

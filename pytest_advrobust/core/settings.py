@@ -10,6 +10,7 @@ This module is pure Python: it imports neither pytest nor torch, so the plugin c
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,15 +19,18 @@ from typing import Any, Literal
 
 from .errors import OptionError
 
-ATTACKS = ("fgsm", "bim", "pgd")
+ATTACKS = ("fgsm", "bim", "pgd", "apgd")
+LOSSES = ("auto", "ce", "dlr")
 VERDICTS = ("rounded", "float")
 DEFAULT_EPSILON = 0.007
 DEFAULT_STEPS = 10
 DEFAULT_BATCH_SIZE = 32
 STEP_SIZE_FACTOR = 2.5
+APGD_INITIAL_STEP = 2.0
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+LossKind = Literal["ce", "dlr"]
 SourceKind = Literal["default", "ini", "override", "cli", "marker", "call"]
 """``override`` is pytest's ``-o adv_name=value``: an ini value given on the command line."""
 
@@ -174,6 +178,13 @@ def parse_attack(raw: Any, base: Path | None = None) -> str:
     return value
 
 
+def parse_loss(raw: Any, base: Path | None = None) -> str:
+    value = str(raw).strip().lower()
+    if value not in LOSSES:
+        raise ValueError(f"must be one of {', '.join(LOSSES)} (got {raw!r})")
+    return value
+
+
 def parse_steps(raw: Any, base: Path | None = None) -> int | None:
     if raw is None or str(raw).strip().lower() in ("", "auto"):
         return None
@@ -264,7 +275,7 @@ def _unset(raw: Any) -> bool:
 def _path(raw: Any, base: Path | None) -> Path:
     path = Path(str(raw)).expanduser()
     if not path.is_absolute() and base is not None:
-        path = base / path
+        path = Path(os.path.normpath(base / path))
     return path
 
 
@@ -450,8 +461,20 @@ OPTIONS: tuple[Option, ...] = (
         metavar="NAME",
         help=(
             "Attack: fgsm (one step of size ε), bim (iterative FGSM: STEPS sign steps of STEP_SIZE, "
-            "projected into the ε-ball) or pgd (bim from a seeded random start)."
+            "projected into the ε-ball), pgd (bim from a seeded random start) or apgd (Auto-PGD, Croce & Hein "
+            "2020: momentum and a step size that adapts from 2ε, from a seeded random start)."
         ),
+    ),
+    Option(
+        "loss",
+        parse_loss,
+        "auto",
+        metavar="LOSS",
+        help=(
+            "The loss the attack ascends: ce (cross-entropy of the logits) or dlr (Croce & Hein's "
+            "difference of logits ratio, invariant to the logits' scale)."
+        ),
+        default_doc="auto: dlr for targeted apgd (APGD-T), ce otherwise",
     ),
     Option(
         "steps",
@@ -759,6 +782,7 @@ class AttackConfig:
 
     epsilon: float = _default_field("epsilon")
     attack: str = _default_field("attack")
+    loss: str = _default_field("loss")
     steps: int | None = _default_field("steps")
     step_size: float | None = _default_field("step_size")
     targets: TargetSpec = _default_field("targets")
@@ -796,6 +820,13 @@ class AttackConfig:
         return default_step_size(self.attack, self.epsilon, self.resolved_steps)
 
     @property
+    def resolved_loss(self) -> LossKind:
+        """``auto``: the targeted DLR loss for apgd toward targets (APGD-T), cross-entropy otherwise."""
+        if self.loss in ("ce", "dlr"):
+            return "ce" if self.loss == "ce" else "dlr"
+        return "dlr" if self.attack == "apgd" and self.targets.mode != "untargeted" else "ce"
+
+    @property
     def step_size_factor(self) -> float:
         """Step size as a multiple of ε, so any budget is attacked like the configured one."""
         if self.step_size is not None and self.epsilon > 0:
@@ -807,9 +838,11 @@ class AttackConfig:
 
     def describe(self) -> str:
         """One line with what reproduces a run: attack, ε, steps, step size, targets, seed."""
+        step = "2ε,adaptive" if self.attack == "apgd" else f"{self.resolved_step_size:.6g}"
+        loss = f" loss={self.resolved_loss}" if self.resolved_loss != "ce" else ""
         return (
             f"attack={self.attack} epsilon={self.epsilon:g} steps={self.resolved_steps} "
-            f"step_size={self.resolved_step_size:.6g} targets={self.targets} seed={self.seed} "
+            f"step_size={step}{loss} targets={self.targets} seed={self.seed} "
             f"verdict={self.verdict} device={self.device}"
         )
 
@@ -830,7 +863,10 @@ class RunConfig:
 
 
 def default_step_size(attack: str, epsilon: float, steps: int) -> float:
-    """ε for one-step attacks; 2.5·ε/steps otherwise (Madry et al.), so steps can cross the whole ball."""
+    """ε for one-step attacks; 2ε to start with for apgd (it adapts); 2.5·ε/steps otherwise (Madry et al.),
+    so steps can cross the whole ball."""
+    if attack == "apgd":
+        return APGD_INITIAL_STEP * epsilon
     if attack == "fgsm" or steps == 1:
         return epsilon
     return STEP_SIZE_FACTOR * epsilon / steps
@@ -932,6 +968,12 @@ def resolve_run(layers: Sequence[tuple[Mapping[str, Any], Source]]) -> RunConfig
 
 
 def _check_combination(config: AttackConfig) -> None:
+    if config.attack == "apgd" and config.step_size is not None:
+        src = config.source("step_size")
+        raise OptionError(
+            f"{src.spell('step_size', config.step_size)}: apgd sets its own step size (2ε, halved when progress "
+            "stalls); leave step_size at auto, or use attack=pgd for a fixed step size"
+        )
     if config.attack == "fgsm" and config.steps not in (None, 1):
         src = config.source("steps")
         raise OptionError(

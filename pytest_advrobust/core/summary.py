@@ -14,6 +14,8 @@ from .jsonfile import write_json
 from .report import RunReport, TestReport, merge_shards
 
 REPORT_SCHEMA_VERSION = 1
+SHOWN = 10
+"""How many changed, new or missing images the summary names per test."""
 
 
 def summary_lines(reports: Iterable[TestReport]) -> list[str]:
@@ -24,7 +26,7 @@ def summary_lines(reports: Iterable[TestReport]) -> list[str]:
         groups: dict[str, list[RunReport]] = {}
         for run in report.runs:
             groups.setdefault(run.settings.describe, []).append(run)
-        shards = f" in {len(report.shards)} shards" if report.shards else ""
+        shards = f" in {len(report.shards)} shard{'s' if len(report.shards) > 1 else ''}" if report.shards else ""
         for runs in groups.values():
             part = TestReport(report.nodeid, runs)
             counts = part.counts
@@ -36,6 +38,11 @@ def summary_lines(reports: Iterable[TestReport]) -> list[str]:
             lines += [f"    {a} -> {b} ×{count}" for a, b, count in part.pairs()]
         if report.baseline is not None:
             lines.append("    baseline: " + report.baseline.text())
+            comparison = report.baseline.comparison
+            named = [] if comparison is None else [*comparison.changed, *comparison.new, *comparison.missing]
+            lines += [f"      {item}" for item in named[:SHOWN]]
+            if len(named) > SHOWN:
+                lines.append(f"      … and {len(named) - SHOWN} more (full list in --adv-report)")
     return lines
 
 

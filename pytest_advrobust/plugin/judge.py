@@ -138,6 +138,6 @@ def _message(outcome: Any, status: BaselineStatus, strict: bool, accept: str) ->
     if strict:
         return f"no baseline for {status.test} in {status.file} (--adv-baseline-strict); {accept}"
     if outcome.failures:
-        note = f"(no baseline stored for this test in {status.file}: the verdict is absolute)"
+        note = f"(no baseline stored for this test in {status.file}: the verdict is absolute; {accept})"
         return str(outcome.failure_message()) + "\n" + note
     return None

@@ -22,6 +22,7 @@ def adv_robust(
     *,
     epsilon: float | None = None,
     attack: str | None = None,
+    loss: str | None = None,
     steps: int | None = None,
     step_size: float | None = None,
     targets: str | int | Sequence[int | str] | None = None,

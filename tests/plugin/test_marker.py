@@ -131,7 +131,7 @@ def test_a_misclassified_clean_image_fails(project: pytest.Pytester) -> None:
 
 def test_the_marker_is_registered_with_its_signature(project: pytest.Pytester) -> None:
     result = project.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.adv_robust(epsilon=0.007, attack='bim', steps='auto', *"])
+    result.stdout.fnmatch_lines(["@pytest.mark.adv_robust(epsilon=0.007, attack='bim', loss='auto', steps='auto', *"])
     project.makepyfile("import pytest\n@pytest.mark.adv_robust(epsilon=0)\ndef test_x():\n    pass\n")
     project.runpytest("--strict-markers").assert_outcomes(passed=1)
 
@@ -149,3 +149,15 @@ def test_a_suite_without_model_gets_told_how_to_provide_one(pytester: pytest.Pyt
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*no model: set --adv-model*or define an adv_model fixture in conftest.py*"])
+
+
+def test_apgd_from_the_command_line_and_its_step_size_is_its_own(project: pytest.Pytester) -> None:
+    project.makepyfile("from pytest_advrobust import adv_robust\n@adv_robust(epsilon=0.05)\ndef test_x():\n    pass\n")
+    result = project.runpytest("--adv-attack", "apgd", "--adv-steps=20")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["advrobust: attack=apgd epsilon=0.007 steps=20 step_size=2ε,adaptive *", "*flipped within eps=0.05*"]
+    )
+    refused = project.runpytest("--adv-attack=apgd", "--adv-step-size=0.01")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["ERROR: --adv-step-size=0.01: apgd sets its own step size*"])

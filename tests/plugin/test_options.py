@@ -48,7 +48,8 @@ def test_marker_beats_cli_beats_ini_beats_default(project: pytest.Pytester) -> N
 
 EVERY_OPTION = [
     ("epsilon", "0.031", "0.031"),
-    ("attack", "pgd", "pgd"),
+    ("attack", "apgd", "apgd"),
+    ("loss", "dlr", "dlr"),
     ("steps", "7", "7"),
     ("step-size", "0.002", "0.002"),
     ("targets", "3,paper towel", "3,paper towel"),
