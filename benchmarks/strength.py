@@ -78,7 +78,6 @@ def main() -> None:
     table("defended CNN (digits, PGD adversarial training)", defended_cnn(), x, y, EPSILON, 10)
     if not args.digits:
         from efficientnet_lite import efficientnet_lite
-
         from pytest_advrobust import load_images
         from pytest_advrobust.core.model import WrappedModel
 
