@@ -62,11 +62,11 @@ def write_png(path: Path, size: tuple[int, int] = (12, 10), mode: str = "RGB", s
 WEAK_AND_STRONG_TESTS = """
 from pytest_advrobust import adv_robust
 
-@adv_robust(epsilon=0.05, class_names=[f"c{i}" for i in range(10)])
+@adv_robust(epsilon=0.05, attack="bim", targets="untargeted", class_names=[f"c{i}" for i in range(10)])
 def test_weak():
     pass
 
-@adv_robust(epsilon=0.0)
+@adv_robust(epsilon=0.0, attack="bim", targets="untargeted")
 def test_strong():
     pass
 """

@@ -7,12 +7,13 @@ see, and a red test that says exactly how is the expected answer. Run with ``--a
 from pytest_advrobust import adv_robust
 
 
-@adv_robust(attack="fgsm")
+@adv_robust(attack="fgsm", targets="untargeted")
 def test_fgsm_flips_real_photos():
     """Panda → gibbon: one step of ε·sign(∇ loss) flips most photos (ε from --adv-epsilon, 0.007)."""
 
 
 @adv_robust(
+    attack="bim",  # the article's iterative sign steps
     images="black.png",
     labels="prediction",
     targets="paper towel",
@@ -28,15 +29,15 @@ def test_black_image_becomes_paper_towel():
     """
 
 
-@adv_robust(images="photos/coffee.png", targets="vulture", steps=20, early_stop=False)
+@adv_robust(attack="bim", images="photos/coffee.png", targets="vulture", steps=20, early_stop=False)
 def test_photo_becomes_vulture():
     """Panda → vulture: 20 small targeted steps within ε turn an espresso into a "vulture"; the report
     lists the classes it passes through and the target's probability per step."""
 
 
-@adv_robust(attack="fgsm", images="photos/camera.png")
+@adv_robust(attack="fgsm", targets="untargeted", images="photos/camera.png")
 def test_strong_class_holds_against_one_step():
     """Green: at 95% "tripod", one FGSM step within ε = 0.007 does not flip the cameraman photo.
 
-    (A 10-step attack does: try ``--adv-attack=bim`` on this test, or remove ``attack="fgsm"``.)
+    (The default attack, APGD toward the runner-up classes, does: remove ``attack="fgsm"`` to see it.)
     """

@@ -65,14 +65,20 @@ class _Best:
     def update(self, k: int, rows: torch.Tensor, x: torch.Tensor, grad: torch.Tensor, logits: torch.Tensor,
                loss: torch.Tensor) -> None:  # fmt: skip
         self.history[rows, k] = loss
-        better = loss > self.loss[rows]
         if k == 0:
             self.x_prev[rows] = x
             self.loss_at_last_check[rows] = loss
+        self.keep_better(rows, x, logits, loss, grad)
+
+    def keep_better(self, rows: torch.Tensor, x: torch.Tensor, logits: torch.Tensor, loss: torch.Tensor,
+                    grad: torch.Tensor | None) -> None:  # fmt: skip
+        """Remember the iterate of each row whose loss beats its best so far."""
+        better = loss > self.loss[rows]
         if better.any():
             where = rows[better]
-            self.loss[where], self.x[where] = loss[better], x[better]
-            self.grad[where], self.logits[where] = grad[better], logits[better]
+            self.loss[where], self.x[where], self.logits[where] = loss[better], x[better], logits[better]
+            if grad is not None:
+                self.grad[where] = grad[better]
 
     def stalled(self, k: int, rows: torch.Tensor, interval: int) -> torch.Tensor:
         """Rows to halve at the checkpoint after iterate ``k``: the loss rose in at most 75% of the last
@@ -119,7 +125,9 @@ class AutoPGD(Attack):
             success = self._judge(model, k, active, x, logits, record)
             if best is None:
                 best = _Best.start(clean, self.steps, logits.shape[1])
-            if k == self.steps:
+            if k == self.steps:  # the last iterate competes for "best" too (no gradient needed)
+                last = active.goal.loss_rows(logits.detach())
+                best.keep_better(active.index, x.detach(), logits.detach(), last, None)
                 record.finish(active, best.x[active.index], best.logits[active.index])
                 break
             if self.early_stop and bool(success.all()):

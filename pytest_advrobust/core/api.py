@@ -29,7 +29,7 @@ def attack(
     labels: LabelsArg = None,
     *,
     epsilon: float,
-    method: str = "bim",
+    method: str = "apgd",
     loss: str = "auto",
     steps: int | None = None,
     step_size: float | None = None,

@@ -123,9 +123,13 @@ def goal_for(
     loss: LossKind = "ce",
     reach: Literal["target", "flip"] = "target",
     num_classes: int | None = None,
+    chosen: bool = True,
 ) -> Goal:
-    """The goal of rows with these labels and (optionally) targets; checks DLR has enough classes."""
+    """The goal of rows with these labels and (optionally) targets. DLR needs enough classes: a loss the
+    user ``chosen`` is refused without them, the automatic choice falls back to cross-entropy."""
     targeted = targets is not None
+    if loss == "dlr" and num_classes is not None and num_classes < DLR_CLASSES[targeted] and not chosen:
+        loss = "ce"
     if loss == "dlr" and num_classes is not None and num_classes < DLR_CLASSES[targeted]:
         kind = "a targeted" if targeted else "an untargeted"
         raise OptionError(

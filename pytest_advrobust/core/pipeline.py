@@ -173,6 +173,7 @@ def plan_batch(
             targets,
             loss=config.resolved_loss,
             num_classes=forward.logits.shape[1],
+            chosen=config.loss != "auto",
         ),
         noise=_noise(clean.shape[1:], config.seed, names, rows).to(device) if attack.random_start and rows else None,
         names=[f"{names[i]} -> {classes.name(t)}" if several and t is not None else names[i] for i, t in rows],
@@ -216,7 +217,8 @@ def attack_runner_ups(
             chosen[i], tried[i] = order[i][j], j + 1
         targets = torch.tensor([chosen[i] for i in rows], dtype=torch.long, device=device)
         loss, classes_count = config.resolved_loss, forward.logits.shape[1]
-        goal = goal_for(label_tensor[remaining], targets, loss=loss, reach="flip", num_classes=classes_count)
+        goal = goal_for(label_tensor[remaining], targets, loss=loss, reach="flip", num_classes=classes_count,
+                        chosen=config.loss != "auto")  # fmt: skip
         pairs = [(i, chosen[i]) for i in rows]
         noise = _noise(clean.shape[1:], config.seed, names, pairs).to(device) if attack.random_start else None
         part = attack.run(model, clean[remaining], goal, config.epsilon, noise=noise, names=[names[i] for i in rows])
@@ -236,7 +238,12 @@ def attack_runner_ups(
         sources=list(sources),
         clean=clean,
         goal=goal_for(
-            label_tensor, torch.tensor(chosen, dtype=torch.long, device=device), loss=config.resolved_loss, reach="flip"
+            label_tensor,
+            torch.tensor(chosen, dtype=torch.long, device=device),
+            loss=config.resolved_loss,
+            reach="flip",
+            num_classes=logits.shape[1],
+            chosen=config.loss != "auto",
         ),
         noise=_noise(clean.shape[1:], config.seed, names, pairs).to(device) if attack.random_start else None,
         names=list(names),

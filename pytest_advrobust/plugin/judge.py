@@ -107,6 +107,8 @@ def judge(item: pytest.Item, plan: Plan) -> Verdict:
     if update:
         entry = baseline_entry(run, cache.fingerprint(plan.model), library_versions())
         return Verdict(None, BaselineStatus("recorded", where, module, test, entry=entry, image_names=names))
+    if stored is None and not settings.baselines_in_use(where):
+        return Verdict(outcome.failure_message() if outcome.failures else None, None)  # baselines not in use
     if stored is None:
         status = BaselineStatus("missing", where, module, test)
     else:

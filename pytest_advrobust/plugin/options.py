@@ -74,6 +74,11 @@ class Settings:
             layers.append((overrides, Source("call", f"adv_attack(...) in {item.name}", item.path.parent)))
         return resolve(layers, base=self.base)
 
+    def baselines_in_use(self, baseline_file: str) -> bool:
+        """Baselines are opt-in by presence: a baseline option was given, or this module has a file."""
+        given = any(name in self.run.sources for name in ("baseline_update", "baseline_dir", "baseline_strict"))
+        return given or Path(baseline_file).exists()
+
     @property
     def baseline_dir(self) -> Path:
         return self.run.baseline_dir or self.rootpath / "advrobust-baselines"

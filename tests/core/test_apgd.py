@@ -43,7 +43,8 @@ def test_one_forward_and_one_backward_pass_per_step() -> None:
     generator = torch.Generator().manual_seed(0)
     model = linear_model(torch.randn(3, 3 * 4 * 4, generator=generator))
     x = grid_images(2, size=4, seed=0)
-    result = attack(model, x, epsilon=1e-4, method="apgd", steps=12, verdict="float", sanity_checks=False)
+    result = attack(model, x, epsilon=1e-4, method="apgd", steps=12, verdict="float", sanity_checks=False,
+                    targets="untargeted")  # fmt: skip
     assert result.flips == []
     assert result.backward_passes == 12
     assert result.forward_passes == 1 + 13 + 1  # clean, iterates 0..12, the final 8-bit re-prediction
@@ -114,7 +115,7 @@ def test_apgd_is_as_strong_as_the_reference_on_a_defended_model(
     ours, theirs = [], []
     for seed in range(3):
         result = attack(model, x, y, epsilon=EPSILON, method="apgd", steps=10, verdict="float", batch_size="all",
-                        targets="top-9" if targeted else None, seed=seed)  # fmt: skip
+                        targets="top-9" if targeted else "untargeted", seed=seed)  # fmt: skip
         ours.append(result.robust_accuracy)
         # re-predict what the attack returned: every flip it reports is a flip of the returned image
         with torch.no_grad():
@@ -125,7 +126,22 @@ def test_apgd_is_as_strong_as_the_reference_on_a_defended_model(
         else:
             reference = torchattacks.APGD(model, eps=EPSILON, steps=10, n_restarts=1, loss="ce", seed=seed)
         theirs.append(_robust_accuracy(model, reference(x, y), y))
-    bim = attack(model, x, y, epsilon=EPSILON, method="bim", steps=10, verdict="float", batch_size="all")
+    bim = attack(model, x, y, epsilon=EPSILON, method="bim", steps=10, verdict="float", batch_size="all",
+                 targets="untargeted")  # fmt: skip
     assert sum(ours) / 3 <= sum(theirs) / 3 + 0.01, (ours, theirs)
     if targeted:
         assert max(ours) < bim.robust_accuracy - 0.01, "top-9 APGD-T finds flips that fixed-step BIM misses"
+
+
+def test_an_image_that_held_returns_its_best_iterate_even_after_one_step() -> None:
+    generator = torch.Generator().manual_seed(4)
+    model = linear_model(torch.randn(3, 3 * 4 * 4, generator=generator) * 0.1)
+    x = grid_images(3, size=4, seed=4)
+    result = attack(model, x, epsilon=0.01, method="apgd", steps=1, targets="untargeted", verdict="float")
+    for row, record in enumerate(result.records):
+        assert not record.flipped
+        with torch.no_grad():
+            returned = model(result.adversarial[row : row + 1]).softmax(1)[0, record.label]
+        # the returned image is the iterate with the lowest label probability the loop saw (the best loss)
+        assert float(returned) == pytest.approx(min(record.label_curve), abs=1e-5)
+        assert float(returned) == pytest.approx(record.adv_prob, abs=1e-5)

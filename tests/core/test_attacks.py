@@ -78,7 +78,7 @@ def test_targeted_attack_descends_toward_the_target_and_untargeted_ascends_away(
 def test_curves_record_the_probability_of_label_and_target_per_step() -> None:
     model = tiny_cnn(seed=1)
     x = grid_images(3, size=8, seed=1)
-    result = attack(model, x, epsilon=0.1, steps=5, targets="least-likely", early_stop=False)
+    result = attack(model, x, epsilon=0.1, method="bim", steps=5, targets="least-likely", early_stop=False)
     for record in result.records:
         assert len(record.label_curve) == record.steps_run + 1 == 6
         assert record.target_curve is not None and len(record.target_curve) == 6

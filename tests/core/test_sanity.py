@@ -53,12 +53,22 @@ def test_a_weaker_than_fgsm_attack_is_caught_and_fgsm_result_counts() -> None:
     model = linear_model(weight, torch.tensor([0.2 - margin, 0.0]))
     epsilon = 2 * 0.2 / l1  # FGSM flips this image
     with pytest.warns(UserWarning, match="one FGSM step succeeded where the bim attack"):
-        result = attack(model, x, epsilon=epsilon, steps=2, step_size=epsilon / 1000, verdict="float", labels=[0])
+        result = attack(
+            model, x, epsilon=epsilon, method="bim", steps=2, step_size=epsilon / 1000, verdict="float", labels=[0]
+        )
     (record,) = result.records
     assert record.flipped and record.found_by == "fgsm sanity check"
     assert "found by the FGSM sanity check" in record.line()
     unchecked = attack(
-        model, x, epsilon=epsilon, steps=2, step_size=epsilon / 1000, verdict="float", labels=[0], sanity_checks=False
+        model,
+        x,
+        epsilon=epsilon,
+        method="bim",
+        steps=2,
+        step_size=epsilon / 1000,
+        verdict="float",
+        labels=[0],
+        sanity_checks=False,
     )
     assert not unchecked.records[0].flipped, "without the check the weak attack alone reads as robust"
 

@@ -37,7 +37,7 @@ def test_precedence_is_marker_over_cli_over_ini_over_default() -> None:
             ({"epsilon": 0.3}, MARKER),
         ]
     )
-    assert (config.epsilon, config.seed, config.steps, config.attack) == (0.3, 5, 4, "bim")
+    assert (config.epsilon, config.seed, config.steps, config.attack) == (0.3, 5, 4, "apgd")
     assert [config.source(n).kind for n in ("epsilon", "seed", "steps", "attack")] == [
         "marker",
         "cli",
@@ -92,8 +92,11 @@ def test_combinations_are_checked() -> None:
 
 def test_defaults_and_step_size_rule() -> None:
     config = resolve([])
-    assert config.epsilon == 0.007 and config.attack == "bim" and config.resolved_steps == 10
-    assert config.resolved_step_size == pytest.approx(2.5 * 0.007 / 10)
+    assert config.epsilon == 0.007 and config.attack == "apgd" and config.resolved_steps == 10
+    assert str(config.targets) == "top-9" and config.resolved_loss == "dlr"
+    assert config.resolved_step_size == pytest.approx(2 * 0.007)  # where apgd starts
+    bim = resolve([({"attack": "bim"}, CLI)])
+    assert bim.resolved_step_size == pytest.approx(2.5 * 0.007 / 10)
     fgsm = resolve([({"attack": "fgsm"}, CLI)])
     assert fgsm.resolved_steps == 1 and fgsm.resolved_step_size == 0.007
 
@@ -151,7 +154,7 @@ def test_marker_overload_and_doc_name_every_per_test_setting() -> None:
     doc = marker_doc()
     for name in PER_TEST:
         assert f"{name}=" in doc, name
-    assert "epsilon=0.007," in doc and "attack='bim'," in doc
+    assert "epsilon=0.007," in doc and "attack='apgd'," in doc and "targets='top-9'," in doc
 
 
 @given(
@@ -194,3 +197,8 @@ def test_a_printed_value_parses_back_to_the_same_value(name: str, raw: object) -
     if name == "class_names" and isinstance(value, tuple) and len(value) == 1:
         return  # one name alone reads as a file name; a one-class list is not a classifier
     assert parse_one(name, unparse(name, value), CLI) == value
+
+
+def test_fgsm_refuses_a_step_size_it_would_not_use() -> None:
+    with pytest.raises(OptionError, match=r"--adv-step-size=0.001: fgsm is exactly one step of size ε"):
+        resolve([({"attack": "fgsm", "step_size": "0.001"}, CLI)])

@@ -47,7 +47,10 @@ def test_colors():
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makeconftest(CONFTEST)
-    pytester.makeini("[pytest]\nadv_images = imgs\nadv_class_names = red,green,blue\n")
+    # bim, untargeted: the margins below are analytic for it
+    pytester.makeini(
+        "[pytest]\nadv_images = imgs\nadv_class_names = red,green,blue\nadv_attack = bim\nadv_targets = untargeted\n"
+    )
     pytester.makepyfile(test_model=TESTS)
     (pytester.path / "imgs").mkdir()
     for name, rgb in {"r.png": (130, 120, 110), "g.png": (60, 200, 60)}.items():
@@ -156,7 +159,7 @@ def test_different_settings_cannot_be_compared_and_are_judged_absolutely(project
 
 def test_the_seed_is_compared_only_where_it_plays_a_part(project: pytest.Pytester) -> None:
     project.runpytest("--adv-baseline-update").assert_outcomes(passed=1)
-    same = project.runpytest("--adv-seed=4")  # bim has no random start: the seed changes nothing
+    same = project.runpytest("--adv-seed=4")  # bim (this project's attack) has no random start
     same.assert_outcomes(passed=1)
     same.stdout.fnmatch_lines(["    baseline: 0 regression(s), 0 improvement(s), 0 known flip(s)"])
     project.runpytest("--adv-attack=pgd", "--adv-baseline-update").assert_outcomes(passed=1)
@@ -249,10 +252,21 @@ def test_entries_of_removed_tests_are_reported_and_removed_by_a_full_update(proj
 
 
 def test_a_missing_baseline_is_reported_and_fails_only_when_strict(project: pytest.Pytester) -> None:
-    result = project.runpytest()
+    # a project that never used baselines hears nothing about them, red or green
+    silent = project.runpytest("--adv-epsilon=0.03")
+    silent.assert_outcomes(failed=1)
+    for mention in ("*baseline: *", "*advrobust-baselines*", "*--adv-baseline-update*"):
+        silent.stdout.no_fnmatch_line(mention)
+    # once the module has a baseline file, a test without an entry in it is reported
+    project.makepyfile(test_other=TESTS.replace("test_colors", "test_other"))
+    project.runpytest("--adv-baseline-update", "test_other.py").assert_outcomes(passed=1)
+    (project.path / "advrobust-baselines" / "test_other.py.json").rename(
+        project.path / "advrobust-baselines" / "test_model.py.json"
+    )
+    result = project.runpytest("test_model.py")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*baseline: none stored (in */advrobust-baselines/test_model.py.json)*"])
-    strict = project.runpytest("--adv-baseline-strict")
+    strict = project.runpytest("--adv-baseline-strict", "test_model.py")
     strict.assert_outcomes(failed=1)
     strict.stdout.fnmatch_lines(
         ["no baseline for test_colors in */test_model.py.json (--adv-baseline-strict); accept*"]

@@ -87,7 +87,7 @@ def test_adv_attack_runs_the_configured_attack_and_reports(project: pytest.Pytes
             adv_attack(epsilon=2)
         """
     )
-    result = project.runpytest("--adv-steps=5")
+    result = project.runpytest("--adv-steps=5", "--adv-attack=bim", "--adv-targets=untargeted")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [

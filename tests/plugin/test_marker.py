@@ -11,7 +11,7 @@ def test_a_flip_fails_the_test_and_names_the_classes(project: pytest.Pytester) -
         from pytest_advrobust import adv_robust
         NAMES = [f"animal{i}" for i in range(10)]
 
-        @adv_robust(epsilon=0.05, class_names=NAMES)
+        @adv_robust(epsilon=0.05, attack="bim", targets="untargeted", class_names=NAMES)
         def test_fooled():
             pass
         """
@@ -48,14 +48,19 @@ def test_a_model_that_holds_passes(project: pytest.Pytester) -> None:
     result = project.runpytest("-v")
     result.stdout.fnmatch_lines(["*test_holds PASSED*"])
     assert "test_holds" in result.stdout.str()
-    # the bare decorator attacks with the defaults (bim, 0.007, seed 0) and reports its verdict
+    # the bare decorator attacks with the defaults (apgd toward the 9 runner-ups, 0.007, seed 0): strong
+    # enough to find the one flip within this tiny budget that 10 steps of bim miss
     result.stdout.fnmatch_lines(
         [
-            "*::test_bare_decorator_with_a_tiny_default_budget PASSED*",
-            "*::test_bare_decorator_with_a_tiny_default_budget: 4 attacked, 0 flipped, 0 misclassified, "
-            "robust accuracy 100% (bim eps=0.007 seed=0)",
+            "*::test_bare_decorator_with_a_tiny_default_budget FAILED*",
+            "  image 0: 'class 9' 0.14 -> 'class 7' 0.14 at eps=0.007, step 1/10 [while attacked toward 'class 7', "
+            "runner-up 1]",
+            "*::test_bare_decorator_with_a_tiny_default_budget: 4 attacked, 1 flipped, 0 misclassified, "
+            "robust accuracy 75% (apgd eps=0.007 seed=0)",
         ]
     )
+    weaker = project.runpytest("-v", "--adv-attack=bim", "--adv-targets=untargeted")
+    weaker.stdout.fnmatch_lines(["*::test_bare_decorator_with_a_tiny_default_budget PASSED*"])
 
 
 def test_the_body_runs_first_and_its_failure_wins(project: pytest.Pytester) -> None:
@@ -131,7 +136,11 @@ def test_a_misclassified_clean_image_fails(project: pytest.Pytester) -> None:
 
 def test_the_marker_is_registered_with_its_signature(project: pytest.Pytester) -> None:
     result = project.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.adv_robust(epsilon=0.007, attack='bim', loss='auto', steps='auto', *"])
+    result.stdout.fnmatch_lines(
+        [
+            "@pytest.mark.adv_robust(epsilon=0.007, attack='apgd', loss='auto', steps='auto', step_size='auto', targets='top-9', *"
+        ]
+    )
     project.makepyfile("import pytest\n@pytest.mark.adv_robust(epsilon=0)\ndef test_x():\n    pass\n")
     project.runpytest("--strict-markers").assert_outcomes(passed=1)
 

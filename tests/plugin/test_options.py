@@ -42,7 +42,7 @@ def test_marker_beats_cli_beats_ini_beats_default(project: pytest.Pytester) -> N
     )
     result = pytester.runpytest("--adv-epsilon=0.2", "--adv-seed=5", "-s")
     values, sources = _config(result)
-    assert values == {"epsilon": "0.3", "seed": "5", "steps": "4", "attack": "bim"}
+    assert values == {"epsilon": "0.3", "seed": "5", "steps": "4", "attack": "apgd"}
     assert sources == {"epsilon": "marker", "seed": "cli", "steps": "ini", "attack": "default"}
 
 
@@ -101,6 +101,8 @@ def test_every_option_in_cli_and_ini_spelling(
         args = [f"--adv-{option}" if shown == "True" else f"--adv-no-{option}"]
     else:
         args = [f"--adv-{option}={raw}"]
+    if name == "step_size":  # apgd, the default attack, sets its own step size
+        args.append("--adv-attack=bim")
     if name == "mean":
         args.append("--adv-std=imagenet")
     if name == "std":
@@ -161,7 +163,7 @@ def test_header_prints_attack_epsilon_and_seed(project: pytest.Pytester) -> None
     project.makepyfile("from pytest_advrobust import adv_robust\n@adv_robust\ndef test_a():\n    pass\n")
     result = project.runpytest("--adv-epsilon=0.01", "--adv-seed=9")
     result.stdout.fnmatch_lines(
-        ["advrobust: attack=bim epsilon=0.01 steps=10 step_size=0.0025 targets=untargeted seed=9 *"]
+        ["advrobust: attack=apgd epsilon=0.01 steps=10 step_size=2ε,adaptive loss=dlr targets=top-9 seed=9 *"]
     )
     project.makepyfile(test_plain="def test_b():\n    pass\n")
     plain = project.runpytest("test_plain.py", "--adv-epsilon=0.01")
@@ -171,5 +173,5 @@ def test_header_prints_attack_epsilon_and_seed(project: pytest.Pytester) -> None
 
 def test_cli_spelling_works_in_a_real_ci_line(project: pytest.Pytester, tmp_path: Path) -> None:
     project.makepyfile("from pytest_advrobust import adv_robust\n@adv_robust\ndef test_a():\n    pass\n")
-    result = project.runpytest_subprocess("--adv-epsilon=0.007", "-q")
+    result = project.runpytest_subprocess("--adv-epsilon=0.001", "-q")
     result.assert_outcomes(passed=1)

@@ -75,8 +75,8 @@ def test_each_attack_run_has_its_own_summary_line(project: pytest.Pytester) -> N
     project.makepyfile(
         """
         def test_two_budgets(adv_attack):
-            adv_attack(epsilon=0.0)
-            adv_attack(epsilon=0.05)
+            adv_attack(epsilon=0.0, attack="bim", targets="untargeted")
+            adv_attack(epsilon=0.05, attack="bim", targets="untargeted")
         """
     )
     result = project.runpytest("--adv-report=r.json")
