@@ -160,6 +160,7 @@ def runners(model_name: str) -> tuple[dict[str, Callable[..., dict[str, Any]]], 
                 counted_raw,
                 images,
                 epsilon=EPSILON,
+                method="bim",
                 steps=STEPS,
                 targets=targets,
                 batch_size="all",
@@ -283,7 +284,9 @@ def large() -> None:
     inner, images, mean, std = lite0(count=1000)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
-    result = attack(inner, images, epsilon=EPSILON, method="fgsm", mean=mean, std=std, batch_size=32)
+    result = attack(
+        inner, images, epsilon=EPSILON, method="fgsm", targets="untargeted", mean=mean, std=std, batch_size=32
+    )
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
@@ -300,12 +303,14 @@ def profile(model_name: str) -> None:
     from pytest_advrobust import attack
 
     inner, images, mean, std = small_cnn() if model_name == "cnn" else lite0()
-    attack(inner, images, epsilon=EPSILON, steps=STEPS, targets="least-likely", mean=mean, std=std, early_stop=False)
+    attack(inner, images, epsilon=EPSILON, method="bim", steps=STEPS, targets="least-likely", mean=mean, std=std,
+           early_stop=False)  # fmt: skip
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         attack(
             inner,
             images,
             epsilon=EPSILON,
+            method="bim",
             steps=STEPS,
             targets="least-likely",
             mean=mean,

@@ -67,7 +67,7 @@ def linear_scan(
             None if labels is None else [labels[i] for i in todo],
             epsilon=k * PRECISION,
             sanity_checks=False,
-            **kw,
+            **{"method": "bim", "targets": "untargeted", **kw},
         )  # type: ignore[arg-type]
         runs, forward, backward = runs + 1, forward + result.forward_passes, backward + result.backward_passes
         for i, record in zip(todo, result.records, strict=True):
@@ -95,7 +95,7 @@ def compare(
         minimal_epsilon=True,
         epsilon_max=EPS_MAX,
         epsilon_precision=PRECISION,
-        **kw,
+        **{"method": "bim", "targets": "untargeted", **kw},  # the attacks this benchmark was written for
     )
     bisect_time = time.perf_counter() - start
     runs = next(n for n in result.settings.notes if n.startswith("minimal-ε")).split(": ")[1]

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .attacks import Attack, Trajectory, _Active
-from .goals import Goal
+from .attacks import Attack, _Active, _Recorder
 from .model import WrappedModel
 from .settings import APGD_INITIAL_STEP
 
@@ -100,31 +99,30 @@ class AutoPGD(Attack):
     name: str = "apgd"
     random_start: bool = True
 
+    @property
+    def initial_step(self) -> float:
+        return APGD_INITIAL_STEP
+
     def describe(self, epsilon: float) -> str:
         return f"{self.steps} steps from {APGD_INITIAL_STEP * epsilon:.4g}, adaptive"
 
-    def run(
+    def _loop(
         self,
         model: WrappedModel,
-        clean: torch.Tensor,
-        goal: Goal,
-        epsilon: float | torch.Tensor,
-        *,
-        noise: torch.Tensor | None = None,
-        start: tuple[torch.Tensor, torch.Tensor] | None = None,
-        names: Sequence[str] | None = None,
-        repredict_rounded: bool = True,
-    ) -> Trajectory:
-        eps, active, record = self._begin(clean, goal, epsilon, noise, APGD_INITIAL_STEP)
+        active: _Active,
+        record: _Recorder,
+        start: tuple[torch.Tensor, torch.Tensor] | None,
+        names: Sequence[str] | None,
+    ) -> None:
         best: _Best | None = None
         interval, decrease, shortest = checkpoint_intervals(self.steps)
         since_check = 0
         for k in range(self.steps + 1):
-            reuse = start if k == 0 and noise is None else None
+            reuse = start if k == 0 else None
             x, logits = self._forward(model, active, k, reuse, names)
             success = self._judge(model, k, active, x, logits, record)
             if best is None:
-                best = _Best.start(clean, self.steps, logits.shape[1])
+                best = _Best.start(active.clean, self.steps, logits.shape[1])
             if k == self.steps:  # the last iterate competes for "best" too (no gradient needed)
                 last = active.goal.loss_rows(logits.detach())
                 best.keep_better(active.index, x.detach(), logits.detach(), last, None)
@@ -143,7 +141,6 @@ class AutoPGD(Attack):
             active.x = self._step(active, best, current, grad, k)
             if self.early_stop and success.any():
                 active = active.keep(~success)
-        return record.trajectory(model, clean, eps, repredict_rounded)
 
     @staticmethod
     def _checkpoint(best: _Best, active: _Active, k: int, interval: int, x: torch.Tensor,

@@ -231,22 +231,34 @@ class Attack:
         (ignored with noise). ``repredict_rounded=False`` skips re-predicting rounded images the loop did
         not check (their ``rounded_logits`` are then undefined): for callers that need ``first_success``.
         """
+        eps = _per_image(epsilon, clean)
+        lower, upper = (clean - eps).clamp(0, 1), (clean + eps).clamp(0, 1)
+        x = clean.clone() if noise is None else torch.clamp(clean + noise.to(clean) * eps, lower, upper)
+        index = torch.arange(clean.shape[0], device=clean.device)
+        active = _Active(index, x, clean, lower, upper, eps, eps * self.initial_step, goal)
+        record = _Recorder(clean, self.steps, targeted=goal.targets is not None)
+        self._loop(model, active, record, None if noise is not None else start, names)
+        return record.trajectory(model, clean, eps, repredict_rounded)
+
+    @property
+    def initial_step(self) -> float:
+        """The (first) step size as a multiple of ε."""
         raise NotImplementedError
 
     def describe(self, epsilon: float) -> str:
         """Its steps and step size at a budget, for messages."""
         raise NotImplementedError
 
-    def _begin(
-        self, clean: torch.Tensor, goal: Goal, epsilon: float | torch.Tensor, noise: torch.Tensor | None, step: float
-    ) -> tuple[torch.Tensor, _Active, _Recorder]:
-        """The per-image budgets, the rows (all active, at the clean or noisy start) and the recorder."""
-        eps = _per_image(epsilon, clean)
-        lower, upper = (clean - eps).clamp(0, 1), (clean + eps).clamp(0, 1)
-        x = clean.clone() if noise is None else torch.clamp(clean + noise.to(clean) * eps, lower, upper)
-        index = torch.arange(clean.shape[0], device=clean.device)
-        active = _Active(index, x, clean, lower, upper, eps, eps * step, goal)
-        return eps, active, _Recorder(clean, self.steps, targeted=goal.targets is not None)
+    def _loop(
+        self,
+        model: WrappedModel,
+        active: _Active,
+        record: _Recorder,
+        start: tuple[torch.Tensor, torch.Tensor] | None,
+        names: Sequence[str] | None,
+    ) -> None:
+        """Steps 0..``steps`` on the active rows, filling ``record``; ``start`` is iterate 0 if given."""
+        raise NotImplementedError
 
     def _forward(
         self,
@@ -314,24 +326,23 @@ class SignGradientAttack(Attack):
         """One step of size ε (Goodfellow et al.)."""
         return cls(name="fgsm", steps=1, rel_stepsize=1.0, verdict=verdict)
 
+    @property
+    def initial_step(self) -> float:
+        return self.rel_stepsize
+
     def describe(self, epsilon: float) -> str:
         return f"{self.steps} steps of {self.rel_stepsize * epsilon:.4g}"
 
-    def run(
+    def _loop(
         self,
         model: WrappedModel,
-        clean: torch.Tensor,
-        goal: Goal,
-        epsilon: float | torch.Tensor,
-        *,
-        noise: torch.Tensor | None = None,
-        start: tuple[torch.Tensor, torch.Tensor] | None = None,
-        names: Sequence[str] | None = None,
-        repredict_rounded: bool = True,
-    ) -> Trajectory:
-        eps, active, record = self._begin(clean, goal, epsilon, noise, self.rel_stepsize)
+        active: _Active,
+        record: _Recorder,
+        start: tuple[torch.Tensor, torch.Tensor] | None,
+        names: Sequence[str] | None,
+    ) -> None:
         for k in range(self.steps + 1):
-            reuse = start if k == 0 and noise is None else None
+            reuse = start if k == 0 else None
             x, logits = self._forward(model, active, k, reuse, names)
             success = self._judge(model, k, active, x, logits, record)
             if k == self.steps:
@@ -343,7 +354,6 @@ class SignGradientAttack(Attack):
             active.x = active.step(grad)
             if self.early_stop and success.any():
                 active = active.keep(~success)
-        return record.trajectory(model, clean, eps, repredict_rounded)
 
 
 def build_attack(config: AttackConfig) -> Attack:
