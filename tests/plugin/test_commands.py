@@ -69,7 +69,8 @@ def _pytest(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def _printed(output: str, prefix: str) -> list[str]:
     """The commands printed after ``prefix``, ready for subprocess (``pytest`` → this Python's pytest)."""
-    commands = [line.split(prefix, 1)[1] for line in output.splitlines() if prefix in line]
+    # pytest repeats a failure's message in its short summary when CI is set: each command once
+    commands = list(dict.fromkeys(line.split(prefix, 1)[1] for line in output.splitlines() if prefix in line))
     assert commands, output
     return commands
 
