@@ -141,12 +141,17 @@ def show_value(value: Any) -> str:
 
 
 def _number(raw: Any) -> float:
+    """A float, or a fraction as papers write budgets: ``8/255``."""
     if isinstance(raw, bool):
         raise ValueError("must be a number, not a bool")
     try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ValueError("must be a number") from None
+        if isinstance(raw, str) and raw.count("/") == 1:
+            numerator, denominator = (float(part) for part in raw.split("/"))
+            value = numerator / denominator
+        else:
+            value = float(raw)
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise ValueError("must be a number (or a fraction such as 8/255)") from None
     if not math.isfinite(value):
         raise ValueError("must be a finite number")
     return value

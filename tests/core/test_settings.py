@@ -202,3 +202,11 @@ def test_a_printed_value_parses_back_to_the_same_value(name: str, raw: object) -
 def test_fgsm_refuses_a_step_size_it_would_not_use() -> None:
     with pytest.raises(OptionError, match=r"--adv-step-size=0.001: fgsm is exactly one step of size ε"):
         resolve([({"attack": "fgsm", "step_size": "0.001"}, CLI)])
+
+
+@pytest.mark.parametrize(("raw", "value"), [("8/255", 8 / 255), (" 4/255 ", 4 / 255), ("0.5/255", 0.5 / 255)])
+def test_budgets_may_be_written_as_fractions(raw: str, value: float) -> None:
+    assert parse_one("epsilon", raw, CLI) == pytest.approx(value)
+    assert parse_one("epsilon_max", raw, CLI) == pytest.approx(value)
+    with pytest.raises(OptionError, match=r"--adv-epsilon=1/0: must be a number \(or a fraction such as 8/255\)"):
+        parse_one("epsilon", "1/0", CLI)

@@ -175,3 +175,9 @@ def test_cli_spelling_works_in_a_real_ci_line(project: pytest.Pytester, tmp_path
     project.makepyfile("from pytest_advrobust import adv_robust\n@adv_robust\ndef test_a():\n    pass\n")
     result = project.runpytest_subprocess("--adv-epsilon=0.001", "-q")
     result.assert_outcomes(passed=1)
+
+
+def test_a_budget_written_as_a_fraction_on_the_command_line(project: pytest.Pytester) -> None:
+    project.makepyfile("from pytest_advrobust import adv_robust\n@adv_robust(attack='fgsm')\ndef test_a():\n    pass\n")
+    result = project.runpytest("--adv-epsilon", "8/255", "-o", "adv_epsilon_max=16/255")
+    result.stdout.fnmatch_lines(["advrobust: attack=apgd epsilon=0.0313725 *"])
