@@ -152,7 +152,7 @@ def runners(model_name: str) -> tuple[dict[str, Callable[..., dict[str, Any]]], 
     for name, options in (
         ("advrobust, equal work", {"early_stop": False, "sanity_checks": False, "verdict": "float"}),
         ("advrobust, early stop", {"early_stop": True, "sanity_checks": False}),
-        ("advrobust, defaults", {}),
+        ("advrobust, bim defaults", {}),
     ):
 
         def ours(options: dict[str, Any] = options) -> tuple[torch.Tensor, int]:
