@@ -72,6 +72,9 @@ class Trajectory:
     target_probs: torch.Tensor | None
     top_classes: torch.Tensor
     top_probs: torch.Tensor
+    first_sign: torch.Tensor | None = None
+    """sign of the first step's gradient at the clean image (attacks without a random start): one FGSM
+    step's direction, so the FGSM floor check needs no backward pass of its own."""
 
     def take(self, rows: torch.Tensor, other: Trajectory, other_rows: torch.Tensor, *, curves: bool = False) -> None:
         """Replace this trajectory's returned images at ``rows`` by ``other``'s at ``other_rows`` (and,
@@ -143,6 +146,7 @@ class _Recorder:
         self.returned_logits = torch.empty(0)
         self.rounded_logits = torch.empty(0)
         self.rounded_known = torch.zeros(n, dtype=torch.bool, device=device)
+        self.first_sign: torch.Tensor | None = None
 
     def observe(self, k: int, active: _Active, logits: torch.Tensor) -> None:
         """Curves at iterate ``k`` for the active rows."""
@@ -198,6 +202,7 @@ class _Recorder:
             target_probs=self.target_probs,
             top_classes=self.top_classes,
             top_probs=self.top_probs,
+            first_sign=self.first_sign,
         )
 
 
@@ -351,6 +356,8 @@ class SignGradientAttack(Attack):
             if self.early_stop and bool(success.all()):
                 break  # every image still attacked reached its goal: no gradient is needed
             grad = self._gradient(model, k, active, x, active.goal.loss_rows(logits), success, names)
+            if k == 0 and not self.random_start:  # every row is active at iterate 0, the clean image
+                record.first_sign = grad.sign().to(torch.int8)
             active.x = active.step(grad)
             if self.early_stop and success.any():
                 active = active.keep(~success)

@@ -124,3 +124,15 @@ def test_any_image_shape_and_mode_loads_to_the_input_size(
         images = load_images(path, input_size=(size, size))
     assert images.pixels.shape == (1, 3, size, size)
     assert float(images.pixels.min()) >= 0 and float(images.pixels.max()) <= 1
+
+
+def test_the_floor_check_reuses_the_first_gradient_and_costs_one_forward() -> None:
+    generator = torch.Generator().manual_seed(1)
+    model = linear_model(torch.randn(3, 48, generator=generator) * 0.01)
+    x = torch.rand(6, 3, 4, 4, generator=generator)
+    checked = attack(model, x, epsilon=1e-3, method="bim", steps=5, targets="untargeted", verdict="float")
+    unchecked = attack(model, x, epsilon=1e-3, method="bim", steps=5, targets="untargeted", verdict="float",
+                       sanity_checks=False)  # fmt: skip
+    assert checked.flips == [] == unchecked.flips
+    assert checked.backward_passes == unchecked.backward_passes == 5, "the floor needs no backward pass"
+    assert checked.forward_passes == unchecked.forward_passes + 2  # determinism (4 images) + the FGSM image
