@@ -8,6 +8,7 @@ report, the baselines and the HTML report all read the typed objects. Pure Pytho
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -379,15 +380,14 @@ class TestReport:
 
 
 SHARD_ID_PREFIX = "shard"
+SHARD_ID = re.compile(r"-?shard\d+of\d+")
 
 
 def unsharded(nodeid: str) -> str:
     """``test_x[shard2of4]`` -> ``test_x``; ``test_x[a-shard2of4]`` -> ``test_x[a]``."""
-    import re
-
     if SHARD_ID_PREFIX not in nodeid:
         return nodeid
-    return re.sub(r"-?shard\d+of\d+", "", nodeid).replace("[]", "").replace("[-", "[")
+    return SHARD_ID.sub("", nodeid).replace("[]", "").replace("[-", "[")
 
 
 def merge_shards(reports: list[TestReport]) -> list[TestReport]:

@@ -104,6 +104,7 @@ def _robust_accuracy(model: torch.nn.Module, adversarial: torch.Tensor, y: torch
 
 
 @pytest.mark.parametrize("targeted", [False, True], ids=["apgd-ce", "apgd-t-top9"])
+@pytest.mark.filterwarnings("ignore:one FGSM step succeeded")  # the floor counting a flip APGD missed is fine here
 def test_apgd_is_as_strong_as_the_reference_on_a_defended_model(
     defended: tuple[torch.nn.Module, torch.Tensor, torch.Tensor], targeted: bool
 ) -> None:
