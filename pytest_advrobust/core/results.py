@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 __all__ = ["AttackResult", "ImageRecord", "records_from"]
 
+FAILURE_LIST_LIMIT = 20
+"""A failure message lists this many images per group; the JSON report has them all."""
+HEADLINE_PAIRS = 5
+
 
 @dataclass
 class AttackResult:
@@ -78,28 +82,39 @@ class AttackResult:
         accuracy = self.counts.robust_accuracy
         return float("nan") if accuracy is None else accuracy
 
-    def lines(self) -> list[str]:
-        """Flipped images first, then misclassified ones, then the ones that held."""
+    def lines(self, limit: int | None = None) -> list[str]:
+        """Flipped images first, then misclassified ones, then the ones that held (each group cut after
+        ``limit`` images, with a pointer to the JSON report)."""
         out = [f"attacked {len(self.records)} image(s): {self.settings.describe}".rstrip()]
-        if self.flips:
-            out.append(f"flipped ({len(self.flips)}):")
-            for record in self.flips:
-                out += ["  " + record.line(), *("      " + line for line in record.details())]
-        if self.misclassified:
-            out.append(f"misclassified before the attack ({len(self.misclassified)}):")
-            out += ["  " + r.line() for r in self.misclassified]
-        if self.held:
-            out.append(f"held ({len(self.held)}):")
-            out += ["  " + r.line() for r in self.held]
+        for title, records, with_details in (
+            ("flipped", self.flips, True),
+            ("misclassified before the attack", self.misclassified, False),
+            ("held", self.held, False),
+        ):
+            if not records:
+                continue
+            out.append(f"{title} ({len(records)}):")
+            for record in records[:limit]:
+                out += ["  " + record.line(), *("      " + line for line in record.details() if with_details)]
+            if limit is not None and len(records) > limit:
+                out.append(f"  … and {len(records) - limit} more (full list in --adv-report)")
         return out
 
-    def failure_message(self) -> str:
-        head = f"{len(self.flips)} of {len(self.records)} image(s) flipped within eps={self.settings.epsilon:g}"
+    def headline(self) -> str:
+        """What flipped, first: ``3 of 4 image(s) flipped at eps=0.007 (fgsm): cat -> tabby, ...``."""
+        head = f"{len(self.flips)} of {len(self.records)} image(s) flipped at eps={self.settings.epsilon:g} "
+        head += f"({self.settings.attack})"
+        pairs = list(dict.fromkeys(f"{r.clean_label_name} -> {r.shown_label[1]}" for r in self.flips))
+        if pairs:
+            head += ": " + ", ".join(pairs[:HEADLINE_PAIRS]) + (", …" if len(pairs) > HEADLINE_PAIRS else "")
         if self.misclassified:
-            head += f", {len(self.misclassified)} misclassified before the attack"
+            head += f"; {len(self.misclassified)} misclassified before the attack"
+        return head
+
+    def failure_message(self) -> str:
         reproduce = self.settings.reproduce
         tail = [f"seed {self.settings.seed}" + (f"; reproduce with: {reproduce}" if reproduce else "")]
-        return "\n".join([head, *self.lines()[1:], *tail])
+        return "\n".join([self.headline(), *self.lines(limit=FAILURE_LIST_LIMIT)[1:], *tail])
 
     def assert_robust(self) -> None:
         """Raise :class:`NotRobustError` listing each flipped or misclassified image."""

@@ -258,3 +258,17 @@ def test_a_tensor_of_targets_gives_each_image_its_own_target() -> None:
     for record in result.records:
         assert record.target == targets[int(record.name.split()[1])]
         assert record.target_reached
+
+
+def test_a_failure_names_the_flips_first_and_lists_at_most_twenty() -> None:
+    generator = torch.Generator().manual_seed(9)
+    model = linear_model(torch.randn(2, 3 * 4 * 4, generator=generator))
+    x = grid_images(25, size=4, seed=9)
+    result = attack(model, x, epsilon=0.5, method="fgsm", targets="untargeted", class_names=["cat", "dog"])
+    assert len(result.flips) == 25
+    message = result.failure_message()
+    first = message.splitlines()[0]
+    assert first.startswith("25 of 25 image(s) flipped at eps=0.5 (fgsm): ")
+    assert set(first.split(": ", 1)[1].split(", ")) <= {"cat -> dog", "dog -> cat"}
+    assert sum(1 for line in message.splitlines() if line.startswith("  image ")) == 20
+    assert "  … and 5 more (full list in --adv-report)" in message

@@ -17,7 +17,7 @@ def test_custom_model_example(pytester: pytest.Pytester, monkeypatch: pytest.Mon
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*9 of 9 image(s) flipped within eps=0.007*",
+            "9 of 9 image(s) flipped at eps=0.007 (apgd): * -> *",
             "  red/red0.png: 'red' 0.34 -> 'green' 0.3? at eps=0.007, step */10*",
             "*test_muted_colors_flip: 9 attacked, 9 flipped, 0 misclassified, robust accuracy 0%*",
             "    blue -> red ×3",

@@ -20,7 +20,7 @@ def test_a_flip_fails_the_test_and_names_the_classes(project: pytest.Pytester) -
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*3 of 4 image(s) flipped within eps=0.05*",
+            "3 of 4 image(s) flipped at eps=0.05 (bim): animal9 -> animal7, *",
             "flipped (3):",
             "  image 0: 'animal9' 0.14 -> 'animal7' 0.14 at eps=0.05, step 1/10",
             "*",
@@ -77,7 +77,7 @@ def test_the_body_runs_first_and_its_failure_wins(project: pytest.Pytester) -> N
     result = project.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*body failed*"])
-    assert "flipped within" not in result.stdout.str()
+    assert "flipped at" not in result.stdout.str()
 
 
 def test_the_decorator_validates_where_it_is_applied(project: pytest.Pytester) -> None:
@@ -165,7 +165,7 @@ def test_apgd_from_the_command_line_and_its_step_size_is_its_own(project: pytest
     result = project.runpytest("--adv-attack", "apgd", "--adv-steps=20")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["advrobust: attack=apgd epsilon=0.007 steps=20 step_size=2ε,adaptive *", "*flipped within eps=0.05*"]
+        ["advrobust: attack=apgd epsilon=0.007 steps=20 step_size=2ε,adaptive *", "*flipped at eps=0.05 (apgd)*"]
     )
     refused = project.runpytest("--adv-attack=apgd", "--adv-step-size=0.01")
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
