@@ -176,6 +176,6 @@ def write_artifacts(cards: list[Card], folder: Path) -> None:
             **card.record.to_json(),
             "saved_file_fools": card.saved_file_fools,
             "saved_file_label": card.saved_file_label,
-            "files": card.paths,
+            "files": {kind: Path(path).name for kind, path in card.paths.items()},  # beside this file
         }
         write_json(json_path, numbers)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .jsonfile import write_json
 from .report import RunReport, TestReport, merge_shards
@@ -18,10 +18,18 @@ SHOWN = 10
 """How many changed, new or missing images the summary names per test."""
 
 
-def summary_lines(reports: Iterable[TestReport]) -> list[str]:
+Colour = Literal["red", "green", ""]
+"""How a summary line is marked where the terminal shows colour: flips red, what held green."""
+
+
+def summary_lines(reports: Iterable[TestReport], verbosity: int = 0) -> list[tuple[str, Colour]]:
     """Per test and per group of runs with equal settings (the marker's attack, each ``adv_attack`` call,
-    the shards of a test): counts, robust accuracy and flipped-class pairs (``cat -> paper towel ×2``)."""
-    lines: list[str] = []
+    the shards of a test): counts, robust accuracy and flipped-class pairs (``cat -> paper towel ×2``).
+
+    ``verbosity`` as pytest's: below 0 one line per group; 0 adds the pairs and the baseline status;
+    above 0 also every image's line (held images with what they held against, minimal ε when known).
+    """
+    lines: list[tuple[str, Colour]] = []
     for report in merge_shards(list(reports)):
         groups: dict[str, list[RunReport]] = {}
         for run in report.runs:
@@ -30,19 +38,32 @@ def summary_lines(reports: Iterable[TestReport]) -> list[str]:
         for runs in groups.values():
             part = TestReport(report.nodeid, runs)
             counts = part.counts
+            colour: Colour = "red" if counts.flipped or counts.misclassified else "green"
             lines.append(
-                f"{report.nodeid}: {counts.attacked} attacked{shards}, {counts.flipped} flipped, "
-                f"{counts.misclassified} misclassified, robust accuracy {counts.accuracy_text()} "
-                f"({runs[0].settings.how()})"
+                (
+                    f"{report.nodeid}: {counts.attacked} attacked{shards}, {counts.flipped} flipped, "
+                    f"{counts.misclassified} misclassified, robust accuracy {counts.accuracy_text()} "
+                    f"({runs[0].settings.how()})",
+                    colour,
+                )
             )
-            lines += [f"    {a} -> {b} ×{count}" for a, b, count in part.pairs()]
-        if report.baseline is not None:
-            lines.append("    baseline: " + report.baseline.text())
-            comparison = report.baseline.comparison
-            named = [] if comparison is None else [*comparison.changed, *comparison.new, *comparison.missing]
-            lines += [f"      {item}" for item in named[:SHOWN]]
-            if len(named) > SHOWN:
-                lines.append(f"      … and {len(named) - SHOWN} more (full list in --adv-report)")
+            if verbosity >= 0:
+                lines += [(f"    {a} -> {b} ×{count}", "red") for a, b, count in part.pairs()]
+            if verbosity > 0:
+                lines += [(f"      {image.line()}", "red" if image.failed else "green") for image in part.images]
+        if report.baseline is not None and verbosity >= 0:
+            lines += _baseline_lines(report)
+    return lines
+
+
+def _baseline_lines(report: TestReport) -> list[tuple[str, Colour]]:
+    assert report.baseline is not None
+    lines: list[tuple[str, Colour]] = [("    baseline: " + report.baseline.text(), "")]
+    comparison = report.baseline.comparison
+    named = [] if comparison is None else [*comparison.changed, *comparison.new, *comparison.missing]
+    lines += [(f"      {item}", "") for item in named[:SHOWN]]
+    if len(named) > SHOWN:
+        lines.append((f"      … and {len(named) - SHOWN} more (full list in --adv-report)", ""))
     return lines
 
 

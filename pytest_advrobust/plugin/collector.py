@@ -75,8 +75,9 @@ class Collector:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.reports:
             terminalreporter.write_sep("-", "adversarial robustness")
-            for line in summary_lines(self.reports):
-                terminalreporter.write_line(line)
+            verbosity = terminalreporter.config.get_verbosity()
+            for line, colour in summary_lines(self.reports, verbosity):
+                terminalreporter.write_line(line, **({colour: True} if colour else {}))
         if self.unused and not self.settings.run.baseline_update:
             entries = [f"{module}::{test}" for module, tests in sorted(self.unused.items()) for test in tests]
             terminalreporter.write_line(

@@ -60,13 +60,13 @@ def _show(item: pytest.Item, settings: Settings, wrapped: Any, outcome: Any, run
     if options.artifacts is not None:
         folder = options.artifacts / safe_name(item.nodeid)
         write_artifacts(cards, folder)
-        run.artifacts = str(folder)
+        run.artifacts = settings.shown(folder)
         for image in run.images:
             card = by_name.get(image.name)
             if card is not None:
-                image.artifacts = dict(card.paths)
+                image.artifacts = {kind: settings.shown(path) for kind, path in card.paths.items()}
                 image.saved_file_fools = card.saved_file_fools
-                item.user_properties.append((f"adv_artifact {image.name}", card.paths["adversarial"]))
+                item.user_properties.append((f"adv_artifact {image.name}", image.artifacts["adversarial"]))
     if options.html is not None:
         run.cards = [card.to_html() for card in cards]
 
@@ -102,12 +102,13 @@ def judge(item: pytest.Item, plan: Plan) -> Verdict:
     if settings.run.artifacts is not None or settings.run.html is not None:
         _show(item, settings, wrapped, outcome, run)
     item.stash.setdefault(RUNS_KEY, []).append(run)
-    where = str(baseline_file(settings.baseline_dir, module))
+    stored_file = baseline_file(settings.baseline_dir, module)
+    where = settings.shown(stored_file)
     names = plan.image_names if plan.image_names is not None else [image.name for image in run.images]
     if update:
         entry = baseline_entry(run, cache.fingerprint(plan.model), library_versions())
         return Verdict(None, BaselineStatus("recorded", where, module, test, entry=entry, image_names=names))
-    if stored is None and not settings.baselines_in_use(where):
+    if stored is None and not settings.baselines_in_use(stored_file):
         return Verdict(outcome.failure_message() if outcome.failures else None, None)  # baselines not in use
     if stored is None:
         status = BaselineStatus("missing", where, module, test)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ class Settings:
     base: AttackConfig
     run: RunConfig
     rootpath: Path
+    invocation_dir: Path
     ini_file: Path | None = None
     """The ini file given with ``-c`` (a rerun needs it again), else None."""
 
@@ -58,7 +60,8 @@ class Settings:
             (cli_values, Source("cli", "the command line", config.invocation_params.dir)),
         ]
         ini_file = config.inipath if config.option.inifilename else None
-        return cls(resolve(layers), resolve_run(layers), config.rootpath, ini_file)
+        where = config.invocation_params.dir
+        return cls(resolve(layers), resolve_run(layers), config.rootpath, where, ini_file)
 
     def resolve_for(self, item: pytest.Item, overrides: dict[str, Any] | None = None) -> AttackConfig:
         """The test's settings: its marker's keywords (and call overrides) on top of CLI and ini."""
@@ -74,10 +77,14 @@ class Settings:
             layers.append((overrides, Source("call", f"adv_attack(...) in {item.name}", item.path.parent)))
         return resolve(layers, base=self.base)
 
-    def baselines_in_use(self, baseline_file: str) -> bool:
+    def shown(self, path: Path | str) -> str:
+        """A path as messages and reports show it: relative to the folder pytest was started in."""
+        return os.path.relpath(path, self.invocation_dir)
+
+    def baselines_in_use(self, baseline_file: Path) -> bool:
         """Baselines are opt-in by presence: a baseline option was given, or this module has a file."""
         given = any(name in self.run.sources for name in ("baseline_update", "baseline_dir", "baseline_strict"))
-        return given or Path(baseline_file).exists()
+        return given or baseline_file.exists()
 
     @property
     def baseline_dir(self) -> Path:
@@ -87,4 +94,4 @@ class Settings:
         """What the JSON and HTML reports say about the run as a whole."""
         from ..core.version import __version__
 
-        return {"pytest_advrobust": __version__, "defaults": self.base.describe(), "rootdir": str(self.rootpath)}
+        return {"pytest_advrobust": __version__, "defaults": self.base.describe(), "rootdir": self.shown(self.rootpath)}

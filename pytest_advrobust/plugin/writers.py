@@ -37,7 +37,7 @@ class _Writer:
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         for path in self.written:
-            terminalreporter.write_line(f"advrobust: {self.what} written to {path}")
+            terminalreporter.write_line(f"advrobust: {self.what} written to {self.settings.shown(path)}")
 
 
 @dataclass(eq=False)

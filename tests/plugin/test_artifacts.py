@@ -37,7 +37,7 @@ def test_artifacts_for_each_flipped_image(project: pytest.Pytester) -> None:
     project.makepyfile(TESTS)
     result = project.runpytest("--adv-artifacts=art", "--adv-amplify=10", "--adv-report=r.json", "--junitxml=j.xml")
     result.assert_outcomes(failed=1)
-    folder = project.path / "art" / "test_artifacts_for_each_flipped_image.py_test_weak"
+    folder = Path("art") / "test_artifacts_for_each_flipped_image.py_test_weak"  # relative to where pytest ran
     data = json.loads((project.path / "r.json").read_text())
     flipped = [image for image in data["tests"][0]["images"] if image["flipped"]]
     assert len(flipped) == 3
@@ -48,7 +48,9 @@ def test_artifacts_for_each_flipped_image(project: pytest.Pytester) -> None:
         assert paths == {
             kind: str(folder / f"{stem}-{kind}.png") for kind in ("clean", "adversarial", "perturbation", "curve")
         } | {"json": str(folder / f"{stem}.json")}
-        clean, adversarial, perturbation = (_png(Path(paths[k])) for k in ("clean", "adversarial", "perturbation"))
+        clean, adversarial, perturbation = (
+            _png(project.path / paths[k]) for k in ("clean", "adversarial", "perturbation")
+        )
         assert clean.shape == adversarial.shape == perturbation.shape == (8, 8, 3)
         assert np.abs(adversarial - clean).max() <= round(0.05 * 255), "the saved image stays within eps"
         # the perturbation image is 0.5 + 10 * delta, on the 8-bit grid
@@ -59,9 +61,10 @@ def test_artifacts_for_each_flipped_image(project: pytest.Pytester) -> None:
         with torch.no_grad():
             assert int(model(pixels).argmax()) != image["clean_label"]
         assert image["saved_file_fools"] is True
-        numbers = json.loads(Path(paths["json"]).read_text())
+        numbers = json.loads((project.path / paths["json"]).read_text())
         assert numbers["saved_file_fools"] is True and numbers["adv_label_8bit"] == image["adv_label_8bit"]
-        curve = Image.open(paths["curve"])
+        assert numbers["files"]["adversarial"] == f"{stem}-adversarial.png", "files beside the JSON, by name"
+        curve = Image.open(project.path / paths["curve"])
         assert curve.format == "PNG" and curve.size[0] > 100
     held = next(image for image in data["tests"][0]["images"] if not image["flipped"])
     assert "artifacts" not in held

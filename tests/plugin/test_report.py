@@ -90,3 +90,44 @@ def test_each_attack_run_has_its_own_summary_line(project: pytest.Pytester) -> N
     (test,) = json.loads((project.path / "r.json").read_text())["tests"]
     assert [s["epsilon"] for s in test["settings"]] == [0.0, 0.05]
     assert sorted({image["run"] for image in test["images"]}) == [0, 1]
+
+
+def test_reports_and_messages_show_no_absolute_path_of_the_machine(project: pytest.Pytester) -> None:
+    project.makepyfile(TESTS)
+    project.runpytest("--adv-baseline-update")  # baselines in use: their file is named in messages
+    project.makepyfile(TESTS + "\n@adv_robust(epsilon=0.0)\ndef test_new():\n    pass\n")
+    result = project.runpytest(
+        "--adv-baseline-strict", "--adv-report=r.json", "--adv-html=r.html", "--adv-artifacts=art", "--junitxml=j.xml"
+    )
+    assert "advrobust-baselines/" in result.stdout.str()
+    home = str(project.path)
+    pytest_own = ("rootdir:", "- generated xml file:")
+    ours = [line for line in result.stdout.lines if not line.startswith(pytest_own)]
+    assert not [line for line in ours if home in line]
+    for name in ("r.json", "r.html", "j.xml"):
+        assert home not in (project.path / name).read_text(), name
+    for path in (project.path / "art").rglob("*.json"):
+        assert home not in path.read_text()
+
+
+def test_quiet_default_and_verbose_summaries(project: pytest.Pytester) -> None:
+    project.makepyfile(TESTS)
+    quiet = project.runpytest("-q").stdout.str()
+    default = project.runpytest().stdout.str()
+    verbose = project.runpytest("-v").stdout.str()
+    pair = "    c9 -> c7 ×1"
+    held = "held at eps=0 (after"  # test_strong's images, listed only with -v
+    assert pair not in quiet and held not in quiet
+    assert pair in default and held not in default
+    assert pair in verbose and held in verbose
+
+
+def test_flips_are_red_and_what_held_green_when_colour_is_on(project: pytest.Pytester) -> None:
+    project.makepyfile(TESTS)
+    red, green = "\x1b[31m", "\x1b[32m"
+    coloured = project.runpytest("--color=yes").stdout.str()
+    weak = next(line for line in coloured.splitlines() if "::test_weak: 4 attacked" in line)
+    strong = next(line for line in coloured.splitlines() if "::test_strong: 4 attacked" in line)
+    assert red in weak and green in strong
+    plain = project.runpytest("--color=no").stdout.str()
+    assert "\x1b[" not in plain
