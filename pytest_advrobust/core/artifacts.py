@@ -156,7 +156,8 @@ def safe_name(name: str) -> str:
 
 def write_artifacts(cards: list[Card], folder: Path) -> None:
     """``<image>-clean.png``, ``-adversarial.png``, ``-perturbation.png``, ``-curve.png``, ``<image>.json``."""
-    folder.mkdir(parents=True, exist_ok=True)
+    if cards:
+        folder.mkdir(parents=True, exist_ok=True)
     for card in cards:
         stem = safe_name(card.record.name)
         files = {

@@ -44,7 +44,7 @@ def _img(data: str | None, alt: str, caption: str, css: str = "") -> str:
     )
 
 
-def _summary_row(test: TestReport) -> str:
+def _summary_row(test: TestReport, minimal_column: bool, baseline_column: bool) -> str:
     counts = test.counts
     minimal = sorted(i.minimal_epsilon for i in test.images if i.minimal_epsilon is not None)
     minimal_text = f"{minimal[0]:.4g} (min), {minimal[len(minimal) // 2]:.4g} (median)" if minimal else "—"
@@ -52,8 +52,10 @@ def _summary_row(test: TestReport) -> str:
     css = "bad" if counts.flipped or counts.misclassified else "good"
     return (
         f'<tr><td>{_e(test.nodeid)}</td><td>{counts.attacked}</td><td class="{css}">{counts.flipped}</td>'
-        f"<td>{counts.misclassified}</td><td>{counts.accuracy_text()}</td><td>{_e(minimal_text)}</td>"
-        f"<td>{_e(baseline_text)}</td></tr>"
+        f"<td>{counts.misclassified}</td><td>{counts.accuracy_text()}</td>"
+        + (f"<td>{_e(minimal_text)}</td>" if minimal_column else "")
+        + (f"<td>{_e(baseline_text)}</td>" if baseline_column else "")
+        + "</tr>"
     )
 
 
@@ -83,7 +85,10 @@ def _card(card: HtmlCard) -> str:
 def render_html(tests: Iterable[TestReport], header: Mapping[str, Any]) -> str:
     """The report for merged test reports (see :func:`report.merge_shards`) carrying their cards."""
     tests = list(tests)
-    rows = "".join(_summary_row(test) for test in tests)
+    # columns only for what the run used: minimal ε when it was searched, baselines when they exist
+    minimal_column = any(image.minimal_epsilon is not None for test in tests for image in test.images)
+    baseline_column = any(test.baseline is not None for test in tests)
+    rows = "".join(_summary_row(test, minimal_column, baseline_column) for test in tests)
     sections = []
     for test in tests:
         cards = [card for run in test.runs for card in run.cards]
@@ -98,7 +103,9 @@ def render_html(tests: Iterable[TestReport], header: Mapping[str, Any]) -> str:
         f"<h1>Adversarial robustness: {flipped} of {attacked} image(s) flipped</h1>"
         f'<p class="meta">run defaults (markers override them per test): {_e(header.get("defaults", ""))} · '
         f"pytest-advrobust {_e(header.get('pytest_advrobust', ''))}</p>"
-        "<table><thead><tr><th>test</th><th>attacked</th><th>flipped</th><th>misclassified</th>"
-        "<th>robust accuracy</th><th>minimal ε</th><th>baseline</th></tr></thead>"
+        "<table><thead><tr><th>test</th><th>attacked</th><th>flipped</th><th>misclassified</th><th>robust accuracy</th>"
+        + ("<th>minimal ε</th>" if minimal_column else "")
+        + ("<th>baseline</th>" if baseline_column else "")
+        + "</tr></thead>"
         f"<tbody>{rows}</tbody></table>{''.join(sections) or '<p>No image flipped.</p>'}</body></html>\n"
     )

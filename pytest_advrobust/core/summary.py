@@ -18,7 +18,7 @@ SHOWN = 10
 """How many changed, new or missing images the summary names per test."""
 
 
-Colour = Literal["red", "green", ""]
+Colour = Literal["red", "yellow", "green", ""]
 """How a summary line is marked where the terminal shows colour: flips red, what held green."""
 
 
@@ -38,12 +38,14 @@ def summary_lines(reports: Iterable[TestReport], verbosity: int = 0) -> list[tup
         for runs in groups.values():
             part = TestReport(report.nodeid, runs)
             counts = part.counts
-            colour: Colour = "red" if counts.flipped or counts.misclassified else "green"
+            known = _all_known(report)
+            colour: Colour = "green" if not (counts.flipped or counts.misclassified) else "yellow" if known else "red"
+            note = " [all known to the baseline]" if known and (counts.flipped or counts.misclassified) else ""
             lines.append(
                 (
                     f"{report.nodeid}: {counts.attacked} attacked{shards}, {counts.flipped} flipped, "
                     f"{counts.misclassified} misclassified, robust accuracy {counts.accuracy_text()} "
-                    f"({runs[0].settings.how()})",
+                    f"({runs[0].settings.how()}){note}",
                     colour,
                 )
             )
@@ -54,6 +56,12 @@ def summary_lines(reports: Iterable[TestReport], verbosity: int = 0) -> list[tup
         if report.baseline is not None and verbosity >= 0:
             lines += _baseline_lines(report)
     return lines
+
+
+def _all_known(report: TestReport) -> bool:
+    """Whether the baseline allows every failure of the test (a comparable one without regressions)."""
+    comparison = report.baseline.comparison if report.baseline is not None else None
+    return comparison is not None and comparison.incomparable is None and not comparison.regressions
 
 
 def _baseline_lines(report: TestReport) -> list[tuple[str, Colour]]:

@@ -112,7 +112,7 @@ def _is_robustness_test(item: pytest.Item) -> bool:
 
 def pytest_report_collectionfinish(config: pytest.Config, start_path: Path, items: list[pytest.Item]) -> str | None:
     """The run's defaults, only when robustness tests were collected (like Hypothesis' header)."""
-    if not any(_is_robustness_test(item) for item in items):
+    if config.get_verbosity() < 0 or not any(_is_robustness_test(item) for item in items):
         return None
     return f"advrobust: {config.stash[SETTINGS_KEY].base.describe()} (marker keywords override per test)"
 

@@ -7,6 +7,8 @@ gone (syrupy's unused snapshots): they are reported, and removed by a full ``--a
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +50,11 @@ class Collector:
             module, _, test = nodeid.partition("::")
             self.collected.setdefault(module, set()).add(unsharded(test))
 
+    def _shown_id(self, nodeid: str) -> str:
+        """A test id as pytest shows it in the folder it was started in (ids are rootdir-relative)."""
+        module, sep, rest = nodeid.partition("::")
+        return os.path.relpath(self.settings.rootpath / module, self.settings.invocation_dir) + sep + rest
+
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             self.collection_failed = True
@@ -76,7 +83,8 @@ class Collector:
         if self.reports:
             terminalreporter.write_sep("-", "adversarial robustness")
             verbosity = terminalreporter.config.get_verbosity()
-            for line, colour in summary_lines(self.reports, verbosity):
+            shown = [dataclasses.replace(report, nodeid=self._shown_id(report.nodeid)) for report in self.reports]
+            for line, colour in summary_lines(shown, verbosity):
                 terminalreporter.write_line(line, **({colour: True} if colour else {}))
         if self.unused and not self.settings.run.baseline_update:
             entries = [f"{module}::{test}" for module, tests in sorted(self.unused.items()) for test in tests]

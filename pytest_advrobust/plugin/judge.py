@@ -126,8 +126,10 @@ def _message(outcome: Any, status: BaselineStatus, strict: bool, accept: str) ->
     if comparison is not None and comparison.incomparable is None:
         if not comparison.failed(strict):
             return None
+        shown = comparison.regressions[:3]
         heading = (
-            f"robustness regressed against the baseline in {status.file}"
+            f"robustness regressed against the baseline in {status.file}: {'; '.join(shown)}"
+            + (" …" if len(comparison.regressions) > len(shown) else "")
             if comparison.regressions
             else f"the results do not match the baseline in {status.file} exactly (--adv-baseline-strict)"
         )

@@ -93,7 +93,7 @@ def test_a_weaker_model_fails_with_baseline_vs_now_and_how_to_accept(project: py
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "robustness regressed against the baseline in advrobust-baselines/test_model.py.json",
+            "robustness regressed against the baseline in advrobust-baselines/test_model.py.json: r.png: *",
             "against the baseline: 1 regression(s), 0 improvement(s), 0 known flip(s), 1 unchanged (model weights differ*",
             "regressions (baseline -> now):",
             "  r.png: minimal eps dropped 0.02355 -> 0.00788 (more than the tolerance 0.0005)",
@@ -121,8 +121,10 @@ def test_improvements_are_reported_and_pass(project: pytest.Pytester) -> None:
 
 def test_a_known_flip_does_not_fail_by_itself(project: pytest.Pytester) -> None:
     project.runpytest("--adv-baseline-update", "--which=broken").assert_outcomes(passed=1)
-    result = project.runpytest("--which=broken")
+    result = project.runpytest("--which=broken", "-q")
     result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*: 2 attacked, 1 flipped, * [[]all known to the baseline]"])
+    result = project.runpytest("--which=broken")
     result.stdout.fnmatch_lines(["*1 flipped*", "*baseline: 0 regression(s), 0 improvement(s), 1 known flip(s)*"])
     assert _baseline(project)["tests"]["test_colors"]["images"]["r.png"]["flipped"] is True
 

@@ -100,6 +100,9 @@ def test_reproduce_command_gives_the_same_verdict_verbatim(tmp_path: Path, where
     assert first.returncode == 1, first.stdout  # red flips at 0.03 (its minimal eps is about 0.024)
     (command,) = _printed(first.stdout, "reproduce with: ")
     assert "--adv-epsilon=0.03" in command or "-c proj/other.ini" in command, command
+    # the summary spells the test id as pytest does in that folder, like the command
+    test_id = shlex.split(command)[1]
+    assert any(line.startswith(f"{test_id}: 4 attacked") for line in first.stdout.splitlines()), first.stdout
     again = _run_printed(command, cwd)
     assert again.returncode == 1, command + "\n" + again.stdout
     assert "b_r.png: 'red'" in again.stdout and "1 failed" in again.stdout

@@ -33,6 +33,7 @@ def test_the_page_is_self_contained(report: Path) -> None:
     assert page.count('class="card"') == 3
     assert page.count("data:image/png;base64,") == 12  # clean, adversarial, perturbation, curve per card
     assert "Adversarial robustness: 3 of 8 image(s) flipped" in page
+    assert "<th>baseline</th>" not in page and "<th>minimal ε</th>" not in page, "no columns for what was not used"
     assert "still fools the model" in page
     assert '<meta name="viewport"' in page
 
