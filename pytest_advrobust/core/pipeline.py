@@ -249,7 +249,10 @@ def attack_runner_ups(
             num_classes=logits.shape[1],
             chosen=config.loss != "auto",
         ),
-        noise=_noise(clean.shape[1:], config.seed, names, pairs).to(device) if attack.random_start else None,
+        # read only by the minimal-ε search: the attack drew each target's noise itself
+        noise=_noise(clean.shape[1:], config.seed, names, pairs).to(device)
+        if attack.random_start and config.minimal_epsilon
+        else None,
         names=list(names),
         start=None,
         notes=[f"top-{config.targets.k}: {len(remaining)} of {n} image(s) held against all {k} runner-up targets"],
@@ -354,7 +357,4 @@ def attack_batch(
         minimal = [None if math.isnan(v) else round_to_precision(v, precision) for v in found.tolist()]
         plan.notes.append(f"minimal-ε search: {cost.attack_runs} attack runs for {len(plan)} image(s)")
     records = records_from(plan, forward, trajectory, classes, config, found_by, minimal)
-    for record in records:
-        if record.misclassified:  # no budget is needed to get it wrong: the search's answer means nothing
-            record.minimal_epsilon = None
     return BatchResult(records, trajectory.adversarial, trajectory.rounded, plan.clean, plan.notes)

@@ -183,7 +183,8 @@ def records_from(
                 path_names=[classes.name(c) for c in path],
                 top_curve=trajectory.top_probs[r, : ran + 1].tolist(),
                 found_by=found_by[r],
-                minimal_epsilon=minimal[r],
+                # no budget is needed to get a misclassified image wrong: the search's answer means nothing
+                minimal_epsilon=None if clean_label != label else minimal[r],
                 runner_ups_tried=None if plan.tried is None else plan.tried[r],
             )
         )

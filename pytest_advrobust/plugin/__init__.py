@@ -32,7 +32,9 @@ from .fixtures import (
 from .judge import judge
 from .keys import CACHE_KEY, COLLECTOR_KEY, PLAN_KEY, RUNS_KEY, SETTINGS_KEY, VERDICT_KEY
 from .options import Settings, add_options
-from .writers import writers_for
+from .writers import WRITER_NAMES, writers_for
+
+COLLECTOR_NAME = "advrobust-collector"
 
 __all__ = [
     "_adv_robust_marker",
@@ -82,13 +84,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     config.stash[CACHE_KEY] = Cache(settings.baseline_dir)
     config.stash[COLLECTOR_KEY] = collector
-    config.pluginmanager.register(collector, "advrobust-collector")
+    config.pluginmanager.register(collector, COLLECTOR_NAME)
     for name, writer in writers_for(settings, collector).items():
         config.pluginmanager.register(writer, name)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    for name in ("advrobust-collector", "advrobust-json", "advrobust-html", "advrobust-baselines"):
+    for name in (COLLECTOR_NAME, *WRITER_NAMES):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)

@@ -8,7 +8,6 @@ gone (syrupy's unused snapshots): they are reported, and removed by a full ``--a
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +52,7 @@ class Collector:
     def _shown_id(self, nodeid: str) -> str:
         """A test id as pytest shows it in the folder it was started in (ids are rootdir-relative)."""
         module, sep, rest = nodeid.partition("::")
-        return os.path.relpath(self.settings.rootpath / module, self.settings.invocation_dir) + sep + rest
+        return self.settings.shown(self.settings.rootpath / module) + sep + rest
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:

@@ -100,13 +100,18 @@ class BaselineWriter(_Writer):
             )
 
 
+WRITER_NAMES = ("advrobust-json", "advrobust-html", "advrobust-baselines")
+"""The plugin names the writers are registered under (and unregistered by, in pytest_unconfigure)."""
+
+
 def writers_for(settings: Settings, collector: Collector) -> dict[str, _Writer]:
     """The writers the options ask for, by plugin name."""
+    json_name, html_name, baselines_name = WRITER_NAMES
     wanted: dict[str, _Writer] = {}
     if settings.run.report is not None:
-        wanted["advrobust-json"] = JsonReportWriter(collector, settings)
+        wanted[json_name] = JsonReportWriter(collector, settings)
     if settings.run.html is not None:
-        wanted["advrobust-html"] = HtmlReportWriter(collector, settings)
+        wanted[html_name] = HtmlReportWriter(collector, settings)
     if settings.run.baseline_update:
-        wanted["advrobust-baselines"] = BaselineWriter(collector, settings)
+        wanted[baselines_name] = BaselineWriter(collector, settings)
     return wanted

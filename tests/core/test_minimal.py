@@ -85,3 +85,12 @@ def test_the_search_is_batched_and_costs_log2_of_range_over_precision_runs() -> 
     for record in searched:
         if record.minimal_epsilon is not None and record.flipped:
             assert record.minimal_epsilon <= 0.007
+
+
+def test_a_misclassified_image_has_no_minimal_epsilon() -> None:
+    model = linear_model(torch.randn(2, 3 * 4 * 4, generator=torch.Generator().manual_seed(3)))
+    x = grid_images(2, size=4, seed=3)
+    with torch.no_grad():
+        predicted = model(x).argmax(1)
+    result = attack(model, x, 1 - predicted, epsilon=0.01, minimal_epsilon=True, targets="untargeted")
+    assert all(record.misclassified and record.minimal_epsilon is None for record in result.records)
