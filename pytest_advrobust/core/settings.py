@@ -334,7 +334,10 @@ def parse_class_names(raw: Any, base: Path | None = None) -> str | tuple[str, ..
         if text.lower() == "imagenet":
             return "imagenet"
         if "," in text:
-            return tuple(_split(text))
+            names = tuple(_split(text))
+            if not names:
+                raise ValueError("must name at least one class")
+            return names
         return _path(text, base)
     if isinstance(raw, Path):
         return _path(raw, base)

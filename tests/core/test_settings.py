@@ -210,3 +210,8 @@ def test_budgets_may_be_written_as_fractions(raw: str, value: float) -> None:
     assert parse_one("epsilon_max", raw, CLI) == pytest.approx(value)
     with pytest.raises(OptionError, match=r"--adv-epsilon=1/0: must be a number \(or a fraction such as 8/255\)"):
         parse_one("epsilon", "1/0", CLI)
+
+
+def test_a_class_list_of_only_commas_is_refused() -> None:
+    with pytest.raises(OptionError, match=r"--adv-class-names=,: must name at least one class"):
+        parse_one("class_names", ",", CLI)
