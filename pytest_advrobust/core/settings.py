@@ -283,7 +283,8 @@ def _unset(raw: Any) -> bool:
 
 
 def _path(raw: Any, base: Path | None) -> Path:
-    path = Path(str(raw)).expanduser()
+    # "imgs /" is "imgs": blanks around the path and its separators are never part of a name here
+    path = Path("/".join(part.strip() for part in str(raw).strip().split("/"))).expanduser()
     if not path.is_absolute() and base is not None:
         path = Path(os.path.normpath(base / path))
     return path
