@@ -6,7 +6,8 @@ Everything runs in one process, side by side: after a warm-up, ``--repeats`` rou
 in a shuffled order, and each attack's time is its median (this machine's timings vary by ±10% from
 run to run: compare ratios within one table). Peak memory is the process's resident memory above what
 it was before the attack, sampled every 2 ms while the attack runs. "Floor" is steps × (one forward +
-one backward with respect to the input), the least any attack of this kind can cost.
+one backward with respect to the input) + one forward pass to predict what is returned, the least any
+attack of this kind can cost; FGSM rows are compared with FGSM's floor (one step).
 
     python benchmarks/attack_speed.py                  # both models, every attack available
     python benchmarks/attack_speed.py --large          # 1000 images at 224×224, batches of 32: peak memory
@@ -193,14 +194,27 @@ def runners(model_name: str) -> tuple[dict[str, Callable[..., dict[str, Any]]], 
         criterion = fb.criteria.TargetedMisclassification(targets)
         out["foolbox"] = measure(fb_model, lambda: (fb_attack(fmodel, images, criterion, epsilons=EPSILON)[1], STEPS))
 
+    def fgsm_defaults() -> tuple[torch.Tensor, int]:
+        result = attack(counted_raw, images, epsilon=EPSILON, method="fgsm", targets=targets, batch_size="all",
+                        mean=mean, std=std)  # fmt: skip
+        return result.adversarial_8bit, result.backward_passes
+
+    out["advrobust, fgsm defaults"] = measure(counted_raw, fgsm_defaults)
+
     x = images.clone().requires_grad_(True)
 
-    def floor_run() -> tuple[torch.Tensor, int]:
-        for _ in range(STEPS):
-            torch.autograd.grad(F.cross_entropy(counted(x), targets, reduction="sum"), x)
-        return images, STEPS
+    def floor(steps: int) -> Callable[[], tuple[torch.Tensor, int]]:
+        def run() -> tuple[torch.Tensor, int]:
+            for _ in range(steps):
+                torch.autograd.grad(F.cross_entropy(counted(x), targets, reduction="sum"), x)
+            with torch.no_grad():
+                counted(images)  # predict what is returned
+            return images, steps
 
-    out["floor"] = measure(counted, floor_run)
+        return run
+
+    out["floor"] = measure(counted, floor(STEPS))
+    out["fgsm floor"] = measure(counted, floor(1))
     return out, len(images)
 
 
@@ -263,13 +277,15 @@ def table(models: list[str], repeats: int) -> None:
             for name in order:
                 samples[name].append(runs[name]())
         median = {name: statistics.median(s["seconds"] for s in rows) for name, rows in samples.items()}
+        labels = {"floor": "floor: 10 × (forward + backward) + 1 forward",
+                  "fgsm floor": "fgsm floor: forward + backward + 1 forward"}  # fmt: skip
         for name, rows in samples.items():
             last = rows[-1]
-            label = "floor: 10 × (forward + backward)" if name == "floor" else name
+            own_floor = median["fgsm floor" if "fgsm" in name else "floor"]
             print(
-                f"| {model_name} ({count} images) | {label} | {median[name]:.3f} | "
+                f"| {model_name} ({count} images) | {labels.get(name, name)} | {median[name]:.3f} | "
                 f"{median[name] / median['bare loop']:.2f} | "
-                f"{median[name] / median['floor']:.2f} | {'' if name == 'floor' else format(last['success'], '.0%')} | "
+                f"{median[name] / own_floor:.2f} | {'' if name in labels else format(last['success'], '.0%')} | "
                 f"{last['forward']} / {last['backward']} | {peaks[name]:.0f} |"
             )
         for name in ("torchattacks", "foolbox"):

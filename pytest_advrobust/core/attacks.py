@@ -9,7 +9,8 @@ step the iterate is projected into the ε-ball around the clean image and clippe
 The loop reuses each step's own forward pass to decide success for the *current* iterate, so checking
 costs no extra forward. Under the ``rounded`` verdict an iterate only counts as a success once its 8-bit
 rounding (see :func:`quantize_8bit`) also succeeds; that check runs only on the images that succeeded in
-float. With early stopping, an image that succeeded leaves the batch. Without it, the returned image is
+float, and the last iterate is predicted once, as its 8-bit image (the curves' last point is that
+image). With early stopping, an image that succeeded leaves the batch. Without it, the returned image is
 the last iterate that succeeded (so a flip that a later step undoes is not lost), else the final iterate.
 """
 
@@ -146,6 +147,7 @@ class _Recorder:
         self.returned_logits = torch.empty(0)
         self.rounded_logits = torch.empty(0)
         self.rounded_known = torch.zeros(n, dtype=torch.bool, device=device)
+        self.returned_is_8bit = torch.zeros(n, dtype=torch.bool, device=device)
         self.first_sign: torch.Tensor | None = None
 
     def observe(self, k: int, active: _Active, logits: torch.Tensor) -> None:
@@ -162,8 +164,8 @@ class _Recorder:
         self.top_probs[rows, k], self.top_classes[rows, k] = probs.max(dim=1)
         self.steps_run[rows] = k
 
-    def rounded_success(self, rows: torch.Tensor, logits: torch.Tensor) -> None:
-        """Rows (batch positions) whose 8-bit image was re-predicted and succeeded, with its logits."""
+    def rounded_predicted(self, rows: torch.Tensor, logits: torch.Tensor) -> None:
+        """Rows (batch positions) whose 8-bit image the loop predicted, with its logits."""
         self.rounded_logits[rows] = logits
         self.rounded_known[rows] = True
 
@@ -174,17 +176,24 @@ class _Recorder:
         self.returned[rows] = x[success]
         self.returned_logits[rows] = logits[success]
 
-    def finish(self, active: _Active, x: torch.Tensor, logits: torch.Tensor) -> None:
-        """After the last step: rows that never succeeded return their final iterate."""
+    def finish(self, active: _Active, x: torch.Tensor, logits: torch.Tensor, *, rounded: bool = False) -> None:
+        """After the last step: rows that never succeeded return their final iterate (``rounded``: its
+        8-bit image, which is then both the float and the 8-bit result)."""
         never = self.first_success[active.index] < 0
         rows = active.index[never]
         self.returned[rows] = x[never]
         self.returned_logits[rows] = logits[never]
+        if rounded:
+            self.rounded_predicted(rows, logits[never])
+            self.returned_is_8bit[rows] = True
 
     def trajectory(
         self, model: WrappedModel, clean: torch.Tensor, eps: torch.Tensor, repredict_rounded: bool
     ) -> Trajectory:
-        rounded = quantize_8bit(self.returned, clean, eps)
+        rounded = self.returned.clone()
+        if not bool(self.returned_is_8bit.all()):
+            todo = ~self.returned_is_8bit
+            rounded[todo] = quantize_8bit(self.returned[todo], clean[todo], eps[todo])
         # The loop re-predicted the rounded image of every success under the rounded verdict; the rest
         # are re-predicted here, in one batch.
         unknown = ~self.rounded_known
@@ -272,12 +281,16 @@ class Attack:
         k: int,
         reuse: tuple[torch.Tensor, torch.Tensor] | None,
         names: Sequence[str] | None,
+        *,
+        rounded: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The iterate (requiring grad unless this is the last one) and its logits."""
+        """The iterate (requiring grad unless this is the last one) and its logits; with ``rounded``,
+        the iterate's 8-bit image instead."""
         if reuse is not None:
             return reuse  # the caller's clean forward pass, already checked there
         need_grad = k < self.steps
-        x = active.x.detach().requires_grad_(need_grad)
+        x = quantize_8bit(active.x, active.clean, active.eps) if rounded else active.x.detach()
+        x = x.requires_grad_(need_grad)
         with torch.set_grad_enabled(need_grad):
             logits = model.logits(x)
         if k == 0:
@@ -285,20 +298,23 @@ class Attack:
         return x, logits
 
     def _judge(
-        self, model: WrappedModel, k: int, active: _Active, x: torch.Tensor, logits: torch.Tensor, record: _Recorder
-    ) -> torch.Tensor:
+        self, model: WrappedModel, k: int, active: _Active, x: torch.Tensor, logits: torch.Tensor, record: _Recorder,
+        *, rounded: bool = False,
+    ) -> torch.Tensor:  # fmt: skip
         """Record iterate ``k`` and return which active rows reached the goal under the verdict
-        (re-predicting the 8-bit image of those that did in float)."""
+        (re-predicting the 8-bit image of those that did in float; ``rounded``: ``x`` is 8-bit already)."""
         x, logits = x.detach(), logits.detach()
         record.observe(k, active, logits)
         success = active.goal.reached(logits)
-        if self.verdict == VERDICT_ROUNDED and success.any():
+        if rounded:
+            record.rounded_predicted(active.index[success], logits[success])
+        elif self.verdict == VERDICT_ROUNDED and success.any():
             rows = success.nonzero().flatten()
             rounded = quantize_8bit(x[rows], active.clean[rows], active.eps[rows])
             with torch.no_grad():
                 rounded_logits = model.logits(rounded)
             rounded_success = active.goal.select(rows).reached(rounded_logits)
-            record.rounded_success(active.index[rows[rounded_success]], rounded_logits[rounded_success])
+            record.rounded_predicted(active.index[rows[rounded_success]], rounded_logits[rounded_success])
             success[rows] = rounded_success
         record.succeed(k, active, success, x, logits)
         return success
@@ -348,10 +364,12 @@ class SignGradientAttack(Attack):
     ) -> None:
         for k in range(self.steps + 1):
             reuse = start if k == 0 else None
-            x, logits = self._forward(model, active, k, reuse, names)
-            success = self._judge(model, k, active, x, logits, record)
+            # Under the rounded verdict the last iterate is predicted once, as the 8-bit image that is judged
+            last_rounded = k == self.steps and self.verdict == VERDICT_ROUNDED and reuse is None
+            x, logits = self._forward(model, active, k, reuse, names, rounded=last_rounded)
+            success = self._judge(model, k, active, x, logits, record, rounded=last_rounded)
             if k == self.steps:
-                record.finish(active, x.detach(), logits.detach())
+                record.finish(active, x.detach(), logits.detach(), rounded=last_rounded)
                 break
             if self.early_stop and bool(success.all()):
                 break  # every image still attacked reached its goal: no gradient is needed

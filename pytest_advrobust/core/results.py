@@ -136,18 +136,24 @@ def records_from(
     minimal: Sequence[float | None],
 ) -> list[ImageRecord]:
     """One record per row of ``plan``, from the clean forward pass and what the attack found."""
-    clean_probs, clean_pred = forward.probs, forward.pred
+    # every tensor goes to Python lists once: per-element indexing costs more than the attack on small models
+    clean_probs = forward.probs
     adv_probs = trajectory.adversarial_logits.softmax(dim=1)
     q_probs = trajectory.rounded_logits.softmax(dim=1)
-    adv_pred, q_pred = adv_probs.argmax(dim=1), q_probs.argmax(dim=1)
-    linf = (trajectory.adversarial - plan.clean).flatten(1).abs().amax(dim=1)
-    linf_q = (trajectory.rounded - plan.clean).flatten(1).abs().amax(dim=1)
+    adv_best, adv_pred = (v.tolist() for v in adv_probs.max(dim=1))
+    q_best, q_pred = (v.tolist() for v in q_probs.max(dim=1))
+    clean_best, clean_pred_list = (v.tolist() for v in clean_probs.max(dim=1))
+    linf = (trajectory.adversarial - plan.clean).flatten(1).abs().amax(dim=1).tolist()
+    linf_q = (trajectory.rounded - plan.clean).flatten(1).abs().amax(dim=1).tolist()
+    steps_run, first_success = trajectory.steps_run.tolist(), trajectory.first_success.tolist()
+    top_classes, top_probs = trajectory.top_classes.tolist(), trajectory.top_probs.tolist()
+    label_probs = trajectory.label_probs.tolist()
+    target_probs = None if trajectory.target_probs is None else trajectory.target_probs.tolist()
     records = []
-    target_probs = trajectory.target_probs
     for r, (i, t) in enumerate(zip(plan.images, plan.targets, strict=True)):
-        ran, first = int(trajectory.steps_run[r]), int(trajectory.first_success[r])
-        path = trajectory.top_classes[r, : ran + 1].tolist()
-        label, clean_label, adv, q = plan.labels[i], int(clean_pred[i]), int(adv_pred[r]), int(q_pred[r])
+        ran, first = steps_run[r], first_success[r]
+        path = top_classes[r][: ran + 1]
+        label, clean_label, adv, q = plan.labels[i], clean_pred_list[i], adv_pred[r], q_pred[r]
         records.append(
             ImageRecord(
                 name=plan.names[r],
@@ -156,32 +162,32 @@ def records_from(
                 label_source=plan.sources[i],
                 clean_label=clean_label,
                 clean_label_name=classes.name(clean_label),
-                clean_prob=float(clean_probs[i, clean_label]),
+                clean_prob=clean_best[i],
                 misclassified=clean_label != label,
                 target=t,
                 target_name=None if t is None else classes.name(t),
                 adv_label=adv,
                 adv_label_name=classes.name(adv),
-                adv_prob=float(adv_probs[r, adv]),
+                adv_prob=adv_best[r],
                 adv_label_8bit=q,
                 adv_label_8bit_name=classes.name(q),
-                adv_prob_8bit=float(q_probs[r, q]),
+                adv_prob_8bit=q_best[r],
                 flipped_float=adv != label,
                 flipped_8bit=q != label,
                 target_reached_float=None if t is None else adv == t,
                 target_reached_8bit=None if t is None else q == t,
-                linf=float(linf[r]),
-                linf_8bit=float(linf_q[r]),
+                linf=linf[r],
+                linf_8bit=linf_q[r],
                 first_flip_step=first if first >= 0 else None,
                 steps_run=ran,
                 steps=config.resolved_steps,
                 epsilon=config.epsilon,
                 verdict=config.verdict,
-                label_curve=trajectory.label_probs[r, : ran + 1].tolist(),
-                target_curve=None if target_probs is None else target_probs[r, : ran + 1].tolist(),
+                label_curve=label_probs[r][: ran + 1],
+                target_curve=None if target_probs is None else target_probs[r][: ran + 1],
                 path=path,
                 path_names=[classes.name(c) for c in path],
-                top_curve=trajectory.top_probs[r, : ran + 1].tolist(),
+                top_curve=top_probs[r][: ran + 1],
                 found_by=found_by[r],
                 # no budget is needed to get a misclassified image wrong: the search's answer means nothing
                 minimal_epsilon=None if clean_label != label else minimal[r],

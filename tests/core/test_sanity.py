@@ -136,3 +136,21 @@ def test_the_floor_check_reuses_the_first_gradient_and_costs_one_forward() -> No
     assert checked.flips == [] == unchecked.flips
     assert checked.backward_passes == unchecked.backward_passes == 5, "the floor needs no backward pass"
     assert checked.forward_passes == unchecked.forward_passes + 2  # determinism (4 images) + the FGSM image
+
+
+@pytest.mark.parametrize(("method", "steps"), [("bim", 10), ("fgsm", 1)])
+def test_defaults_on_a_model_where_nothing_flips_cost_the_gate_floor(method: str, steps: int) -> None:
+    """The gate floor is ``steps`` × (forward + backward) plus one forward to predict what is returned.
+    With every default (rounded verdict, sanity checks) only the floor check's FGSM image and the
+    determinism check's 4 images come on top: the last iterate is predicted once, as its 8-bit image."""
+    generator = torch.Generator().manual_seed(1)
+    model = linear_model(torch.randn(3, 48, generator=generator) * 0.01)
+    x = torch.rand(6, 3, 4, 4, generator=generator)
+    result = attack(model, x, epsilon=1e-3, method=method, steps=steps, targets="untargeted")
+    assert result.flips == []
+    assert result.backward_passes == steps
+    floor_check = 1 if method != "fgsm" else 0
+    assert result.forward_passes == steps + 1 + floor_check + 1  # iterates 0..steps, FGSM image, determinism
+    with torch.no_grad():  # what is returned is what was judged: its 8-bit image, re-predicted here
+        assert model(result.adversarial_8bit).argmax(1).tolist() == [r.adv_label_8bit for r in result.records]
+    assert torch.equal(result.adversarial_8bit * 255, (result.adversarial_8bit * 255).round())
