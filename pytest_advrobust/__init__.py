@@ -26,10 +26,11 @@ if TYPE_CHECKING:
         OptionError,
         UnsafeModelFileError,
     )
-    from .core.images import ImageSet, load_images
+    from .core.images import find_images, load_images
     from .core.loading import load_model
     from .core.model import WrappedModel
     from .core.results import AttackResult, ImageRecord
+    from .core.sources import ImageSet
     from .plugin.marker import adv_robust
 
 _LAZY = {
@@ -37,7 +38,8 @@ _LAZY = {
     "quantize_8bit": ".core.attacks",
     "ClassNames": ".core.classes",
     "load_class_names": ".core.classes",
-    "ImageSet": ".core.images",
+    "ImageSet": ".core.sources",
+    "find_images": ".core.images",
     "load_images": ".core.images",
     "load_model": ".core.loading",
     "WrappedModel": ".core.model",
@@ -78,6 +80,7 @@ __all__ = [
     "__version__",
     "adv_robust",
     "attack",
+    "find_images",
     "load_class_names",
     "load_images",
     "load_model",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +12,19 @@ import torch
 from .attacks import build_attack
 from .classes import ClassNames, load_class_names
 from .errors import OptionError
-from .images import ImageSet
 from .model import WrappedModel, eval_mode
 from .pipeline import BatchResult, attack_batch
-from .report import RunSettings
+from .report import ImageRecord, RunSettings
 from .results import AttackResult
 from .settings import AttackConfig, Source, TargetSpec, resolve
+from .sources import ImageSource, as_source
 
 LabelsArg = torch.Tensor | Sequence[int | str | None] | None
 
 
 def attack(
     model: Callable[[torch.Tensor], torch.Tensor] | WrappedModel,
-    images: torch.Tensor | ImageSet,
+    images: Any,
     labels: LabelsArg = None,
     *,
     epsilon: float,
@@ -38,10 +37,12 @@ def attack(
     mean: Sequence[float] | str | None = None,
     std: Sequence[float] | str | None = None,
     input_size: int | tuple[int, int] | None = None,
+    output: str | int | None = None,
     class_names: str | Path | Sequence[str] | ClassNames | None = None,
     early_stop: bool = True,
     verdict: str = "rounded",
     batch_size: int | str | None = 32,
+    workers: int | None = None,
     sanity_checks: bool = True,
     minimal_epsilon: bool | None = None,
     epsilon_max: float = 16 / 255,
@@ -55,9 +56,12 @@ def attack(
 
     Args:
         model: an ``nn.Module`` or callable mapping a (normalized) N×C×H×W batch to N×K logits.
-        images: N×C×H×W float pixels in [0,1] (never modified), or an :class:`ImageSet`.
-        labels: true classes (indices or names); None uses the ImageSet's labels, else the model's clean
-            prediction (reported as ``label_source="model prediction"``).
+        images: N×C×H×W float pixels in [0,1] (never modified), an ``(x, y)`` pair, an :class:`ImageSet`,
+            image files from :func:`find_images` (read batch by batch), a map-style ``Dataset`` of
+            ``(image, label)`` (e.g. torchvision's ``ImageFolder`` with ``ToTensor()``; its ``classes``
+            are the class names), a ``DataLoader``, or an iterable of ``(x, y)`` batches.
+        labels: true classes (indices or names) of in-memory images; None uses the source's labels, else
+            the model's clean prediction (reported as ``label_source="model prediction"``).
         epsilon: L∞ budget in [0,1] pixel units (0.007 ≈ 1.8/255).
         method: ``fgsm`` (one step of ε), ``bim`` (``steps`` steps of ``step_size``), ``pgd`` (bim from a
             random start seeded by ``seed``), ``apgd`` (Auto-PGD: momentum, adaptive step size from 2ε).
@@ -67,9 +71,12 @@ def attack(
             each image only while it holds: AutoAttack's APGD-T), class indices/names (each image is
             attacked toward each target), or a tensor of N class indices (one target per image).
         mean, std: normalization applied inside the model wrapper after the perturbation ("imagenet" ok).
+        output: where the logits are in the model's output (a key or an index); None takes a tensor, or
+            the output's ``.logits`` / ``["logits"]`` (Hugging Face image classifiers).
         early_stop: stop attacking an image once it reached the goal under the verdict.
         verdict: "rounded" (the 8-bit rounded image decides) or "float".
-        batch_size: attack at most this many images at once ("all" for one batch).
+        batch_size: read and attack at most this many images at once ("all" for one batch).
+        workers: DataLoader processes decoding files or reading a Dataset during the attack (None: auto).
         sanity_checks: check determinism, and that one FGSM step does not beat the configured attack.
         minimal_epsilon: also find each image's smallest successful ε in (0, epsilon_max], to
             ``epsilon_precision``, by a batched bisection (``record.minimal_epsilon``); None (auto) is off
@@ -89,6 +96,8 @@ def attack(
         "mean": mean,
         "std": std,
         "input_size": input_size,
+        "output": output,
+        "workers": workers,
         "early_stop": early_stop,
         "verdict": verdict,
         "batch_size": batch_size,
@@ -102,73 +111,32 @@ def attack(
     return run_attack(config, model, images, labels, class_names=class_names, names=names)
 
 
-@dataclass
-class _Inputs:
-    """The images to attack, with a name, a given label (or None) and a label source each."""
-
-    pixels: torch.Tensor
-    names: list[str]
-    given: list[int | None]
-    sources: list[str]
-    notes: list[str]
-
-    @classmethod
-    def of(
-        cls, images: torch.Tensor | ImageSet, labels: LabelsArg, names: Sequence[str] | None, classes: ClassNames
-    ) -> _Inputs:
-        image_set = images if isinstance(images, ImageSet) else None
-        pixels = image_set.pixels if image_set is not None else images
-        if not isinstance(pixels, torch.Tensor):
-            raise OptionError(f"images must be a tensor or an ImageSet, got {type(images).__name__}")
-        if pixels.dim() == 3:
-            pixels = pixels.unsqueeze(0)
-        n = pixels.shape[0]
-        if names is not None:
-            image_names = list(names)
-        else:
-            image_names = image_set.names if image_set is not None else [f"image {i}" for i in range(n)]
-        if len(image_names) != n:
-            raise OptionError(f"{len(image_names)} names given for {n} images")
-        given, sources = _labels(labels, image_set, n, classes)
-        notes = list(image_set.notes) if image_set is not None else []
-        return cls(pixels, image_names, given, sources, notes)
-
-
-def _labels(
-    labels: LabelsArg, image_set: ImageSet | None, n: int, classes: ClassNames
-) -> tuple[list[int | None], list[str]]:
-    if labels is None:
-        if image_set is not None:
-            return list(image_set.labels), list(image_set.label_sources)
-        return [None] * n, ["model prediction"] * n
-    values = labels.tolist() if isinstance(labels, torch.Tensor) else list(labels)
-    if isinstance(labels, torch.Tensor) and labels.dim() == 0:
-        values = [int(labels.item())]
-    if len(values) != n:
-        raise OptionError(f"{len(values)} labels given for {n} images")
-    resolved = [None if value is None else classes.index(value) for value in values]
-    return resolved, ["given" if v is not None else "model prediction" for v in resolved]
-
-
-def _class_names(given: Any, config: AttackConfig, images: Any) -> ClassNames:
-    """The call's class names, else the settings', else those the ImageSet's labels were read with."""
+def _class_names(given: Any, config: AttackConfig, source: ImageSource | None) -> ClassNames:
+    """The call's class names, else the settings', else the source's (an ImageSet's, a dataset's ``classes``)."""
     if given is not None:
         return load_class_names(given)
     if config.class_names is not None:
         return load_class_names(config.class_names)
-    if isinstance(images, ImageSet) and images.class_names is not None:
-        return images.class_names
+    if source is not None and source.class_names is not None:
+        return source.class_names
     return ClassNames()
 
 
-def _batch_config(config: AttackConfig, start: int, stop: int, n: int) -> AttackConfig:
+def _batch_config(config: AttackConfig, start: int, stop: int, n: int | None) -> AttackConfig:
     """The settings for images ``start:stop``: per-image targets are sliced with their images."""
     spec = config.targets
     if spec.mode != "per-image":
         return config
-    if len(spec.classes) != n:
-        raise OptionError(f"targets: {len(spec.classes)} per-image targets for {n} images")
+    if (n is not None and len(spec.classes) != n) or len(spec.classes) < stop:
+        raise OptionError(f"targets: {len(spec.classes)} per-image targets for {n or f'at least {stop}'} images")
     return dataclasses.replace(config, targets=TargetSpec("per-image", classes=spec.classes[start:stop]))
+
+
+def _workers(config: AttackConfig, total: int | None) -> int:
+    """``workers=auto``: one decoding process when there is more than one batch, else none."""
+    if config.workers is not None:
+        return config.workers
+    return 1 if total is None or (config.batch_size is not None and total > config.batch_size) else 0
 
 
 def run_settings(config: AttackConfig, device: torch.device, notes: list[str], reproduce: str | None) -> RunSettings:
@@ -198,55 +166,71 @@ def run_settings(config: AttackConfig, device: torch.device, notes: list[str], r
 def run_attack(
     config: AttackConfig,
     model: Callable[[torch.Tensor], torch.Tensor] | WrappedModel,
-    images: torch.Tensor | ImageSet,
+    images: Any,
     labels: LabelsArg = None,
     *,
     class_names: str | Path | Sequence[str] | ClassNames | None = None,
     names: Sequence[str] | None = None,
     reproduce: str | None = None,
-    progress: Callable[[int, int, int], None] | None = None,
+    progress: Callable[[int, int | None, int], None] | None = None,
+    keep_images: bool = True,
+    on_batch: Callable[[BatchResult], None] | None = None,
 ) -> AttackResult:
     """:func:`attack` for an already resolved :class:`AttackConfig` (what the plugin calls).
 
-    ``progress(done, total, failed)`` is called after each batch of ``config.batch_size`` images.
+    ``images`` is anything :func:`~pytest_advrobust.core.sources.as_source` takes; it is read, attacked
+    and reported ``config.batch_size`` images at a time. ``progress(done, total, failed)`` is called
+    after each batch (``total`` None when the source's length is unknown), ``on_batch`` with each
+    batch's result. ``keep_images=False`` keeps no tensors in the result (``adversarial`` etc. are
+    empty), so memory does not grow with the number of images.
     """
     if isinstance(model, WrappedModel):
         wrapped = model
     else:
-        wrapped = WrappedModel(model, mean=config.mean, std=config.std, input_size=config.input_size)
+        wrapped = WrappedModel(
+            model, mean=config.mean, std=config.std, input_size=config.input_size, output=config.output
+        )
     wrapped.place(config.device)
-    classes = _class_names(class_names, config, images)
-    inputs = _Inputs.of(images, labels, names, classes)
-    wrapped.check_images(inputs.pixels)
+    given = images if isinstance(images, ImageSource) else None  # labels given as names need class names
+    source = as_source(images, labels, names, _class_names(class_names, config, given))
+    classes = _class_names(class_names, config, source)
     attack = build_attack(config)
-    n = inputs.pixels.shape[0]
-    chunk = config.batch_size or max(n, 1)
+    total = source.count
     forward0, backward0 = wrapped.forward_passes, wrapped.backward_passes
-    parts: list[BatchResult] = []
+    kept: dict[str, list[torch.Tensor]] = {"adversarial": [], "rounded": [], "clean": []}
+    records: list[ImageRecord] = []
+    notes = list(source.notes)
+    done = failed = 0
     with eval_mode(wrapped.model):
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            clean = inputs.pixels[start:stop].detach().to(wrapped.device, torch.float32)
-            batch_config = _batch_config(config, start, stop, n)
+        for batch in source.batches(config.batch_size, _workers(config, total)):
+            wrapped.check_images(batch.pixels)
+            clean = batch.pixels.detach().to(wrapped.device, torch.float32)
             part = attack_batch(
-                batch_config, attack, wrapped, clean, inputs.given[start:stop], inputs.sources[start:stop],
-                inputs.names[start:stop], classes,
+                _batch_config(config, done, done + len(batch), total), attack, wrapped, clean, batch.labels,
+                batch.sources, batch.names, classes,
             )  # fmt: skip
-            parts.append(part)
+            done += len(batch)
+            records += part.records
+            notes += batch.notes + part.notes
+            failed += sum(1 for record in part.records if record.failed)
+            if keep_images:
+                for name in kept:
+                    kept[name].append(getattr(part, name).to(batch.pixels.device))
+            if on_batch is not None:
+                on_batch(part)
             if progress is not None:
-                progress(stop, n, sum(1 for p in parts for record in p.records if record.failed))
-    empty = inputs.pixels.new_empty((0, *inputs.pixels.shape[1:]))
+                progress(done, total, failed)
+    if config.targets.mode == "per-image" and len(config.targets.classes) != done:
+        raise OptionError(f"targets: {len(config.targets.classes)} per-image targets for {done} images")
 
     def joined(name: str) -> torch.Tensor:
-        tensors = [getattr(part, name).to(inputs.pixels.device) for part in parts]
-        return torch.cat(tensors) if tensors else empty
+        return torch.cat(kept[name]) if kept[name] else torch.empty(0)
 
-    notes = inputs.notes + [note for part in parts for note in part.notes]
     return AttackResult(
         adversarial=joined("adversarial"),
         adversarial_8bit=joined("rounded"),
         clean=joined("clean"),
-        records=[record for part in parts for record in part.records],
+        records=records,
         settings=run_settings(config, wrapped.device, notes, reproduce),
         forward_passes=wrapped.forward_passes - forward0,
         backward_passes=wrapped.backward_passes - backward0,

@@ -12,6 +12,7 @@ import base64
 import io
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,18 +22,20 @@ import torch
 from .jsonfile import write_json
 from .model import WrappedModel, eval_mode
 from .report import HtmlCard, ImageRecord
-from .results import AttackResult
 
 DEFAULT_AMPLIFY = 50.0
 
 
 def png_bytes(pixels: torch.Tensor) -> bytes:
-    """A C×H×W tensor in [0,1] as an 8-bit RGB PNG (values rounded to the nearest k/255)."""
+    """A C×H×W tensor in [0,1] (C = 3 or 1) as an 8-bit RGB or grayscale PNG (values rounded to k/255)."""
     from PIL import Image
 
     array = (pixels.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array), "RGB").save(buffer, format="PNG")
+    gray = array.shape[2] == 1
+    Image.fromarray(np.ascontiguousarray(array[:, :, 0] if gray else array), "L" if gray else "RGB").save(
+        buffer, format="PNG"
+    )
     return buffer.getvalue()
 
 
@@ -120,28 +123,39 @@ class Card:
 
 
 def build_cards(
-    result: AttackResult, model: WrappedModel, *, amplify: float = DEFAULT_AMPLIFY, all_images: bool = False
+    records: Sequence[ImageRecord],
+    clean: torch.Tensor,
+    rounded: torch.Tensor,
+    model: WrappedModel,
+    *,
+    amplify: float = DEFAULT_AMPLIFY,
+    all_images: bool = False,
+    limit: int | None = None,
 ) -> list[Card]:
-    """Cards for the flipped images (or all), each adversarial PNG re-predicted from its bytes."""
+    """Cards for the flipped images (or all) of one batch (``clean``/``rounded``: its rows, in the order of
+    ``records``), at most ``limit``; each adversarial PNG is re-predicted from its bytes."""
     from PIL import Image
 
-    cards = []
-    for row, record in enumerate(result.records):
+    cards: list[Card] = []
+    for row, record in enumerate(records):
         if not (all_images or record.failed):
             continue
-        clean, adversarial = result.clean[row], result.adversarial_8bit[row]
+        if limit is not None and len(cards) >= limit:
+            break
+        image, adversarial = clean[row], rounded[row]
         card = Card(
             record=record,
-            clean_png=png_bytes(clean),
+            clean_png=png_bytes(image),
             adversarial_png=png_bytes(adversarial),
-            perturbation_png=png_bytes(perturbation_pixels(adversarial, clean, amplify)),
+            perturbation_png=png_bytes(perturbation_pixels(adversarial, image, amplify)),
             curve_png=curve_png(record),
             amplify=amplify,
         )
-        reloaded = np.asarray(Image.open(io.BytesIO(card.adversarial_png)).convert("RGB"), dtype=np.float32) / 255
-        pixels = torch.from_numpy(reloaded).permute(2, 0, 1)[None].to(model.device)
+        channels = "L" if image.shape[0] == 1 else "RGB"
+        reloaded = np.asarray(Image.open(io.BytesIO(card.adversarial_png)).convert(channels), dtype=np.float32) / 255
+        pixels = torch.from_numpy(reloaded.reshape(*reloaded.shape[:2], -1)).permute(2, 0, 1)[None]
         with torch.no_grad(), eval_mode(model.model):
-            label = int(model.logits(pixels).argmax(dim=1))
+            label = int(model.logits(pixels.to(model.device)).argmax(dim=1))
         card.saved_file_label = record.adv_label_8bit_name if label == record.adv_label_8bit else f"class {label}"
         card.saved_file_fools = label != record.label
         cards.append(card)

@@ -310,9 +310,8 @@ class Attack:
             record.rounded_predicted(active.index[success], logits[success])
         elif self.verdict == VERDICT_ROUNDED and success.any():
             rows = success.nonzero().flatten()
-            rounded = quantize_8bit(x[rows], active.clean[rows], active.eps[rows])
             with torch.no_grad():
-                rounded_logits = model.logits(rounded)
+                rounded_logits = model.logits(quantize_8bit(x[rows], active.clean[rows], active.eps[rows]))
             rounded_success = active.goal.select(rows).reached(rounded_logits)
             record.rounded_predicted(active.index[rows[rounded_success]], rounded_logits[rounded_success])
             success[rows] = rounded_success

@@ -1,61 +1,36 @@
-"""Loading images: files or folders of PNG/JPEG, optionally labelled, as an N×3×H×W batch in [0,1].
+"""Image files: PNG/JPEG files or folders, optionally labelled, read batch by batch as N×C×H×W in [0,1].
 
 A folder whose images sit in subfolders is read as an ImageFolder layout: the subfolder name is the
-label (a class index or name). A labels file (``filename,label`` per line) overrides that. Images are
-converted to RGB (each conversion is noted), and with ``input_size`` resized so the shorter side fits
-and center-cropped; pixel values stay on the 8-bit grid.
+label (a class index or name; without class names, the sorted folder names are the classes, as in
+torchvision). A labels file (``filename,label`` per line) overrides that. Images are converted to RGB
+(or to grayscale with ``image_mode="L"``; each conversion is noted), turned upright by their EXIF
+orientation, and with ``input_size`` resized so the shorter side fits and center-cropped; pixel values
+stay on the 8-bit grid. :func:`find_images` lists the files and their labels without decoding them
+(an :class:`ImageFiles` source); :func:`load_images` decodes them all into an :class:`ImageSet`.
 """
 
 from __future__ import annotations
 
 import csv
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from .classes import ClassNames, load_class_names
-from .errors import AdvRobustError, ImageLoadError
+from .errors import AdvRobustError, ImageLoadError, OptionError
+from .sources import Batch, ImageSet, ImageSource, shard_range, warn_notes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+IMAGE_MODES = ("RGB", "L")
+"""3-channel colour, or 1-channel grayscale (PIL's mode names)."""
 
 
-@dataclass
-class ImageSet:
-    """A batch of images with names and optional labels.
-
-    ``pixels``: N×3×H×W float32 in [0,1]. ``labels[i]`` is a class index or None (then the model's clean
-    prediction is used); ``label_sources[i]`` says where it came from. ``notes`` lists conversions made.
-    """
-
-    pixels: torch.Tensor
-    names: list[str]
-    labels: list[int | None]
-    label_sources: list[str]
-    notes: list[str] = field(default_factory=list)
-    class_names: ClassNames | None = None
-    """The class names the labels were read with; :func:`attack` uses them unless given others."""
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def shard(self, index: int, count: int) -> ImageSet:
-        """The ``index``-th of ``count`` contiguous, near-equal parts (what one test shard attacks)."""
-        start, stop = index * len(self) // count, (index + 1) * len(self) // count
-        return ImageSet(
-            self.pixels[start:stop],
-            self.names[start:stop],
-            self.labels[start:stop],
-            self.label_sources[start:stop],
-            list(self.notes),
-            self.class_names,
-        )
-
-
-def _open_rgb(path: Path, notes: list[str]) -> object:
+def _open(path: Path) -> Any:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -69,40 +44,56 @@ def _open_rgb(path: Path, notes: list[str]) -> object:
         raise ImageLoadError(f"image file {path} is corrupt or truncated: {exc}") from None
     except Image.DecompressionBombError as exc:
         raise ImageLoadError(f"image file {path} is too large to load safely: {exc}") from None
-    mode = image.mode
-    if mode == "RGB":
+    return image
+
+
+def _upright(image: Any, name: str, notes: list[str]) -> Any:
+    """Apply the EXIF orientation (as photo viewers do), with a note."""
+    from PIL import ImageOps
+
+    orientation = image.getexif().get(0x0112, 1)
+    if orientation in (None, 1):
         return image
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
-        array8 = np.clip(np.rint(array / top * 255.0), 0, 255).astype(np.uint8)
-        notes.append(f"{path.name}: {mode} ({'16-bit' if top > 255 else '32-bit'}) grayscale scaled to 8-bit RGB")
-        return Image.fromarray(array8, mode="L").convert("RGB")
-    if mode == "F":
-        array = np.asarray(image, dtype=np.float64)
-        scale = 255.0 if array.max(initial=0) > 1.0 else 1.0
-        array8 = np.clip(np.rint(array / scale * 255.0), 0, 255).astype(np.uint8)
-        notes.append(f"{path.name}: float grayscale converted to 8-bit RGB")
-        return Image.fromarray(array8, mode="L").convert("RGB")
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        notes.append(f"{path.name}: {mode} with transparency composited on white, converted to RGB")
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    notes.append(f"{path.name}: {mode} converted to RGB")
-    return image.convert("RGB")
+    notes.append(f"{name}: EXIF orientation {orientation} applied")
+    return ImageOps.exif_transpose(image)
 
 
-def _fit(image: object, size: tuple[int, int] | None, path: Path, notes: list[str]) -> object:
+def _convert(image: Any, mode: str, name: str, notes: list[str]) -> Any:
+    """``image`` in ``mode`` (RGB or L) with 8-bit values; every conversion is noted."""
     from PIL import Image
 
-    assert isinstance(image, Image.Image)
+    source = image.mode
+    if source == mode:
+        return image
+    if source in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        if source == "F":
+            top = 255.0 if array.max(initial=0) > 1.0 else 1.0
+            what = "float grayscale"
+        else:
+            top = 65535.0 if source.startswith("I;16") or array.max(initial=0) > 255 else 255.0
+            what = f"{source} ({'16-bit' if top > 255 else '32-bit'}) grayscale"
+        gray = Image.fromarray(np.clip(np.rint(array / top * 255.0), 0, 255).astype(np.uint8), mode="L")
+        notes.append(f"{name}: {what} scaled to 8-bit {mode}")
+        return gray if mode == "L" else gray.convert(mode)
+    if source in ("RGBA", "LA", "PA") or (source == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        notes.append(f"{name}: {source} with transparency composited on white, converted to {mode}")
+        return Image.alpha_composite(background, rgba).convert(mode)
+    notes.append(f"{name}: {source} converted to {mode}")
+    return image.convert(mode)
+
+
+def _fit(image: Any, size: tuple[int, int] | None, name: str, notes: list[str]) -> Any:
+    from PIL import Image
+
     if size is None:
         return image
     height, width = size
     if image.height < height or image.width < width:
         message = (
-            f"{path.name} is {image.width}x{image.height}, smaller than input size {width}x{height}: "
+            f"{name} is {image.width}x{image.height}, smaller than input size {width}x{height}: "
             "upscaled, which blurs it"
         )
         notes.append(message)
@@ -115,9 +106,24 @@ def _fit(image: object, size: tuple[int, int] | None, path: Path, notes: list[st
     return image.crop((left, top, left + width, top + height))
 
 
-def _to_tensor(image: object) -> torch.Tensor:
+def _to_tensor(image: Any) -> torch.Tensor:
     array = np.asarray(image, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def pil_pixels(image: Any, name: str, notes: list[str], mode: str | None = None) -> torch.Tensor:
+    """A PIL image (e.g. from a Dataset without ToTensor) as C×H×W float in [0,1]; ``mode`` None keeps
+    L as 1 channel and converts anything else to RGB."""
+    wanted = mode or ("L" if image.mode == "L" else "RGB")
+    return _to_tensor(_convert(image, wanted, name, notes))
+
+
+def decode(path: Path, name: str, mode: str, size: tuple[int, int] | None, notes: list[str]) -> torch.Tensor:
+    """One image file as C×H×W float in [0,1]: opened, upright, converted, fitted to ``size``."""
+    image = _upright(_open(path), name, notes)
+    return _to_tensor(_fit(_convert(image, mode, name, notes), size, name, notes))
 
 
 def _collect(path: Path) -> list[tuple[Path, str, str | None]]:
@@ -177,18 +183,136 @@ def read_labels_file(path: Path) -> dict[str, str]:
     return labels
 
 
-def load_images(
+@dataclass(frozen=True)
+class FileEntry:
+    """One image file: where it is, its name in reports, its label (a class index or None) and where
+    that label came from."""
+
+    path: Path
+    name: str
+    label: int | None
+    source: str
+
+
+class _Decoded(torch.utils.data.Dataset[tuple[torch.Tensor, list[str]]]):
+    """Image files decoded one by one (in DataLoader workers when there are any)."""
+
+    def __init__(self, entries: list[FileEntry], mode: str, size: tuple[int, int] | None) -> None:
+        self.entries, self.mode, self.size = entries, mode, size
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, list[str]]:
+        notes: list[str] = []
+        entry = self.entries[i]
+        with warnings.catch_warnings():  # noted, and warned about once by the reading process
+            warnings.simplefilter("ignore")
+            return decode(entry.path, entry.name, self.mode, self.size, notes), notes
+
+
+def _as_list(rows: list[Any]) -> list[Any]:
+    return rows
+
+
+class ImageFiles(ImageSource):
+    """Image files read batch by batch (decoding overlaps the attack with ``workers`` > 0); made by
+    :func:`find_images`. Memory holds one batch of pixels, not all of them."""
+
+    def __init__(
+        self,
+        entries: list[FileEntry],
+        *,
+        input_size: tuple[int, int] | None,
+        image_mode: str,
+        class_names: ClassNames | None,
+        notes: list[str],
+    ) -> None:
+        self.entries = entries
+        self.input_size = input_size
+        self.image_mode = image_mode
+        self.class_names = class_names
+        self.notes = notes
+        self.names = [entry.name for entry in entries]
+
+    def batches(self, batch_size: int | None, workers: int = 0) -> Iterator[Batch]:
+        loader = torch.utils.data.DataLoader(
+            _Decoded(self.entries, self.image_mode, self.input_size),
+            batch_size=batch_size or max(len(self.entries), 1),
+            num_workers=workers,
+            collate_fn=_as_list,
+        )
+        shape: tuple[int, ...] | None = None
+        conversions: list[str] = []
+        done = 0
+        for rows in loader:
+            entries = self.entries[done : done + len(rows)]
+            done += len(rows)
+            notes = [note for _, row_notes in rows for note in row_notes]
+            for note in notes:
+                if "smaller than input size" in note:
+                    warnings.warn(note, stacklevel=2)
+                else:
+                    conversions.append(note)
+            shapes = {tuple(pixels.shape) for pixels, _ in rows} | ({shape} if shape else set())
+            if len(shapes) > 1:
+                raise ImageLoadError(
+                    "images have different sizes ("
+                    + ", ".join(f"{s[2]}x{s[1]}" for s in sorted(shapes))
+                    + "); set input_size (--adv-input-size=224) to resize and center-crop them"
+                )
+            shape = shapes.pop()
+            yield Batch(
+                torch.stack([pixels for pixels, _ in rows]),
+                [entry.name for entry in entries],
+                [entry.label for entry in entries],
+                [entry.source for entry in entries],
+                notes,
+            )
+        warn_notes(conversions, f"converted {len(conversions)} image(s) to 8-bit {self.image_mode}")
+
+    def shard(self, index: int, count: int) -> ImageFiles:
+        part = shard_range(index, count, len(self.entries))
+        return ImageFiles(
+            self.entries[part.start : part.stop],
+            input_size=self.input_size,
+            image_mode=self.image_mode,
+            class_names=self.class_names,
+            notes=list(self.notes),
+        )
+
+    def load(self) -> ImageSet:
+        """Decode every image into memory (one batch)."""
+        batches = list(self.batches(None))
+        if not batches:
+            raise ImageLoadError("no images to load")
+        (batch,) = batches
+        return ImageSet(batch.pixels, batch.names, batch.labels, batch.sources, self.notes + batch.notes,
+                        self.class_names)  # fmt: skip
+
+
+def _folder_classes(entries: list[tuple[Path, str, str | None]], notes: list[str]) -> ClassNames:
+    """ImageFolder layout without class names: the sorted folder names are the classes (as torchvision)."""
+    folders = sorted({folder for _, _, folder in entries if folder is not None})
+    notes.append(f"no class names set: the sorted label folders are the classes ({', '.join(folders[:10])})")
+    return ClassNames(folders)
+
+
+def find_images(
     paths: str | Path | Sequence[str | Path],
     *,
     input_size: int | tuple[int, int] | None = None,
     labels_file: str | Path | None = None,
     class_names: str | Path | Sequence[str] | ClassNames | None = None,
-) -> ImageSet:
-    """Load image files and folders into an :class:`ImageSet` (see the module docstring).
+    image_mode: str = "RGB",
+) -> ImageFiles:
+    """List image files and folders with their labels, without decoding them (see the module docstring).
 
     ``input_size``: 224 or (H, W); ``class_names``: anything :func:`load_class_names` takes, used to
-    read labels given as names (folder names or the labels file).
+    read labels given as names (folder names or the labels file); ``image_mode``: ``RGB`` or ``L``.
     """
+    if image_mode not in IMAGE_MODES:
+        raise OptionError(f"image_mode={image_mode!r}: must be one of {', '.join(IMAGE_MODES)}")
     if isinstance(input_size, int):
         input_size = (input_size, input_size)
     if isinstance(paths, (str, Path)):
@@ -196,18 +320,16 @@ def load_images(
     if not paths:
         raise ImageLoadError("no images given: set images to a file or folder")
     names_map = load_class_names(class_names)
-    entries: list[tuple[Path, str, str | None]] = []
+    found: list[tuple[Path, str, str | None]] = []
     for path in paths:
-        entries.extend(_collect(Path(path)))
+        found.extend(_collect(Path(path)))
     file_labels = read_labels_file(Path(labels_file)) if labels_file is not None else None
-
     notes: list[str] = []
-    tensors: list[torch.Tensor] = []
-    labels: list[int | None] = []
-    sources: list[str] = []
-    for file, name, folder_label in entries:
-        image = _fit(_open_rgb(file, notes), input_size, file, notes)
-        tensors.append(_to_tensor(image))
+    folder_names = [folder for _, _, folder in found if folder is not None]
+    if file_labels is None and not len(names_map) and any(not f.strip().isdigit() for f in folder_names):
+        names_map = _folder_classes(found, notes)
+    entries: list[FileEntry] = []
+    for file, name, folder_label in found:
         raw_label: str | None = folder_label
         source = "folder name"
         if file_labels is not None:
@@ -216,32 +338,39 @@ def load_images(
             if raw_label is None:
                 raise ImageLoadError(f"labels file {labels_file} has no line for image {name}; add '{name},<label>'")
         if raw_label is None:
-            labels.append(None)
-            sources.append("model prediction")
+            entries.append(FileEntry(file, name, None, "model prediction"))
             continue
         try:
-            labels.append(names_map.index(raw_label))
+            entries.append(FileEntry(file, name, names_map.index(raw_label), source))
         except AdvRobustError as exc:
             raise ImageLoadError(f"label of image {name} ({source}): {exc}") from None
-        sources.append(source)
     if file_labels is not None and any(Path(path).is_dir() for path in paths):
         # A folder was given: its labels file must not name images the folder lacks (typos, moves).
-        known = {name for _, name, _ in entries} | {file.name for file, _, _ in entries}
+        known = {name for _, name, _ in found} | {file.name for file, _, _ in found}
         extra = sorted(set(file_labels) - known)
         if extra:
             raise ImageLoadError(f"labels file {labels_file} names images that were not found: {', '.join(extra[:5])}")
-    shapes = {tuple(t.shape) for t in tensors}
-    if len(shapes) > 1:
-        raise ImageLoadError(
-            "images have different sizes ("
-            + ", ".join(f"{s[2]}x{s[1]}" for s in sorted(shapes))
-            + "); set input_size (--adv-input-size=224) to resize and center-crop them"
-        )
-    conversions = [note for note in notes if "smaller than input size" not in note]
-    if conversions:
-        warnings.warn(
-            f"converted {len(conversions)} image(s) to 8-bit RGB: " + "; ".join(conversions[:5]),
-            stacklevel=2,
-        )
-    names = [name for _, name, _ in entries]
-    return ImageSet(torch.stack(tensors), names, labels, sources, notes, names_map if len(names_map) else None)
+    return ImageFiles(
+        entries,
+        input_size=input_size,
+        image_mode=image_mode,
+        class_names=names_map if len(names_map) else None,
+        notes=notes,
+    )
+
+
+def load_images(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    input_size: int | tuple[int, int] | None = None,
+    labels_file: str | Path | None = None,
+    class_names: str | Path | Sequence[str] | ClassNames | None = None,
+    image_mode: str = "RGB",
+) -> ImageSet:
+    """Load image files and folders into an :class:`ImageSet` in memory (see :func:`find_images`; for
+    many images, pass :func:`find_images`' result to :func:`~pytest_advrobust.attack` instead: it is
+    read batch by batch)."""
+    files = find_images(
+        paths, input_size=input_size, labels_file=labels_file, class_names=class_names, image_mode=image_mode
+    )
+    return files.load()

@@ -8,6 +8,7 @@ never touches parameters, their ``requires_grad`` flags or their ``.grad``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
@@ -24,6 +25,15 @@ def model_device(model: object) -> torch.device:
         for buffer in model.buffers():
             return buffer.device
     return torch.device("cpu")
+
+
+def model_dtype(model: object) -> torch.dtype:
+    """The floating dtype of the model's first floating parameter or buffer; float32 otherwise."""
+    if isinstance(model, nn.Module):
+        for tensor in itertools.chain(model.parameters(), model.buffers()):
+            if tensor.is_floating_point():
+                return tensor.dtype
+    return torch.float32
 
 
 def resolve_device(name: str, model: object) -> torch.device:
@@ -89,6 +99,11 @@ class WrappedModel:
         model: maps a normalized N×C×H×W float batch to N×K logits (not probabilities).
         mean, std: per-channel normalization, applied inside :meth:`logits`; both or neither.
         input_size: expected (H, W) of the pixel images, checked before every attack.
+        output: where the logits are in the model's output: a key or an index; None takes a tensor, or
+            an output's ``.logits`` attribute or ``["logits"]`` item (Hugging Face image classifiers).
+
+    Inputs are cast to the model's floating dtype (float16, bfloat16, float64) and logits back to
+    float32, so the attack's own state stays float32 whatever the model computes in.
     """
 
     def __init__(
@@ -98,14 +113,17 @@ class WrappedModel:
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         input_size: tuple[int, int] | None = None,
+        output: str | int | None = None,
     ) -> None:
         if (mean is None) != (std is None):
             raise OptionError("mean and std go together: give both or neither")
         self.model = model
+        self.output = output
         self.mean = tuple(mean) if mean is not None else None
         self.std = tuple(std) if std is not None else None
         self.input_size = input_size
         self.device = model_device(model)
+        self.dtype = model_dtype(model)
         self.forward_passes = 0
         self.backward_passes = 0
         self._normalizers: dict[tuple[torch.device, torch.dtype, int], tuple[torch.Tensor, torch.Tensor]] = {}
@@ -114,6 +132,7 @@ class WrappedModel:
         """Move the wrapped model to a device setting (see :func:`place_model`)."""
         self.model = place_model(self.model, device)  # type: ignore[assignment]
         self.device = model_device(self.model)
+        self.dtype = model_dtype(self.model)
 
     def logits(self, pixels: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of [0,1] pixels; counts the forward pass."""
@@ -121,17 +140,51 @@ class WrappedModel:
         if self.mean is not None and self.std is not None:
             mean, std = self._normalization(pixels)
             x = (pixels - mean) / std
-        out = self.model(x)
+        if self.dtype != x.dtype:
+            x = x.to(self.dtype)
+        try:
+            raw = self.model(x)
+        except RuntimeError as exc:
+            if self.forward_passes == 0:  # the first call: a shape the model does not take
+                shape = "×".join(map(str, pixels.shape))
+                raise ModelOutputError(
+                    f"the model refused a batch of {shape} images ({exc}); check image_mode (a 1-channel "
+                    "grayscale model needs --adv-image-mode=L), input_size and the model's expected input"
+                ) from exc
+            raise
         self.forward_passes += 1
-        if not isinstance(out, torch.Tensor):
-            raise ModelOutputError(
-                f"the model returned {type(out).__name__}, not a tensor of logits; wrap it so that it "
-                "returns an N×K logits tensor"
-            )
+        out = self._select(raw)
+        if out.dtype != torch.float32:
+            out = out.float()
         if out.dim() != 2 or out.shape[0] != pixels.shape[0]:
             raise ModelOutputError(
                 f"the model returned shape {tuple(out.shape)} for a batch of {pixels.shape[0]} images; "
                 f"expected ({pixels.shape[0]}, num_classes) logits"
+            )
+        return out
+
+    def _select(self, raw: object) -> torch.Tensor:
+        """The logits in the model's output: the output itself, ``output`` (a key or an index), or ``.logits``."""
+        out: object = raw
+        if self.output is not None:
+            try:
+                if isinstance(self.output, str) and hasattr(raw, self.output):
+                    out = getattr(raw, self.output)
+                else:
+                    out = raw[self.output]  # type: ignore[index]
+            except (KeyError, IndexError, TypeError):
+                raise ModelOutputError(
+                    f"output={self.output!r}: the model's output ({type(raw).__name__}) has no such key or index"
+                ) from None
+        elif not isinstance(raw, torch.Tensor):
+            if isinstance(getattr(raw, "logits", None), torch.Tensor):
+                out = raw.logits  # type: ignore[attr-defined]
+            elif isinstance(raw, dict) and isinstance(raw.get("logits"), torch.Tensor):
+                out = raw["logits"]
+        if not isinstance(out, torch.Tensor):
+            raise ModelOutputError(
+                f"the model returned {type(out).__name__}, not a tensor of logits; set output (--adv-output=KEY "
+                "or an index) to where the logits are, or wrap the model so that it returns an N×K tensor"
             )
         return out
 

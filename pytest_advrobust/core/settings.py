@@ -448,6 +448,48 @@ def parse_shards(raw: Any, base: Path | None = None) -> int:
     return value
 
 
+def parse_image_mode(raw: Any, base: Path | None = None) -> str:
+    value = str(raw).strip().upper()
+    value = {"GRAY": "L", "GREY": "L", "GRAYSCALE": "L", "GREYSCALE": "L"}.get(value, value)
+    if value not in ("RGB", "L"):
+        raise ValueError("must be RGB (3 channels) or L (1 channel, grayscale)")
+    return value
+
+
+def parse_output(raw: Any, base: Path | None = None) -> str | int | None:
+    """auto: a tensor, or an output's ``.logits`` / ``["logits"]``; else a key (``logits``) or index (``0``)."""
+    if raw is None or isinstance(raw, bool):
+        if raw is None:
+            return None
+        raise ValueError("must be auto, an output key (logits) or an index (0)")
+    if isinstance(raw, int):
+        return raw
+    text = str(raw).strip()
+    if text.lower() in ("", "auto"):
+        return None
+    if text.lstrip("-").isdigit():
+        return int(text)
+    if not text.replace("_", "a").replace(".", "a").isalnum():
+        raise ValueError("must be auto, an output key (logits) or an index (0)")
+    return text
+
+
+def parse_workers(raw: Any, base: Path | None = None) -> int | None:
+    if raw is None or str(raw).strip().lower() in ("", "auto"):
+        return None
+    value = _integer(raw)
+    if value < 0:
+        raise ValueError("must be ≥ 0 (0: decode in the test's own process), or auto")
+    return value
+
+
+def parse_count(raw: Any, base: Path | None = None) -> int:
+    value = _integer(raw)
+    if value < 0:
+        raise ValueError("must be ≥ 0")
+    return value
+
+
 def parse_batch_size(raw: Any, base: Path | None = None) -> int | None:
     if raw is None or str(raw).strip().lower() in ("", "all", "none"):
         return None
@@ -602,6 +644,24 @@ OPTIONS: tuple[Option, ...] = (
         default_doc="none (images must share one size)",
     ),
     Option(
+        "image_mode",
+        parse_image_mode,
+        "RGB",
+        metavar="MODE",
+        help="Channels the model takes: RGB (3) or L (1, grayscale); image files are converted to it.",
+    ),
+    Option(
+        "output",
+        parse_output,
+        None,
+        metavar="KEY",
+        help=(
+            "Where the logits are in the model's output: a key (logits) or an index (0) for models that "
+            "return a dict, a tuple or an object."
+        ),
+        default_doc="auto: a tensor, or the output's .logits / ['logits']",
+    ),
+    Option(
         "early_stop",
         parse_bool,
         True,
@@ -630,6 +690,17 @@ OPTIONS: tuple[Option, ...] = (
             "Attack at most N images at once, so any number of images runs in bounded memory; results do "
             "not depend on it (up to float rounding). 'all' for one batch."
         ),
+    ),
+    Option(
+        "workers",
+        parse_workers,
+        None,
+        metavar="N",
+        help=(
+            "Background processes that decode image files (or read a Dataset) while the attack runs "
+            "(torch DataLoader workers); 0 decodes in the test's process."
+        ),
+        default_doc="auto: 1 when there is more than one batch, else 0",
     ),
     Option(
         "shards",
@@ -749,6 +820,17 @@ OPTIONS: tuple[Option, ...] = (
         help="Write artifacts (and HTML cards) for every image, not only the flipped ones.",
     ),
     Option(
+        "artifacts_max",
+        parse_count,
+        50,
+        metavar="N",
+        per_test=False,
+        help=(
+            "At most N images per test get artifacts and HTML cards (the first failures in order); only their "
+            "tensors are kept while a test runs, so memory does not grow with the number of images."
+        ),
+    ),
+    Option(
         "amplify",
         parse_amplify,
         50.0,
@@ -810,9 +892,12 @@ class AttackConfig:
     mean: tuple[float, ...] | None = _default_field("mean")
     std: tuple[float, ...] | None = _default_field("std")
     input_size: tuple[int, int] | None = _default_field("input_size")
+    image_mode: str = _default_field("image_mode")
+    output: str | int | None = _default_field("output")
     early_stop: bool = _default_field("early_stop")
     verdict: str = _default_field("verdict")
     batch_size: int | None = _default_field("batch_size")
+    workers: int | None = _default_field("workers")
     shards: int = _default_field("shards")
     minimal_epsilon: bool | None = _default_field("minimal_epsilon")
     epsilon_max: float = _default_field("epsilon_max")
@@ -871,6 +956,7 @@ class RunConfig:
     baseline_strict: bool = _default_field("baseline_strict")
     artifacts: Path | None = _default_field("artifacts")
     artifacts_all: bool = _default_field("artifacts_all")
+    artifacts_max: int = _default_field("artifacts_max")
     amplify: float = _default_field("amplify")
     html: Path | None = _default_field("html")
     report: Path | None = _default_field("report")
@@ -895,7 +981,9 @@ def unparse(name: str, value: Any, path_text: Callable[[Path], str] = str) -> st
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
-        return {"batch_size": "all", "labels": "prediction", "steps": "auto", "step_size": "auto"}.get(name, "none")
+        auto = {"batch_size": "all", "labels": "prediction", "steps": "auto", "step_size": "auto", "output": "auto",
+                "workers": "auto"}  # fmt: skip
+        return auto.get(name, "none")
     if isinstance(value, Path):
         return path_text(value)
     if isinstance(value, float):

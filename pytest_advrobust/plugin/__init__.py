@@ -8,6 +8,7 @@ a suite without robustness tests does not pay for torch. The hooks here only tra
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from .fixtures import (
     adv_attack,
     adv_config,
     adv_images,
+    adv_labels,
     adv_model,
     adv_run_config,
     adv_shard,
@@ -41,6 +43,7 @@ __all__ = [
     "adv_attack",
     "adv_config",
     "adv_images",
+    "adv_labels",
     "adv_model",
     "adv_run_config",
     "adv_shard",
@@ -94,6 +97,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Module | pytest.Class, name: str, obj: object) -> Any:
+    """A decorated test requests ``adv_images`` when it is collected, so a parametrized ``adv_images``
+    fixture parametrizes it (the marker's set-up could only fetch an unparametrized one)."""
+    if inspect.isfunction(obj) and collector.funcnamefilter(name):
+        marks = [*getattr(obj, "pytestmark", []), *collector.iter_markers("adv_robust")]
+        if any(getattr(mark, "name", None) == "adv_robust" for mark in marks):
+            pytest.mark.usefixtures("adv_images")(obj)
+    return (yield)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -34,18 +34,20 @@ class Cache:
         return self.models[key]
 
     def images(self, config: AttackConfig) -> Any:
-        """Load (once per session) the images the settings name."""
+        """The image files the settings name, with their labels (listed once per session; decoded batch
+        by batch by whoever reads them)."""
         from ..core.classes import load_class_names
-        from ..core.images import load_images
+        from ..core.images import find_images
 
         assert config.images is not None
-        key = (config.images, config.input_size, config.labels, config.class_names)
+        key = (config.images, config.input_size, config.labels, config.class_names, config.image_mode)
         if key not in self.image_sets:
-            self.image_sets[key] = load_images(
+            self.image_sets[key] = find_images(
                 list(config.images),
                 input_size=config.input_size,
                 labels_file=config.labels,
                 class_names=load_class_names(config.class_names),
+                image_mode=config.image_mode,
             )
         return self.image_sets[key]
 

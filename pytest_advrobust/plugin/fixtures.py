@@ -14,7 +14,7 @@ from ..core.settings import AttackConfig, RunConfig
 from .cache import Cache
 from .commands import reproduce_command
 from .keys import CACHE_KEY, PLAN_KEY, RUNS_KEY, SETTINGS_KEY
-from .options import Settings
+from .options import Settings, on_this_worker
 
 
 @dataclass
@@ -25,7 +25,8 @@ class Plan:
     model: Any
     images: Any
     image_names: list[str] | None = None
-    """Every image of the test, all shards (None when the test is not sharded)."""
+    """Every image of the test, all shards (None when the test is not sharded, or its source's names are
+    known only once read)."""
 
 
 def _settings(request: pytest.FixtureRequest) -> Settings:
@@ -47,7 +48,7 @@ def adv_model(pytestconfig: pytest.Config) -> Any:
 
     Override this fixture in a conftest to provide your own model (it must return logits).
     """
-    base = pytestconfig.stash[SETTINGS_KEY].base
+    base = on_this_worker(pytestconfig.stash[SETTINGS_KEY].base)
     if base.model is None:
         pytest.fail(
             "adv_robust: no model: set --adv-model (or ini adv_model, or model= on the marker) to "
@@ -78,8 +79,10 @@ def adv_config(request: pytest.FixtureRequest) -> AttackConfig:
 
 @pytest.fixture
 def adv_images(request: pytest.FixtureRequest, adv_config: AttackConfig) -> Any:
-    """The images named by ``images`` (and ``labels``), as an ImageSet. Override to provide your own
-    (an ImageSet, or an N×C×H×W tensor of [0,1] pixels)."""
+    """The image files named by ``images`` (and ``labels``), read batch by batch. Override to provide
+    your own: an N×C×H×W tensor of [0,1] pixels (labels from ``adv_labels``), an ``(x, y)`` pair, an
+    ImageSet, a map-style Dataset of ``(image, label)`` (e.g. ``ImageFolder``), a DataLoader, or an
+    iterable of ``(x, y)`` batches. A parametrized override works with a bare ``@adv_robust``."""
     if adv_config.images is None:
         pytest.fail(
             "adv_robust: no images: set --adv-images (or ini adv_images, or images= on the marker) to "
@@ -90,6 +93,13 @@ def adv_images(request: pytest.FixtureRequest, adv_config: AttackConfig) -> Any:
         return _cache(request).images(adv_config)
     except AdvRobustError as exc:
         _fail(exc)
+
+
+@pytest.fixture
+def adv_labels() -> Any:
+    """Labels of images that carry none (a tensor from ``adv_images``): one class index or name per
+    image. None (the default): each image's label is the model's clean prediction. Override to give them."""
+    return None
 
 
 def _model_for(request: pytest.FixtureRequest, config: AttackConfig) -> Any:
@@ -153,26 +163,23 @@ def _adv_robust_marker(request: pytest.FixtureRequest, adv_shard: int | None) ->
         model = _model_for(request, config)
     except (AdvRobustError, TypeError) as exc:
         _fail(exc)
-    images = request.getfixturevalue("adv_images")
+    images, labels = request.getfixturevalue("adv_images"), request.getfixturevalue("adv_labels")
+    try:
+        source = _source(images, labels, config)
+    except AdvRobustError as exc:
+        _fail(exc)
     if adv_shard is None:
-        request.node.stash[PLAN_KEY] = Plan(config, model, images)
+        request.node.stash[PLAN_KEY] = Plan(config, model, source)
         return
-    whole = _named(images)
-    request.node.stash[PLAN_KEY] = Plan(config, model, _shard(whole, adv_shard, config.shards), list(whole.names))
+    part = source.shard(adv_shard, config.shards)
+    if part.count == 0:
+        pytest.skip(f"shard {adv_shard + 1} of {config.shards} has no images (there are {source.count})")
+    request.node.stash[PLAN_KEY] = Plan(config, model, part, source.names)
 
 
-def _named(images: Any) -> Any:
-    """An ImageSet; a tensor's images are named by their index in the whole set."""
-    from ..core.images import ImageSet
+def _source(images: Any, labels: Any, config: AttackConfig) -> Any:
+    """The test's images (``adv_images``, with ``adv_labels``) as an image source."""
+    from ..core.classes import load_class_names
+    from ..core.sources import as_source
 
-    if isinstance(images, ImageSet):
-        return images
-    n = images.shape[0]
-    return ImageSet(images, [f"image {i}" for i in range(n)], [None] * n, ["model prediction"] * n)
-
-
-def _shard(images: Any, index: int, count: int) -> Any:
-    part = images.shard(index, count)
-    if len(part) == 0:
-        pytest.skip(f"shard {index + 1} of {count} has no images (there are {len(images)})")
-    return part
+    return as_source(images, labels, None, load_class_names(config.class_names))

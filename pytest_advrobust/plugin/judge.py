@@ -37,25 +37,54 @@ def module_key(item: pytest.Item) -> tuple[str, str]:
 
 
 def _progress_printer(item: pytest.Item) -> Any:
-    """Whole progress lines per batch on the terminal (the xdist controller shows shards instead)."""
+    """Whole progress lines per batch on the terminal, live (the xdist controller shows shards instead)."""
     reporter = item.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None or item.config.get_verbosity() < 0:
         return None
 
-    def show(done: int, total: int, failed: int) -> None:
-        if done < total:  # the last batch shows as the test's own result
+    def show(done: int, total: int | None, failed: int) -> None:
+        if total is None or done < total:  # the last batch shows as the test's own result
             reporter.ensure_newline()
-            reporter.write_line(f"advrobust: {item.nodeid}: {done}/{total} images attacked, {failed} failed so far")
+            of = "" if total is None else f"/{total}"
+            reporter.write_line(f"advrobust: {item.nodeid}: {done}{of} images attacked, {failed} failed so far")
 
     return show
 
 
-def _show(item: pytest.Item, settings: Settings, wrapped: Any, outcome: Any, run: RunReport) -> None:
+@dataclass
+class _Cards:
+    """Cards of one test's failures (or all images), built batch by batch, at most ``limit``: the only
+    images a test keeps while it runs."""
+
+    wrapped: Any
+    amplify: float
+    all_images: bool
+    limit: int
+    cards: list[Any] = dataclasses.field(default_factory=list)
+    left_out: int = 0
+
+    def add(self, part: Any) -> None:
+        from ..core.artifacts import build_cards
+
+        wanted = [r for r in part.records if self.all_images or r.failed]
+        room = max(self.limit - len(self.cards), 0)
+        self.left_out += max(len(wanted) - room, 0)
+        if room:
+            self.cards += build_cards(part.records, part.clean, part.rounded, self.wrapped, amplify=self.amplify,
+                                      all_images=self.all_images, limit=room)  # fmt: skip
+
+
+def _show(item: pytest.Item, settings: Settings, shown: _Cards, run: RunReport) -> None:
     """Artifacts on disk (paths into the JSON report and JUnit XML) and inline cards for the HTML report."""
-    from ..core.artifacts import build_cards, safe_name, write_artifacts
+    from ..core.artifacts import safe_name, write_artifacts
 
     options = settings.run
-    cards = build_cards(outcome, wrapped, amplify=options.amplify, all_images=options.artifacts_all)
+    cards = shown.cards
+    if shown.left_out:
+        run.settings.notes.append(
+            f"artifacts and HTML cards for the first {len(cards)} image(s) only; {shown.left_out} more not shown "
+            f"(--adv-artifacts-max={options.artifacts_max})"
+        )
     by_name = {card.record.name: card for card in cards}
     if options.artifacts is not None:
         folder = options.artifacts / safe_name(item.nodeid)
@@ -90,17 +119,24 @@ def judge(item: pytest.Item, plan: Plan) -> Verdict:
     update = settings.run.baseline_update
     stored = None if update else cache.stored_baseline(module, test)
     config = _with_auto_minimal(plan.config, update, stored)
-    wrapped = WrappedModel(plan.model, mean=config.mean, std=config.std, input_size=config.input_size)
+    wrapped = WrappedModel(
+        plan.model, mean=config.mean, std=config.std, input_size=config.input_size, output=config.output
+    )
+    options = settings.run
+    showing = options.artifacts is not None or options.html is not None
+    shown = _Cards(wrapped, options.amplify, options.artifacts_all, options.artifacts_max)
     outcome = run_attack(
         config,
         wrapped,
         plan.images,
         reproduce=reproduce_command(item, plan.config, settings),
         progress=_progress_printer(item),
+        keep_images=False,  # records only: memory does not grow with the number of images
+        on_batch=shown.add if showing else None,
     )
     run = outcome.report()
-    if settings.run.artifacts is not None or settings.run.html is not None:
-        _show(item, settings, wrapped, outcome, run)
+    if showing:
+        _show(item, settings, shown, run)
     item.stash.setdefault(RUNS_KEY, []).append(run)
     stored_file = baseline_file(settings.baseline_dir, module)
     where = settings.shown(stored_file)

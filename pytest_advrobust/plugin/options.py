@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,28 @@ def add_options(parser: pytest.Parser) -> None:
         else:
             group.addoption(option.cli, dest=option.ini, default=None, metavar=option.metavar, help=help_text)
         parser.addini(option.ini, help=option.full_help, type="string", default="")
+
+
+def worker_gpu(device: str, worker: str | None, visible: int) -> str:
+    """Under pytest-xdist, ``cuda`` (or ``auto`` with GPUs) on worker ``gwK`` means visible GPU K mod
+    ``visible``: workers spread over the GPUs that CUDA_VISIBLE_DEVICES leaves visible. A device with
+    an index (``cuda:1``), the CPU, and runs without xdist are left as they are."""
+    if device not in ("cuda", "auto") or visible < 1 or not worker or not worker.startswith("gw"):
+        return device
+    number = worker[2:]
+    return f"cuda:{int(number) % visible}" if number.isdigit() else device
+
+
+def on_this_worker(config: AttackConfig) -> AttackConfig:
+    """The config with its device mapped to this xdist worker's GPU (see :func:`worker_gpu`)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if config.device not in ("cuda", "auto") or not worker:
+        return config
+    import torch
+
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    device = worker_gpu(config.device, worker, visible)
+    return config if device == config.device else dataclasses.replace(config, device=device)
 
 
 @dataclass(frozen=True)
@@ -75,7 +98,7 @@ class Settings:
             )
         if overrides:
             layers.append((overrides, Source("call", f"adv_attack(...) in {item.name}", item.path.parent)))
-        return resolve(layers, base=self.base)
+        return on_this_worker(resolve(layers, base=self.base))
 
     def shown(self, path: Path | str) -> str:
         """A path as messages and reports show it: relative to the folder pytest was started in."""

@@ -32,3 +32,33 @@ def test_results_from_two_workers_are_merged(project: pytest.Pytester) -> None:
     single.assert_outcomes(passed=4)
     again = json.loads((project.path / "r1.json").read_text())
     assert again["tests"] == data["tests"]
+
+
+@pytest.mark.parametrize(
+    ("device", "worker", "visible", "expected"),
+    [
+        ("cuda", "gw0", 2, "cuda:0"),
+        ("cuda", "gw3", 2, "cuda:1"),  # gwK -> visible GPU K mod count
+        ("auto", "gw5", 4, "cuda:1"),
+        ("auto", "gw1", 0, "auto"),  # no GPU: auto stays auto (the CPU)
+        ("cuda:1", "gw0", 2, "cuda:1"),  # an explicit index is kept
+        ("cpu", "gw1", 2, "cpu"),
+        ("cuda", None, 2, "cuda"),  # not under xdist
+        ("cuda", "master", 2, "cuda"),
+    ],
+)
+def test_each_xdist_worker_gets_its_own_gpu(device: str, worker: str | None, visible: int, expected: str) -> None:
+    from pytest_advrobust.plugin.options import worker_gpu
+
+    assert worker_gpu(device, worker, visible) == expected
+
+
+def test_an_xdist_worker_maps_cuda_to_its_gpu_when_there_are_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_advrobust.core.settings import AttackConfig
+    from pytest_advrobust.plugin.options import on_this_worker
+
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+    assert on_this_worker(AttackConfig(device="cuda")).device == "cuda:1"
+    assert on_this_worker(AttackConfig(device="cpu")).device == "cpu"
