@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
@@ -145,7 +146,7 @@ class WrappedModel:
         try:
             raw = self.model(x)
         except RuntimeError as exc:
-            if self.forward_passes == 0:  # the first call: a shape the model does not take
+            if self.forward_passes == 0 and re.search(r"channel|shape|size", str(exc)):  # a shape it cannot take
                 shape = "×".join(map(str, pixels.shape))
                 raise ModelOutputError(
                     f"the model refused a batch of {shape} images ({exc}); check image_mode (a 1-channel "
