@@ -46,7 +46,7 @@ def _img(data: str | None, alt: str, caption: str, css: str = "") -> str:
 
 def _summary_row(test: TestReport, minimal_column: bool, baseline_column: bool) -> str:
     counts = test.counts
-    minimal = sorted(i.minimal_epsilon for i in test.images if i.minimal_epsilon is not None)
+    minimal = test.minimal_epsilons
     minimal_text = f"{minimal[0]:.4g} (min), {minimal[len(minimal) // 2]:.4g} (median)" if minimal else "—"
     baseline_text = test.baseline.text() if test.baseline is not None else "—"
     css = "bad" if counts.flipped or counts.misclassified else "good"

@@ -8,6 +8,7 @@ a suite without robustness tests does not pay for torch. The hooks here only tra
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[CACHE_KEY] = Cache(settings.baseline_dir)
     config.stash[COLLECTOR_KEY] = collector
     config.pluginmanager.register(collector, COLLECTOR_NAME)
-    for name, writer in writers_for(settings, collector).items():
+    pytest_html = config.getoption("htmlpath", None)  # pytest-html's --html, when it is installed
+    for name, writer in writers_for(settings, collector, os.environ, pytest_html).items():
         config.pluginmanager.register(writer, name)
 
 
