@@ -18,6 +18,7 @@ import pytest
 from ..core.errors import AdvRobustError
 from ..core.report import TestReport
 from ..core.settings import OPTIONS_BY_NAME, PER_TEST
+from .annotations import ANNOTATIONS_NAME, GithubAnnotations
 from .cache import Cache
 from .collector import Collector
 from .fixtures import (
@@ -89,10 +90,13 @@ def pytest_configure(config: pytest.Config) -> None:
     pytest_html = config.getoption("htmlpath", None)  # pytest-html's --html, when it is installed
     for name, writer in writers_for(settings, collector, os.environ, pytest_html).items():
         config.pluginmanager.register(writer, name)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        workspace = Path(os.environ.get("GITHUB_WORKSPACE") or config.rootpath)
+        config.pluginmanager.register(GithubAnnotations(workspace), ANNOTATIONS_NAME)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    for name in (COLLECTOR_NAME, *WRITER_NAMES):
+    for name in (COLLECTOR_NAME, ANNOTATIONS_NAME, *WRITER_NAMES):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from helpers import WEAK_AND_STRONG_TESTS
@@ -101,17 +99,3 @@ def test_names_cannot_break_the_table_or_inject_markup() -> None:
     assert escape("a|b") == "a\\|b"
     assert escape("<img src=x>") == "\\<img src=x\\>"
     assert escape("**bold** [link](x) `code`\nnext") == "\\*\\*bold\\*\\* \\[link\\](x) \\`code\\` next"
-
-
-def test_under_xdist_the_controller_writes_the_job_summary_once(
-    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pytest.importorskip("xdist")
-    project.makepyfile(WEAK_AND_STRONG_TESTS)
-    summary: Path = project.path / "step-summary.md"
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    result = project.runpytest_subprocess("-p", "xdist", "-n", "2")
-    result.assert_outcomes(passed=1, failed=1)
-    text = summary.read_text(encoding="utf-8")
-    assert text.count("## Adversarial robustness:") == 1
-    assert text.startswith(HEADING), "both workers' tests in the one summary"
