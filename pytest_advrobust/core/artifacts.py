@@ -120,13 +120,22 @@ class Card:
 
 
 def build_cards(
-    result: AttackResult, model: WrappedModel, *, amplify: float = DEFAULT_AMPLIFY, all_images: bool = False
+    result: AttackResult,
+    model: WrappedModel,
+    *,
+    amplify: float = DEFAULT_AMPLIFY,
+    all_images: bool = False,
+    limit: int | None = None,
+    curves: bool = True,
 ) -> list[Card]:
-    """Cards for the flipped images (or all), each adversarial PNG re-predicted from its bytes."""
+    """Cards for the flipped images (or all), the first ``limit`` of them (None: every one), each
+    adversarial PNG re-predicted from its bytes; ``curves=False`` draws no probability curves."""
     from PIL import Image
 
-    cards = []
+    cards: list[Card] = []
     for row, record in enumerate(result.records):
+        if limit is not None and len(cards) == limit:
+            break
         if not (all_images or record.failed):
             continue
         clean, adversarial = result.clean[row], result.adversarial_8bit[row]
@@ -135,7 +144,7 @@ def build_cards(
             clean_png=png_bytes(clean),
             adversarial_png=png_bytes(adversarial),
             perturbation_png=png_bytes(perturbation_pixels(adversarial, clean, amplify)),
-            curve_png=curve_png(record),
+            curve_png=curve_png(record) if curves else None,
             amplify=amplify,
         )
         reloaded = np.asarray(Image.open(io.BytesIO(card.adversarial_png)).convert("RGB"), dtype=np.float32) / 255

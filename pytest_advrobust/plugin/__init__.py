@@ -31,6 +31,7 @@ from .fixtures import (
     adv_run_config,
     adv_shard,
 )
+from .html_extras import HTML_EXTRAS_NAME, PytestHtmlExtras
 from .judge import judge
 from .keys import CACHE_KEY, COLLECTOR_KEY, PLAN_KEY, RUNS_KEY, SETTINGS_KEY, VERDICT_KEY
 from .options import Settings, add_options
@@ -90,13 +91,15 @@ def pytest_configure(config: pytest.Config) -> None:
     pytest_html = config.getoption("htmlpath", None)  # pytest-html's --html, when it is installed
     for name, writer in writers_for(settings, collector, os.environ, pytest_html).items():
         config.pluginmanager.register(writer, name)
+    if pytest_html:
+        config.pluginmanager.register(PytestHtmlExtras(), HTML_EXTRAS_NAME)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         workspace = Path(os.environ.get("GITHUB_WORKSPACE") or config.rootpath)
         config.pluginmanager.register(GithubAnnotations(workspace), ANNOTATIONS_NAME)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    for name in (COLLECTOR_NAME, ANNOTATIONS_NAME, *WRITER_NAMES):
+    for name in (COLLECTOR_NAME, ANNOTATIONS_NAME, HTML_EXTRAS_NAME, *WRITER_NAMES):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)

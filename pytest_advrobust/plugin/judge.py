@@ -15,7 +15,8 @@ from ..core.settings import AttackConfig
 from .cache import Cache
 from .commands import accept_command, reproduce_command
 from .fixtures import Plan
-from .keys import CACHE_KEY, RUNS_KEY, SETTINGS_KEY
+from .html_extras import HTML_EXTRAS_NAME, SHOWN_IMAGES
+from .keys import CACHE_KEY, CARDS_KEY, RUNS_KEY, SETTINGS_KEY
 from .options import Settings
 
 
@@ -50,12 +51,21 @@ def _progress_printer(item: pytest.Item) -> Any:
     return show
 
 
-def _show(item: pytest.Item, settings: Settings, wrapped: Any, outcome: Any, run: RunReport) -> None:
-    """Artifacts on disk (paths into the JSON report and JUnit XML) and inline cards for the HTML report."""
+def _show(item: pytest.Item, settings: Settings, wrapped: Any, outcome: Any, run: RunReport, extras: bool) -> None:
+    """Artifacts on disk (paths into the JSON report and JUnit XML), inline cards for the HTML report, and
+    the first failed images' cards for pytest-html's extras (``extras``)."""
     from ..core.artifacts import build_cards, safe_name, write_artifacts
 
     options = settings.run
-    cards = build_cards(outcome, wrapped, amplify=options.amplify, all_images=options.artifacts_all)
+    files = options.artifacts is not None or options.html is not None
+    cards = build_cards(
+        outcome,
+        wrapped,
+        amplify=options.amplify,
+        all_images=files and options.artifacts_all,
+        limit=None if files else SHOWN_IMAGES,  # only pytest-html's extras: no more than they show
+        curves=files,
+    )
     by_name = {card.record.name: card for card in cards}
     if options.artifacts is not None:
         folder = options.artifacts / safe_name(item.nodeid)
@@ -69,6 +79,9 @@ def _show(item: pytest.Item, settings: Settings, wrapped: Any, outcome: Any, run
                 item.user_properties.append((f"adv_artifact {image.name}", image.artifacts["adversarial"]))
     if options.html is not None:
         run.cards = [card.to_html() for card in cards]
+    if extras:
+        shown = item.stash.setdefault(CARDS_KEY, [])
+        shown += [card.to_html() for card in cards if card.record.failed][: SHOWN_IMAGES - len(shown)]
 
 
 def _with_auto_minimal(config: AttackConfig, update: bool, stored: dict[str, Any] | None) -> AttackConfig:
@@ -99,8 +112,9 @@ def judge(item: pytest.Item, plan: Plan) -> Verdict:
         progress=_progress_printer(item),
     )
     run = outcome.report()
-    if settings.run.artifacts is not None or settings.run.html is not None:
-        _show(item, settings, wrapped, outcome, run)
+    extras = item.config.pluginmanager.has_plugin(HTML_EXTRAS_NAME)
+    if settings.run.artifacts is not None or settings.run.html is not None or extras:
+        _show(item, settings, wrapped, outcome, run, extras)
     item.stash.setdefault(RUNS_KEY, []).append(run)
     stored_file = baseline_file(settings.baseline_dir, module)
     where = settings.shown(stored_file)
