@@ -99,7 +99,8 @@ class GithubSummaryWriter(MarkdownWriter):
     """GitHub Actions: the summary appended to the step's ``$GITHUB_STEP_SUMMARY`` file (other steps and
     other pytest runs of the step keep theirs), when robustness tests ran."""
 
-    path: Path = Path()
+    path: Path = field(kw_only=True)
+    """The step's summary file, from ``$GITHUB_STEP_SUMMARY``."""
 
     def write(self) -> list[Path]:
         if not self.collector.reports:
