@@ -37,7 +37,9 @@ def write_photos(folder: Path, count: int) -> Path:
     if target.exists() and len(list(target.glob("*.jpg"))) == count:
         return target
     target.mkdir(parents=True, exist_ok=True)
-    photos = [Image.open(path).convert("RGB") for path in sorted((HERE.parent / "examples/imagenet/photos").glob("*.png"))]
+    photos = [
+        Image.open(path).convert("RGB") for path in sorted((HERE.parent / "examples/imagenet/photos").glob("*.png"))
+    ]
     rng = np.random.default_rng(0)
     for k in range(count):
         photo = photos[k % len(photos)]
@@ -125,8 +127,8 @@ def main() -> None:
                 rows.append(("in memory (attack only)", measure(model_name, folder, in_memory=True)))
             for source, row in rows:
                 print(
-                    f"| {model_name} | {count} | {source} | {row['seconds']:.1f} | {row['images'] / row['seconds']:.0f} "
-                    f"| {row['peak_mib']:.0f} | {row['flipped']} |",
+                    f"| {model_name} | {count} | {source} | {row['seconds']:.1f} "
+                    f"| {row['images'] / row['seconds']:.0f} | {row['peak_mib']:.0f} | {row['flipped']} |",
                     flush=True,
                 )
 

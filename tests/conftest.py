@@ -24,6 +24,14 @@ except ImportError:
 from helpers import write_png
 
 
+@pytest.fixture(autouse=True)
+def _not_on_a_ci_runner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytester runs in this process: on GitHub Actions they would append to the real job summary and
+    print annotations. Tests of those outputs set the variables themselves."""
+    for name in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_WORKSPACE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     """An ImageFolder layout: two labelled classes (by index) with two PNGs each."""

@@ -1,10 +1,14 @@
-"""Test helpers: tiny deterministic models with analytic answers, images on the 8-bit grid, PNG files."""
+"""Test helpers: tiny deterministic models with analytic answers, images on the 8-bit grid, PNG files, and a
+headless Chromium that renders our pages."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -71,3 +75,33 @@ def test_strong():
     pass
 """
 """Two marked tests for the pytester project of tests/plugin: 3 of 4 images flip in test_weak, none in test_strong."""
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it")
+
+
+def run_chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium with ``args`` (skips the test when there is none), offline and quiet."""
+    return subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

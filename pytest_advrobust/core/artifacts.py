@@ -131,9 +131,11 @@ def build_cards(
     amplify: float = DEFAULT_AMPLIFY,
     all_images: bool = False,
     limit: int | None = None,
+    curves: bool = True,
 ) -> list[Card]:
     """Cards for the flipped images (or all) of one batch (``clean``/``rounded``: its rows, in the order of
-    ``records``), at most ``limit``; each adversarial PNG is re-predicted from its bytes."""
+    ``records``), the first ``limit`` of them (None: every one); each adversarial PNG is re-predicted from
+    its bytes; ``curves=False`` draws no probability curves."""
     from PIL import Image
 
     cards: list[Card] = []
@@ -148,7 +150,7 @@ def build_cards(
             clean_png=png_bytes(image),
             adversarial_png=png_bytes(adversarial),
             perturbation_png=png_bytes(perturbation_pixels(adversarial, image, amplify)),
-            curve_png=curve_png(record),
+            curve_png=curve_png(record) if curves else None,
             amplify=amplify,
         )
         channels = "L" if image.shape[0] == 1 else "RGB"

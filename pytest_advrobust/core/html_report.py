@@ -1,4 +1,5 @@
-"""One self-contained HTML file: a summary per test and a card per flipped image, images inlined.
+"""One self-contained HTML file: a summary per test and a card per flipped image, images inlined; and the
+same cards as a fragment for another tool's page (pytest-html's extras).
 
 No scripts, no external fonts or stylesheets: it opens offline, from a CI artifact or an e-mail. The
 layout is a flexible grid, so the three images sit side by side on a laptop and stack on a phone.
@@ -7,7 +8,7 @@ layout is a flexible grid, so the three images sit side by side on a laptop and 
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .report import HtmlCard, TestReport
@@ -46,7 +47,7 @@ def _img(data: str | None, alt: str, caption: str, css: str = "") -> str:
 
 def _summary_row(test: TestReport, minimal_column: bool, baseline_column: bool) -> str:
     counts = test.counts
-    minimal = sorted(i.minimal_epsilon for i in test.images if i.minimal_epsilon is not None)
+    minimal = test.minimal_epsilons
     minimal_text = f"{minimal[0]:.4g} (min), {minimal[len(minimal) // 2]:.4g} (median)" if minimal else "—"
     baseline_text = test.baseline.text() if test.baseline is not None else "—"
     css = "bad" if counts.flipped or counts.misclassified else "good"
@@ -109,3 +110,35 @@ def render_html(tests: Iterable[TestReport], header: Mapping[str, Any]) -> str:
         + "</tr></thead>"
         f"<tbody>{rows}</tbody></table>{''.join(sections) or '<p>No image flipped.</p>'}</body></html>\n"
     )
+
+
+_FRAGMENT_FIGURE = "display:inline-block;vertical-align:top;margin:0 .6rem .4rem 0"
+_FRAGMENT_IMAGE = "width:128px;height:auto;image-rendering:pixelated;border:1px solid #ccc"
+
+
+def _fragment_figure(data: str, alt: str, caption: str) -> str:
+    return (
+        f'<figure style="{_FRAGMENT_FIGURE}"><img alt="{_e(alt)}" style="{_FRAGMENT_IMAGE}" '
+        f'src="data:image/png;base64,{data}"><figcaption style="font-size:.8rem">{_e(caption)}</figcaption></figure>'
+    )
+
+
+def cards_fragment(cards: Sequence[HtmlCard], failed: int) -> str:
+    """The first ``cards`` of a test's ``failed`` images as an HTML fragment for another tool's page: each
+    image's line, then its clean, adversarial and amplified perturbation PNGs inlined. Inline styles only,
+    so the page's own stylesheet is left alone."""
+    shown = (
+        f"the first {len(cards)} of {failed} failed images (the log lists every one)"
+        if failed > len(cards)
+        else f"{failed} failed image(s)"
+    )
+    parts = [f"<p><strong>adversarial robustness</strong>: {shown}</p>"]
+    for card in cards:
+        parts.append(
+            f'<div class="advrobust-card"><pre style="white-space:pre-wrap">{_e(card.line)}</pre>'
+            + _fragment_figure(card.clean_png, "clean image", f"clean: {card.clean}")
+            + _fragment_figure(card.adversarial_png, "adversarial image", f"adversarial (8-bit): {card.adversarial}")
+            + _fragment_figure(card.perturbation_png, "perturbation", f"perturbation ×{card.amplify:g}, grey = 0")
+            + "</div>"
+        )
+    return "".join(parts)

@@ -330,6 +330,11 @@ class TestReport:
     def counts(self) -> Counts:
         return Counts.of(self.images)
 
+    @property
+    def minimal_epsilons(self) -> list[float]:
+        """The images' minimal adversarial ε where it was searched and found, smallest first."""
+        return sorted(image.minimal_epsilon for image in self.images if image.minimal_epsilon is not None)
+
     def pairs(self) -> list[tuple[str, str, int]]:
         """(clean class, adversarial class, count) of the flips, most common first."""
         counter = Counter(

@@ -857,6 +857,28 @@ OPTIONS: tuple[Option, ...] = (
         per_test=False,
         help="Write a JSON report of every attacked image to FILE at the end of the session.",
     ),
+    Option(
+        "markdown",
+        parse_optional_path,
+        None,
+        metavar="FILE",
+        per_test=False,
+        help=(
+            "Write a Markdown summary to FILE (the GitHub job summary's text): a row per test and a table "
+            "of the first flips."
+        ),
+    ),
+    Option(
+        "github_summary",
+        parse_bool,
+        True,
+        metavar="BOOL",
+        per_test=False,
+        help=(
+            "When $GITHUB_STEP_SUMMARY is set (GitHub Actions), append the Markdown summary to it, so it "
+            "shows on the run's page."
+        ),
+    ),
 )
 
 OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
@@ -960,6 +982,8 @@ class RunConfig:
     amplify: float = _default_field("amplify")
     html: Path | None = _default_field("html")
     report: Path | None = _default_field("report")
+    markdown: Path | None = _default_field("markdown")
+    github_summary: bool = _default_field("github_summary")
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
 
 

@@ -38,7 +38,7 @@ def summary_lines(reports: Iterable[TestReport], verbosity: int = 0) -> list[tup
         for runs in groups.values():
             part = TestReport(report.nodeid, runs)
             counts = part.counts
-            known = _all_known(report)
+            known = all_known(report)
             colour: Colour = "green" if not (counts.flipped or counts.misclassified) else "yellow" if known else "red"
             note = " [all known to the baseline]" if known and (counts.flipped or counts.misclassified) else ""
             lines.append(
@@ -58,7 +58,7 @@ def summary_lines(reports: Iterable[TestReport], verbosity: int = 0) -> list[tup
     return lines
 
 
-def _all_known(report: TestReport) -> bool:
+def all_known(report: TestReport) -> bool:
     """Whether the baseline allows every failure of the test (a comparable one without regressions)."""
     comparison = report.baseline.comparison if report.baseline is not None else None
     return comparison is not None and comparison.incomparable is None and not comparison.regressions

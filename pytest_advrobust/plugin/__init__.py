@@ -9,6 +9,7 @@ a suite without robustness tests does not pay for torch. The hooks here only tra
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from ..core.errors import AdvRobustError
 from ..core.report import TestReport
 from ..core.settings import OPTIONS_BY_NAME, PER_TEST
+from .annotations import ANNOTATIONS_NAME, GithubAnnotations
 from .cache import Cache
 from .collector import Collector
 from .fixtures import (
@@ -31,6 +33,7 @@ from .fixtures import (
     adv_run_config,
     adv_shard,
 )
+from .html_extras import HTML_EXTRAS_NAME, PytestHtmlExtras
 from .judge import judge
 from .keys import CACHE_KEY, COLLECTOR_KEY, PLAN_KEY, RUNS_KEY, SETTINGS_KEY, VERDICT_KEY
 from .options import Settings, add_options
@@ -88,12 +91,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[CACHE_KEY] = Cache(settings.baseline_dir)
     config.stash[COLLECTOR_KEY] = collector
     config.pluginmanager.register(collector, COLLECTOR_NAME)
-    for name, writer in writers_for(settings, collector).items():
+    pytest_html = config.getoption("htmlpath", None)  # pytest-html's --html, when it is installed
+    for name, writer in writers_for(settings, collector, os.environ, pytest_html).items():
         config.pluginmanager.register(writer, name)
+    if pytest_html:
+        config.pluginmanager.register(PytestHtmlExtras(), HTML_EXTRAS_NAME)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        workspace = Path(os.environ.get("GITHUB_WORKSPACE") or config.rootpath)
+        config.pluginmanager.register(GithubAnnotations(workspace), ANNOTATIONS_NAME)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    for name in (COLLECTOR_NAME, *WRITER_NAMES):
+    for name in (COLLECTOR_NAME, ANNOTATIONS_NAME, HTML_EXTRAS_NAME, *WRITER_NAMES):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)

@@ -15,7 +15,8 @@ from ..core.settings import AttackConfig
 from .cache import Cache
 from .commands import accept_command, reproduce_command
 from .fixtures import Plan
-from .keys import CACHE_KEY, RUNS_KEY, SETTINGS_KEY
+from .html_extras import HTML_EXTRAS_NAME, SHOWN_IMAGES
+from .keys import CACHE_KEY, CARDS_KEY, RUNS_KEY, SETTINGS_KEY
 from .options import Settings
 
 
@@ -60,6 +61,7 @@ class _Cards:
     amplify: float
     all_images: bool
     limit: int
+    curves: bool
     cards: list[Any] = dataclasses.field(default_factory=list)
     left_out: int = 0
 
@@ -71,16 +73,28 @@ class _Cards:
         self.left_out += max(len(wanted) - room, 0)
         if room:
             self.cards += build_cards(part.records, part.clean, part.rounded, self.wrapped, amplify=self.amplify,
-                                      all_images=self.all_images, limit=room)  # fmt: skip
+                                      all_images=self.all_images, limit=room, curves=self.curves)  # fmt: skip
 
 
-def _show(item: pytest.Item, settings: Settings, shown: _Cards, run: RunReport) -> None:
-    """Artifacts on disk (paths into the JSON report and JUnit XML) and inline cards for the HTML report."""
+def _cards_for(settings: Settings, wrapped: Any, extras: bool) -> _Cards | None:
+    """What a test shows of its images: artifacts and HTML cards (up to --adv-artifacts-max), or only
+    pytest-html's first few failures; None when nothing is shown."""
+    options = settings.run
+    files = options.artifacts is not None or options.html is not None
+    if not (files or extras):
+        return None
+    limit = options.artifacts_max if files else SHOWN_IMAGES  # only pytest-html's extras: no more than they show
+    return _Cards(wrapped, options.amplify, files and options.artifacts_all, limit, curves=files)
+
+
+def _show(item: pytest.Item, settings: Settings, shown: _Cards, run: RunReport, extras: bool) -> None:
+    """Artifacts on disk (paths into the JSON report and JUnit XML), inline cards for the HTML report, and
+    the first failed images' cards for pytest-html's extras (``extras``)."""
     from ..core.artifacts import safe_name, write_artifacts
 
     options = settings.run
     cards = shown.cards
-    if shown.left_out:
+    if shown.left_out and (options.artifacts is not None or options.html is not None):
         run.settings.notes.append(
             f"artifacts and HTML cards for the first {len(cards)} image(s) only; {shown.left_out} more not shown "
             f"(--adv-artifacts-max={options.artifacts_max})"
@@ -98,6 +112,9 @@ def _show(item: pytest.Item, settings: Settings, shown: _Cards, run: RunReport) 
                 item.user_properties.append((f"adv_artifact {image.name}", image.artifacts["adversarial"]))
     if options.html is not None:
         run.cards = [card.to_html() for card in cards]
+    if extras:
+        extra_cards = item.stash.setdefault(CARDS_KEY, [])
+        extra_cards += [card.to_html() for card in cards if card.record.failed][: SHOWN_IMAGES - len(extra_cards)]
 
 
 def _with_auto_minimal(config: AttackConfig, update: bool, stored: dict[str, Any] | None) -> AttackConfig:
@@ -122,9 +139,8 @@ def judge(item: pytest.Item, plan: Plan) -> Verdict:
     wrapped = WrappedModel(
         plan.model, mean=config.mean, std=config.std, input_size=config.input_size, output=config.output
     )
-    options = settings.run
-    showing = options.artifacts is not None or options.html is not None
-    shown = _Cards(wrapped, options.amplify, options.artifacts_all, options.artifacts_max)
+    extras = item.config.pluginmanager.has_plugin(HTML_EXTRAS_NAME)
+    shown = _cards_for(settings, wrapped, extras)
     outcome = run_attack(
         config,
         wrapped,
@@ -132,11 +148,11 @@ def judge(item: pytest.Item, plan: Plan) -> Verdict:
         reproduce=reproduce_command(item, plan.config, settings),
         progress=_progress_printer(item),
         keep_images=False,  # records only: memory does not grow with the number of images
-        on_batch=shown.add if showing else None,
+        on_batch=None if shown is None else shown.add,
     )
     run = outcome.report()
-    if showing:
-        _show(item, settings, shown, run)
+    if shown is not None:
+        _show(item, settings, shown, run, extras)
     item.stash.setdefault(RUNS_KEY, []).append(run)
     stored_file = baseline_file(settings.baseline_dir, module)
     where = settings.shown(stored_file)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from ..core.report import RunReport
+    from ..core.report import HtmlCard, RunReport
     from .cache import Cache
     from .collector import Collector
     from .fixtures import Plan
@@ -26,3 +26,5 @@ RUNS_KEY: pytest.StashKey[list[RunReport]] = pytest.StashKey()
 """item.stash: the reports of the test's attack runs (the marker's and each adv_attack call)."""
 VERDICT_KEY: pytest.StashKey[Verdict] = pytest.StashKey()
 """item.stash: what the marker's attack means for the test."""
+CARDS_KEY: pytest.StashKey[list[HtmlCard]] = pytest.StashKey()
+"""item.stash: the first failed images' cards, for pytest-html's extras (only when pytest-html writes a report)."""

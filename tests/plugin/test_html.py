@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import WEAK_AND_STRONG_TESTS
+from helpers import WEAK_AND_STRONG_TESTS, run_chromium
 
 pytest.importorskip("matplotlib", reason="the curves need the report extra: pip install -e '.[report]'")
 
@@ -38,43 +36,14 @@ def test_the_page_is_self_contained(report: Path) -> None:
     assert '<meta name="viewport"' in page
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip("no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it")
-
-
-def _run_chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            _chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.parametrize("window", ["1280,900", "390,844"], ids=["laptop", "phone"])
 def test_a_real_browser_renders_the_cards(report: Path, tmp_path: Path, window: str) -> None:
     profile = tmp_path / "profile"
-    dom = _run_chromium(f"--user-data-dir={profile}", "--dump-dom", report.as_uri())
+    dom = run_chromium(f"--user-data-dir={profile}", "--dump-dom", report.as_uri())
     assert dom.stdout.count('class="card"') == 3, dom.stderr[-2000:]
     assert re.search(r"c9 0\.14 (→|&rarr;) <span class=\"bad\">c7 0\.1\d</span>", dom.stdout), "the class transition"
     shot = tmp_path / "shot.png"
-    done = _run_chromium(
+    done = run_chromium(
         f"--user-data-dir={profile}2", f"--window-size={window}", f"--screenshot={shot}", report.as_uri()
     )
     assert shot.exists(), done.stderr[-2000:]

@@ -84,6 +84,8 @@ EVERY_OPTION = [
     ("amplify", "20", "20.0"),
     ("html", "out/r.html", "{root}/out/r.html"),
     ("report", "out/r.json", "{root}/out/r.json"),
+    ("markdown", "out/s.md", "{root}/out/s.md"),
+    ("github-summary", "no", "False"),
 ]
 
 

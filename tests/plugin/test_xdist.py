@@ -1,10 +1,12 @@
-"""With pytest-xdist, results from the workers reach the controller's summary and JSON report."""
+"""With pytest-xdist, results from the workers reach the controller's summary and reports, written once."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+
+from helpers import WEAK_AND_STRONG_TESTS
 
 pytest.importorskip("xdist")
 
@@ -62,3 +64,19 @@ def test_an_xdist_worker_maps_cuda_to_its_gpu_when_there_are_gpus(monkeypatch: p
     monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
     assert on_this_worker(AttackConfig(device="cuda")).device == "cuda:1"
     assert on_this_worker(AttackConfig(device="cpu")).device == "cpu"
+
+
+def test_the_job_summary_and_the_annotations_are_written_once(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makepyfile(WEAK_AND_STRONG_TESTS)
+    summary = project.path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    result = project.runpytest_subprocess("-n", "2")
+    result.assert_outcomes(passed=1, failed=1)
+    text = summary.read_text(encoding="utf-8")
+    assert text.count("## Adversarial robustness:") == 1
+    assert text.startswith("## Adversarial robustness: 3 of 8 image(s) flipped"), "both workers' tests in one summary"
+    annotations = [line for line in result.stdout.lines if line.startswith("::error ")]
+    assert len(annotations) == 1 and "title=adversarial robustness%3A test_weak::3 of 4" in annotations[0]
