@@ -251,3 +251,12 @@ def test_an_output_without_logits_names_the_option() -> None:
         attack(_Output("tuple"), grid_images(2), epsilon=0.03, method="fgsm")
     with pytest.raises(Exception, match="output='scores'"):
         attack(_Output("dict"), grid_images(2), epsilon=0.03, method="fgsm", output="scores")
+
+
+def test_a_channels_last_model_gives_the_same_verdict() -> None:
+    x = grid_images(6, seed=7)
+    plain = attack(tiny_cnn(seed=4).eval(), x, epsilon=0.03, method="bim", targets="untargeted")
+    model = tiny_cnn(seed=4).eval().to(memory_format=torch.channels_last)
+    last = attack(model, x.contiguous(memory_format=torch.channels_last), epsilon=0.03, method="bim",
+                  targets="untargeted")  # fmt: skip
+    _same(last, plain)
