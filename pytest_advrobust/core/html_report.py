@@ -123,14 +123,17 @@ def _fragment_figure(data: str, alt: str, caption: str) -> str:
     )
 
 
-def cards_fragment(cards: Sequence[HtmlCard], failed: int) -> str:
+def cards_fragment(cards: Sequence[HtmlCard], failed: int, test_failed: bool = True) -> str:
     """The first ``cards`` of a test's ``failed`` images as an HTML fragment for another tool's page: each
     image's line, then its clean, adversarial and amplified perturbation PNGs inlined. Inline styles only,
-    so the page's own stylesheet is left alone."""
+    so the page's own stylesheet is left alone. ``test_failed=False``: the test passed, its baseline
+    allowing these failures."""
+    what = "failed" if test_failed else "failed (all known to the baseline: the test passed)"
+    rest = "the failure message lists every one" if test_failed else "--adv-report lists every one"
     shown = (
-        f"the first {len(cards)} of {failed} failed images (the log lists every one)"
+        f"the first {len(cards)} of {failed} {what} images ({rest})"
         if failed > len(cards)
-        else f"{failed} failed image(s)"
+        else f"{failed} {what} image(s)"
     )
     parts = [f"<p><strong>adversarial robustness</strong>: {shown}</p>"]
     for card in cards:

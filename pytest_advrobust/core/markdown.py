@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .report import ImageRecord, TestReport, merge_shards
-from .summary import all_known
+from .summary import known_images, status
 
 SHOWN_FAILURES = 20
 """How many failed images the table lists (a job summary is read at a glance; the reports have them all)."""
@@ -27,11 +27,8 @@ def escape(text: object) -> str:
 
 
 def _status(test: TestReport) -> str:
-    """✅ nothing failed, ⚠️ failures the baseline allows, ❌ failures."""
-    counts = test.counts
-    if not (counts.flipped or counts.misclassified):
-        return "✅"
-    return "⚠️" if all_known(test) else "❌"
+    """❌ the test failed, ⚠️ it passed with failures its baseline allows, ✅ nothing failed."""
+    return {"failed": "❌", "known": "⚠️", "held": "✅"}[status(test)]
 
 
 def _test_row(test: TestReport, minimal_column: bool, baseline_column: bool) -> str:
@@ -52,7 +49,7 @@ def _test_row(test: TestReport, minimal_column: bool, baseline_column: bool) -> 
     return "| " + " | ".join(cells) + " |"
 
 
-def _failure_row(test: TestReport, image: ImageRecord) -> str:
+def _failure_row(test: TestReport, image: ImageRecord, known: bool) -> str:
     clean = f"{escape(image.clean_label_name)} {image.clean_prob:.2f}"
     if image.misclassified:
         change = f"{clean}, but labelled {escape(image.label_name)}: misclassified before the attack"
@@ -62,6 +59,8 @@ def _failure_row(test: TestReport, image: ImageRecord) -> str:
         change = f"{clean} → **{escape(name)}** {prob:.2f}"
         epsilon = f"{image.epsilon:g}"
         step = f"{image.first_flip_step}/{image.steps}" if image.first_flip_step is not None else "—"
+    if known:
+        change += " (known to the baseline)"
     return f"| {escape(test.nodeid)} | {escape(image.name)} | {change} | {epsilon} | {step} |"
 
 
@@ -82,13 +81,18 @@ def render_markdown(tests: Iterable[TestReport], header: Mapping[str, Any], full
     else:
         titles = ["", "test", "attacked", "flipped", "misclassified", "robust accuracy"]
         titles += ["median minimal ε"] * minimal_column + ["baseline"] * baseline_column
-        lines += ["| " + " | ".join(titles) + " |", "|" + "|".join(["---"] * 2 + ["--:"] * (len(titles) - 2)) + "|"]
+        alignment = ["---"] * 2 + ["--:"] * (len(titles) - 2 - baseline_column) + ["---"] * baseline_column
+        lines += ["| " + " | ".join(titles) + " |", "|" + "|".join(alignment) + "|"]
         lines += [_test_row(test, minimal_column, baseline_column) for test in tests]
-    failures = [(test, image) for test in tests for image in test.images if image.failed]
+    failures = []
+    for test in tests:
+        allowed = known_images(test)
+        failures += [(test, image, image.name in allowed) for image in test.images if image.failed]
+    failures.sort(key=lambda row: row[2])  # what turned the run red first; flips the baselines allow last
     if failures:
         lines += ["", f"### Images that failed ({len(failures)})", ""]
         lines += ["| test | image | clean → adversarial | ε | step |", "|---|---|---|--:|--:|"]
-        lines += [_failure_row(test, image) for test, image in failures[:SHOWN_FAILURES]]
+        lines += [_failure_row(test, image, known) for test, image, known in failures[:SHOWN_FAILURES]]
         if len(failures) > SHOWN_FAILURES:
             where = (
                 "all of them are in " + ", ".join(f"`{report}`" for report in full_reports)
@@ -96,6 +100,8 @@ def render_markdown(tests: Iterable[TestReport], header: Mapping[str, Any], full
                 else "`--adv-html=FILE` or `--adv-report=FILE` lists them all"
             )
             lines += ["", f"{SHOWN_FAILURES} of {len(failures)} shown; {where}."]
+        elif full_reports:
+            lines += ["", "Every attacked image is in " + ", ".join(f"`{report}`" for report in full_reports) + "."]
     lines += [
         "",
         f"<sub>run defaults (markers override them per test): {escape(header.get('defaults', ''))} · "

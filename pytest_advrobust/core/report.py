@@ -321,6 +321,8 @@ class TestReport:
     runs: list[RunReport]
     baseline: BaselineStatus | None = None
     shards: list[str] = field(default_factory=list)
+    failed: bool | None = None
+    """Whether pytest failed the test (any shard); None when not known (reports written by 0.1)."""
 
     @property
     def images(self) -> list[ImageRecord]:
@@ -359,6 +361,7 @@ class TestReport:
             runs=[RunReport.from_wire(run) for run in data["runs"]],
             baseline=None if baseline is None else BaselineStatus.from_wire(baseline),
             shards=list(data["shards"]),
+            failed=data.get("failed"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -408,12 +411,14 @@ def merge_shards(reports: list[TestReport]) -> list[TestReport]:
             continue
         parts = sorted(parts, key=lambda part: part.nodeid)
         statuses = [part.baseline for part in parts if part.baseline is not None]
+        outcomes = [part.failed for part in parts if part.failed is not None]
         merged.append(
             TestReport(
                 nodeid=nodeid,
                 runs=[run for part in parts for run in part.runs],
                 baseline=BaselineStatus.merge(statuses) if statuses else None,
                 shards=[part.nodeid for part in parts],
+                failed=any(outcomes) if outcomes else None,
             )
         )
     return merged

@@ -38,9 +38,14 @@ def summary_lines(reports: Iterable[TestReport], verbosity: int = 0) -> list[tup
         for runs in groups.values():
             part = TestReport(report.nodeid, runs)
             counts = part.counts
-            known = all_known(report)
-            colour: Colour = "green" if not (counts.flipped or counts.misclassified) else "yellow" if known else "red"
-            note = " [all known to the baseline]" if known and (counts.flipped or counts.misclassified) else ""
+            verdict = status(report)
+            failures = bool(counts.flipped or counts.misclassified)
+            colour: Colour = (
+                ("red" if verdict == "failed" else "yellow")
+                if failures
+                else ("red" if verdict == "failed" and not any(image.failed for image in report.images) else "green")
+            )  # a test that failed with nothing flipped (e.g. no baseline under --adv-baseline-strict) is red too
+            note = " [all known to the baseline]" if verdict == "known" and failures and all_known(report) else ""
             lines.append(
                 (
                     f"{report.nodeid}: {counts.attacked} attacked{shards}, {counts.flipped} flipped, "
@@ -56,6 +61,27 @@ def summary_lines(reports: Iterable[TestReport], verbosity: int = 0) -> list[tup
         if report.baseline is not None and verbosity >= 0:
             lines += _baseline_lines(report)
     return lines
+
+
+Status = Literal["failed", "known", "held"]
+
+
+def status(report: TestReport) -> Status:
+    """``failed``: pytest failed the test (or, outcome unknown, the baseline does not allow its failures);
+    ``known``: it passed with failures its baseline allows (or while recording one); ``held``: nothing failed."""
+    counts = report.counts
+    failures = bool(counts.flipped or counts.misclassified)
+    if report.failed or (report.failed is None and failures and not all_known(report)):
+        return "failed"
+    return "known" if failures else "held"
+
+
+def known_images(report: TestReport) -> set[str]:
+    """Names of the images whose failure the test's baseline allows (its known flips)."""
+    comparison = report.baseline.comparison if report.baseline is not None else None
+    if comparison is None or comparison.incomparable is not None:
+        return set()
+    return {entry.split(": ", 1)[0] for entry in comparison.known}
 
 
 def all_known(report: TestReport) -> bool:

@@ -166,7 +166,7 @@ def pytest_runtest_makereport(
     runs = item.stash.get(RUNS_KEY, None)
     if call.when == "call" and runs:
         verdict = item.stash.get(VERDICT_KEY, None)
-        test = TestReport(item.nodeid, runs, None if verdict is None else verdict.baseline)
+        test = TestReport(item.nodeid, runs, None if verdict is None else verdict.baseline, failed=report.failed)
         # One plain attribute: it travels with the report from xdist workers to the controller.
         report.adv_robust = test.to_wire()  # type: ignore[attr-defined]
         # JUnit XML writes the teardown report's properties, which pytest copies from the item.

@@ -73,7 +73,8 @@ class GithubAnnotations:
         report = yield
         message = _failure(item, call) if call.when == "call" else None
         if message is not None:
-            file = Path(os.path.relpath(item.path, self.workspace)).as_posix()
+            # both resolved: a workspace reached through a symlink still gives the repository's own path
+            file = Path(os.path.relpath(os.path.realpath(item.path), os.path.realpath(self.workspace))).as_posix()
             command = error_command(
                 _message(message), file=file, line=def_line(item), title=f"adversarial robustness: {item.name}"
             )

@@ -35,5 +35,6 @@ class PytestHtmlExtras:
 
             failed = sum(image.failed for run in item.stash.get(RUNS_KEY, []) for image in run.images)
             # pytest-html's own wrapper (outside this one) adds the extras set here to the row
-            report.extras = [*getattr(report, "extras", []), extras.html(cards_fragment(cards, failed))]  # type: ignore[attr-defined]
+            fragment = cards_fragment(cards, failed, test_failed=report.failed)
+            report.extras = [*getattr(report, "extras", []), extras.html(fragment)]  # type: ignore[attr-defined]
         return report

@@ -192,8 +192,11 @@ def _message(outcome: Any, status: BaselineStatus, strict: bool, accept: str) ->
         absolute = [outcome.failure_message()] if outcome.failures else []
         strictness = ["(--adv-baseline-strict: a baseline that cannot be compared fails)"] if strict else []
         return "\n".join([str(comparison.incomparable), *absolute, *strictness, accept])
-    if strict:
-        return f"no baseline for {status.test} in {status.file} (--adv-baseline-strict); {accept}"
+    if strict:  # the flips first: accepting them as a baseline should be a decision, not a reflex
+        absolute = [outcome.failure_message()] if outcome.failures else []
+        return "\n".join(
+            [*absolute, f"no baseline for {status.test} in {status.file} (--adv-baseline-strict); {accept}"]
+        )
     if outcome.failures:
         note = f"(no baseline stored for this test in {status.file}: the verdict is absolute; {accept})"
         return str(outcome.failure_message()) + "\n" + note

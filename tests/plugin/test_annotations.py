@@ -74,3 +74,16 @@ def test_escaping_follows_the_runner_rules() -> None:
         error_command("x: 5%\ny", file="tests/t.py", line=3, title="test_a[1,2]")
         == "::error file=tests/t.py,line=3,title=test_a[1%2C2]::x: 5%25%0Ay"
     )
+
+
+def test_a_workspace_reached_through_a_symlink_gives_the_repository_path(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makepyfile(test_ci=MULTI_LINE_DECORATOR)
+    link = project.path.parent / f"{project.path.name}-link"
+    link.symlink_to(project.path, target_is_directory=True)
+    monkeypatch.chdir(link)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(link))
+    result = project.runpytest(str(link / "test_ci.py"))
+    assert _annotations(result)[0].startswith("::error file=test_ci.py,line=6,")

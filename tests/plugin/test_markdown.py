@@ -99,3 +99,27 @@ def test_names_cannot_break_the_table_or_inject_markup() -> None:
     assert escape("a|b") == "a\\|b"
     assert escape("<img src=x>") == "\\<img src=x\\>"
     assert escape("**bold** [link](x) `code`\nnext") == "\\*\\*bold\\*\\* \\[link\\](x) \\`code\\` next"
+
+
+def test_what_failed_the_run_comes_first_and_known_flips_are_marked(project: pytest.Pytester) -> None:
+    """The next run after recording a baseline with flips: those flips are allowed (⚠️, listed last and
+    marked), a new test without a baseline fails (❌), and the status follows pytest's outcome."""
+    project.makepyfile(WEAK_AND_STRONG_TESTS)
+    project.runpytest("--adv-baseline-update")
+    project.makepyfile(
+        test_new=WEAK_AND_STRONG_TESTS.replace("test_weak", "test_new_weak").replace("test_strong", "test_new_strong")
+    )
+    result = project.runpytest("--adv-markdown=s.md")
+    result.assert_outcomes(passed=3, failed=1)
+    text = (project.path / "s.md").read_text(encoding="utf-8")
+    assert "| ⚠️ | test\\_what" in text and "::test\\_weak |" in text
+    assert "| ❌ | test\\_new.py::test\\_new\\_weak |" in text
+    rows = [line for line in text.splitlines() if "| image " in line and "| image |" not in line]
+    assert [("test\\_new.py" in row) for row in rows] == [True] * 3 + [False] * 3, "the new failures first"
+    assert all(row.count("(known to the baseline)") == ("test\\_new.py" not in row) for row in rows)
+    strict = project.runpytest("--adv-baseline-strict", "--adv-markdown=strict.md", "test_new.py")
+    strict.stdout.fnmatch_lines(
+        ["*3 of 4 image(s) flipped*", "*no baseline for test_new_strong in *--adv-baseline-strict*"]
+    )
+    text = (project.path / "strict.md").read_text(encoding="utf-8")
+    assert "| ❌ | test\\_new.py::test\\_new\\_strong | 4 | 0 | 0 | 100% |" in text, "it failed, with nothing flipped"

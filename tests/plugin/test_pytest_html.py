@@ -68,7 +68,7 @@ def test_each_failed_image_is_drawn_in_the_row(report: Path) -> None:
     assert few.count('src="data:image/png;base64,') == 3 * 3, "clean, adversarial and perturbation per image"
     assert "image 0: &#x27;c9&#x27; 0.14 -&gt; &#x27;c7&#x27; 0.14 at eps=0.05, step 1/10</pre>" in few
     assert "clean: c9 0.14" in few and "adversarial (8-bit): c7 0.14" in few
-    assert re.search(r"the first 5 of \d\d failed images \(the log lists every one\)", many)
+    assert re.search(r"the first 5 of \d\d failed images \(the failure message lists every one\)", many)
     assert many.count('class="advrobust-card"') == 5
 
 
