@@ -231,7 +231,7 @@ def run_attack(
         adversarial_8bit=joined("rounded"),
         clean=joined("clean"),
         records=records,
-        settings=run_settings(config, wrapped.device, notes, reproduce),
+        settings=run_settings(config, wrapped.device, list(dict.fromkeys(notes)), reproduce),
         forward_passes=wrapped.forward_passes - forward0,
         backward_passes=wrapped.backward_passes - backward0,
     )

@@ -28,15 +28,16 @@ class ClassNames:
 
     def index(self, label: int | str, num_classes: int | None = None) -> int:
         """The index of a class given by index or name (case-insensitive); suggests close names."""
+        if isinstance(label, str) and label.strip().casefold() in self._index:
+            return self._index[label.strip().casefold()]  # a name, even one made of digits ("10")
         if isinstance(label, int) or (isinstance(label, str) and label.strip().isdigit()):
             index = int(label)
-            limit = num_classes if num_classes is not None else (len(self.names) or None)
-            if limit is not None and not 0 <= index < limit:
-                raise ClassNameError(f"class index {index} is out of range: the model has {limit} classes")
+            if num_classes is not None and not 0 <= index < num_classes:
+                raise ClassNameError(f"class index {index} is out of range: the model has {num_classes} classes")
+            if num_classes is None and self.names and not 0 <= index < len(self.names):
+                raise ClassNameError(f"class index {index} is out of range: there are {len(self.names)} class names")
             return index
         key = label.strip().casefold()
-        if key in self._index:
-            return self._index[key]
         if not self.names:
             raise ClassNameError(
                 f"class name {label!r} given but no class names are set; use class indices or set "

@@ -93,8 +93,13 @@ def render_html(tests: Iterable[TestReport], header: Mapping[str, Any]) -> str:
     sections = []
     for test in tests:
         cards = [card for run in test.runs for card in run.cards]
+        capped = [note for run in test.runs for note in run.settings.notes if "--adv-artifacts-max" in note]
         if cards:
-            sections.append(f"<h2>{_e(test.nodeid)}</h2>" + "".join(_card(card) for card in cards))
+            sections.append(
+                f"<h2>{_e(test.nodeid)}</h2>"
+                + "".join(f'<p class="meta">{_e(note)}</p>' for note in capped)
+                + "".join(_card(card) for card in cards)
+            )
     flipped = sum(t.counts.flipped for t in tests)
     attacked = sum(t.counts.attacked for t in tests)
     return (

@@ -244,6 +244,7 @@ class ImageFiles(ImageSource):
         )
         shape: tuple[int, ...] | None = None
         conversions: list[str] = []
+        turned: list[str] = []
         done = 0
         for rows in loader:
             entries = self.entries[done : done + len(rows)]
@@ -252,16 +253,18 @@ class ImageFiles(ImageSource):
             for note in notes:
                 if "smaller than input size" in note:
                     warnings.warn(note, stacklevel=2)
+                elif "EXIF orientation" in note:
+                    turned.append(note)
                 else:
                     conversions.append(note)
-            shapes = {tuple(pixels.shape) for pixels, _ in rows} | ({shape} if shape else set())
-            if len(shapes) > 1:
+            shape = shape or tuple(rows[0][0].shape)
+            odd = [entry.name for entry, (pixels, _) in zip(entries, rows, strict=True) if tuple(pixels.shape) != shape]
+            if odd:
+                first = next(tuple(p.shape) for (p, _), e in zip(rows, entries, strict=True) if e.name == odd[0])
                 raise ImageLoadError(
-                    "images have different sizes ("
-                    + ", ".join(f"{s[2]}x{s[1]}" for s in sorted(shapes))
-                    + "); set input_size (--adv-input-size=224) to resize and center-crop them"
+                    f"images have different sizes ({odd[0]} is {first[2]}x{first[1]}, {self.entries[0].name} is "
+                    f"{shape[2]}x{shape[1]}); set input_size (--adv-input-size=224) to resize and center-crop them"
                 )
-            shape = shapes.pop()
             yield Batch(
                 torch.stack([pixels for pixels, _ in rows]),
                 [entry.name for entry in entries],
@@ -270,6 +273,7 @@ class ImageFiles(ImageSource):
                 notes,
             )
         warn_notes(conversions, f"converted {len(conversions)} image(s) to 8-bit {self.image_mode}")
+        warn_notes(turned, f"turned {len(turned)} image(s) upright as their EXIF orientation says")
 
     def shard(self, index: int, count: int) -> ImageFiles:
         part = shard_range(index, count, len(self.entries))

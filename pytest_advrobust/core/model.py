@@ -149,8 +149,9 @@ class WrappedModel:
             if self.forward_passes == 0 and re.search(r"channel|shape|size", str(exc)):  # a shape it cannot take
                 shape = "×".join(map(str, pixels.shape))
                 raise ModelOutputError(
-                    f"the model refused a batch of {shape} images ({exc}); check image_mode (a 1-channel "
-                    "grayscale model needs --adv-image-mode=L), input_size and the model's expected input"
+                    f"the model refused a batch of {shape} images ({exc}); check the channels (a 1-channel "
+                    "grayscale model needs --adv-image-mode=L for image files, or transforms.Grayscale() in a "
+                    "Dataset's transform), input_size and the model's expected input"
                 ) from exc
             raise
         self.forward_passes += 1

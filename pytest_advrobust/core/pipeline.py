@@ -131,12 +131,20 @@ def _noise(shape: torch.Size, seed: int, names: Sequence[str], rows: Sequence[tu
     return torch.stack(draws) * 2 - 1
 
 
-def _labels(given: Sequence[int | None], forward: CleanForward) -> list[int]:
+def _labels(
+    given: Sequence[int | None], forward: CleanForward, names: Sequence[str], sources: Sequence[str]
+) -> list[int]:
     num_classes = forward.logits.shape[1]
     labels = [int(p) if g is None else g for g, p in zip(given, forward.pred.tolist(), strict=True)]
-    for label in labels:
-        if label >= num_classes:
-            raise OptionError(f"label {label} is out of range: the model has {num_classes} classes")
+    for label, name, source in zip(labels, names, sources, strict=True):
+        if not 0 <= label < num_classes:
+            raise OptionError(
+                f"label {label} of {name} ({source}) is out of range: the model has {num_classes} classes"
+                + (" (unlabelled images: give None as their label, and the model's prediction is used)"
+                   if label < 0 else "")
+                + ("; numeric folder names are class indices: set class_names, in the model's order, to read "
+                   "them as names" if source == "folder name" else "")
+            )  # fmt: skip
     return labels
 
 
@@ -151,7 +159,7 @@ def plan_batch(
     names: Sequence[str],
 ) -> BatchPlan:
     """Expand images into (image, target) rows; a target equal to the image's own label is skipped."""
-    labels = _labels(given, forward)
+    labels = _labels(given, forward, names, sources)
     per_image = targets_for(config.targets, forward.logits.detach(), classes)
     notes: list[str] = []
     rows: list[tuple[int, int | None]] = []
@@ -204,7 +212,7 @@ def attack_runner_ups(
 ) -> tuple[BatchPlan, Trajectory]:
     """Attack each image toward its runner-up classes in order; an image that flips (to any class) is
     not robust and is attacked toward no further target. One row per image: its last target."""
-    labels = _labels(given, forward)
+    labels = _labels(given, forward, names, sources)
     device, n = clean.device, clean.shape[0]
     label_tensor = torch.tensor(labels, dtype=torch.long, device=device)
     logits = forward.logits.detach().clone()
@@ -326,6 +334,14 @@ def attack_batch(
     from .results import records_from
 
     forward = clean_forward(model, clean, config, attack, names)
+    outputs = forward.logits.shape[1]
+    if len(classes) and len(classes) != outputs:
+        shown = ", ".join(classes.names[:4]) + (", …" if len(classes) > 4 else "")
+        raise ClassNameError(
+            f"there are {len(classes)} class names ({shown}) but the model returns {outputs} logits per image: "
+            "labels and names must be the model's. Give one name per output, in the model's order "
+            "(--adv-class-names), or images whose classes are the model's (a folder per model class)"
+        )
     if one_record_per_image(config.targets):
         plan, trajectory = attack_runner_ups(config, attack, model, classes, clean, forward, given, sources, names)
     else:

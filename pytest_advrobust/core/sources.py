@@ -190,7 +190,11 @@ def _split_item(item: Any, what: str) -> tuple[Any, Any]:
 
 
 def _dataset_names(dataset: Any) -> list[str] | None:
-    """Image names from a dataset's file paths (torchvision's ``samples``/``imgs``), relative to its root."""
+    """Image names from a dataset's file paths (torchvision's ``samples``/``imgs``), relative to its root;
+    a ``Subset`` names its images as the dataset it picks from does."""
+    if isinstance(dataset, torch.utils.data.Subset):
+        inner = _dataset_names(dataset.dataset)
+        return None if inner is None else [inner[i] for i in dataset.indices]
     samples = getattr(dataset, "samples", None) or getattr(dataset, "imgs", None)
     if not isinstance(samples, Sequence) or len(samples) != len(dataset):
         return None
@@ -208,6 +212,8 @@ def _dataset_names(dataset: Any) -> list[str] | None:
 
 
 def _dataset_classes(dataset: Any) -> ClassNames | None:
+    while isinstance(dataset, torch.utils.data.Subset):
+        dataset = dataset.dataset
     classes = getattr(dataset, "classes", None)
     if isinstance(classes, Sequence) and classes and all(isinstance(c, str) for c in classes):
         return ClassNames(classes)

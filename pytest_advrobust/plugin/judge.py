@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -43,11 +44,16 @@ def _progress_printer(item: pytest.Item) -> Any:
     if reporter is None or item.config.get_verbosity() < 0:
         return None
 
+    capture = item.config.pluginmanager.get_plugin("capturemanager")
+
     def show(done: int, total: int | None, failed: int) -> None:
         if total is None or done < total:  # the last batch shows as the test's own result
-            reporter.ensure_newline()
             of = "" if total is None else f"/{total}"
-            reporter.write_line(f"advrobust: {item.nodeid}: {done}{of} images attacked, {failed} failed so far")
+            line = f"advrobust: {item.nodeid}: {done}{of} images attacked, {failed} failed so far"
+            # live, as pytest's own progress: the test's output is being captured, the terminal's is not
+            with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+                reporter.ensure_newline()
+                reporter.write_line(line)
 
     return show
 

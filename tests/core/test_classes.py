@@ -30,7 +30,7 @@ def test_names_from_a_file_and_a_list(tmp_path: Path) -> None:
 
 
 def test_indices_are_checked_against_the_class_count() -> None:
-    with pytest.raises(ClassNameError, match="class index 5 is out of range: the model has 3 classes"):
+    with pytest.raises(ClassNameError, match="class index 5 is out of range: there are 3 class names"):
         ClassNames(["a", "b", "c"]).index(5)
     assert ClassNames().name(7) == "class 7"
 

@@ -100,12 +100,15 @@ def test_torchvision_image_folder_with_its_transforms(tmp_path: Path) -> None:
             write_png(tmp_path / label / f"{k}.png", size=(10, 12), seed=k + count)
     folder = datasets.ImageFolder(str(tmp_path), transform=transforms.Compose([transforms.CenterCrop(8),
                                                                                 transforms.ToTensor()]))  # fmt: skip
-    result = attack(_model(), folder, epsilon=0.02, method="bim", targets="untargeted")
+    model = linear_model(torch.randn(2, 3 * 8 * 8, generator=torch.Generator().manual_seed(0)) * 0.05)
+    result = attack(model, folder, epsilon=0.02, method="bim", targets="untargeted")
     assert [r.name for r in result] == ["cat/0.png", "cat/1.png", "dog/0.png", "dog/1.png", "dog/2.png"]
     assert [r.label_name for r in result] == ["cat", "cat", "dog", "dog", "dog"]
     assert {r.label_source for r in result} == {"dataset"}
     with torch.no_grad():  # re-prediction of what the attack returned
-        assert _model()(result.adversarial_8bit).argmax(1).tolist() == [r.adv_label_8bit for r in result]
+        assert model(result.adversarial_8bit).argmax(1).tolist() == [r.adv_label_8bit for r in result]
+    with pytest.raises(Exception, match="there are 2 class names .cat, dog. but the model returns 3 logits"):
+        attack(_model(), folder, epsilon=0.02, method="bim")  # a folder's classes that are not the model's
 
 
 def test_a_dataset_of_pil_images_is_converted() -> None:
@@ -176,7 +179,8 @@ def test_image_folder_layout_without_class_names_uses_sorted_folders(tmp_path: P
     assert [e.label for e in files.entries] == [0, 1]  # ant, zebra: sorted, as torchvision does
     assert files.class_names is not None and files.class_names.names == ("ant", "zebra")
     assert any("sorted label folders are the classes" in note for note in files.notes)
-    result = attack(_model(), files, epsilon=0.0, method="fgsm", targets="untargeted")
+    two = linear_model(torch.randn(2, 3 * 8 * 8, generator=torch.Generator().manual_seed(0)) * 0.05)
+    result = attack(two, files, epsilon=0.0, method="fgsm", targets="untargeted")
     assert [r.label_name for r in result] == ["ant", "zebra"]
 
 
@@ -260,3 +264,39 @@ def test_a_channels_last_model_gives_the_same_verdict() -> None:
     last = attack(model, x.contiguous(memory_format=torch.channels_last), epsilon=0.03, method="bim",
                   targets="untargeted")  # fmt: skip
     _same(last, plain)
+
+
+def test_a_subset_keeps_the_names_and_classes_of_what_it_picks_from(tmp_path: Path) -> None:
+    from torch.utils.data import Subset
+
+    picked = Subset(_Folder(tmp_path, grid_images(6, seed=4)), [4, 1])
+    result = attack(_model(), picked, epsilon=0.0, method="fgsm", targets="untargeted")
+    assert [(r.name, r.label_name) for r in result] == [("bee/4.png", "bee"), ("bee/1.png", "bee")]
+
+
+def test_numeric_folders_are_names_when_class_names_say_so(tmp_path: Path) -> None:
+    for folder in ("1", "2", "10"):
+        write_png(tmp_path / folder / "a.png", size=(8, 8), seed=int(folder))
+    by_name = find_images(tmp_path, class_names=["1", "10", "2"])  # torchvision's sorted order
+    assert [(e.name, e.label) for e in by_name.entries] == [("1/a.png", 0), ("10/a.png", 1), ("2/a.png", 2)]
+    by_index = find_images(tmp_path)  # numeric folders without class names are class indices
+    assert [e.label for e in by_index.entries] == [1, 10, 2]
+    with pytest.raises(OptionError, match=r"label 10 of 10/a.png \(folder name\) is out of range.*set class_names"):
+        attack(_model(), by_index, epsilon=0.0, method="fgsm")
+
+
+def test_labels_and_class_names_that_do_not_fit_the_model_are_refused() -> None:
+    x = grid_images(3)
+    with pytest.raises(OptionError, match=r"label -1 of image 2 \(given\) is out of range.*give None"):
+        attack(_model(), x, [0, 1, -1], epsilon=0.01, method="fgsm")
+    with pytest.raises(Exception, match=r"there are 4 class names \(a, b, c, d\) but the model returns 3 logits"):
+        attack(_model(), x, epsilon=0.01, method="fgsm", class_names=["a", "b", "c", "d"])
+    with pytest.raises(Exception, match="class index 2 is out of range: there are 2 class names"):
+        attack(_model(), x, [0, 1, 2], epsilon=0.01, method="fgsm", class_names=["a", "b"])
+
+
+def test_files_of_different_sizes_are_named(tmp_path: Path) -> None:
+    write_png(tmp_path / "a.png", size=(8, 8))
+    write_png(tmp_path / "b.png", size=(8, 6))
+    with pytest.raises(Exception, match=r"b.png is 8x6, a.png is 8x8\); set input_size"):
+        attack(_model(), find_images(tmp_path), epsilon=0.01, method="fgsm")

@@ -96,7 +96,8 @@ def test_labels_file_that_does_not_match(marked: pytest.Pytester) -> None:
 
 def test_unknown_target_class_name_suggests_close_matches(marked: pytest.Pytester) -> None:
     _images(marked.path)
-    result = marked.runpytest("--adv-images=imgs", "--adv-targets=paper towl", "--adv-class-names=imagenet")
+    names = "tench,goldfish,paper towel,toilet tissue,cat,dog,bird,ship,car,plane"  # one per model output
+    result = marked.runpytest("--adv-images=imgs", "--adv-targets=paper towl", f"--adv-class-names={names}")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*targets: unknown class name 'paper towl'; did you mean 'paper towel'?*"])
 

@@ -63,3 +63,13 @@ def test_progress_is_shown_per_batch(project: pytest.Pytester) -> None:
     result = project.runpytest()
     result.stdout.fnmatch_lines(["advrobust: *::test_many: 2/4 images attacked, * failed so far"])
     assert "4/4 images attacked" not in result.stdout.str()
+
+
+def test_progress_is_live_for_a_passing_test_too(project: pytest.Pytester) -> None:
+    project.makepyfile(SHARDED.replace("epsilon=0.05, shards=3", "epsilon=0.0, batch_size=1"))
+    result = project.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["advrobust: *::test_many: 1/4 images attacked, 0 failed so far", "*3/4 images*"])
+    assert "Captured stdout" not in result.stdout.str()
+    quiet = project.runpytest("-q")
+    assert "images attacked" not in quiet.stdout.str()
