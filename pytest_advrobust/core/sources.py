@@ -215,6 +215,10 @@ def _dataset_classes(dataset: Any) -> ClassNames | None:
     while isinstance(dataset, torch.utils.data.Subset):
         dataset = dataset.dataset
     classes = getattr(dataset, "classes", None)
+    features = getattr(dataset, "features", None)  # a Hugging Face dataset: its ClassLabel's names
+    if classes is None and isinstance(features, dict):
+        label = next((features[k] for k in ("label", "labels") if k in features), None)
+        classes = getattr(label, "names", None)
     if isinstance(classes, Sequence) and classes and all(isinstance(c, str) for c in classes):
         return ClassNames(classes)
     return None
@@ -419,6 +423,8 @@ def as_source(
         return BatchIterable(images)
     if isinstance(images, Dataset) and not isinstance(images, IterableDataset) and hasattr(images, "__len__"):
         return DatasetImages(images)
+    if hasattr(images, "__getitem__") and hasattr(images, "__len__") and not isinstance(images, (list, tuple, str)):
+        return DatasetImages(images)  # map-style without torch's base class (e.g. a Hugging Face dataset)
     if isinstance(images, Iterable) and not isinstance(images, (str, bytes, Path, dict)):
         return BatchIterable(images)
     raise OptionError(f"images must be {SOURCE_KINDS}; got {type(images).__name__}")

@@ -300,3 +300,26 @@ def test_files_of_different_sizes_are_named(tmp_path: Path) -> None:
     write_png(tmp_path / "b.png", size=(8, 6))
     with pytest.raises(Exception, match=r"b.png is 8x6, a.png is 8x8\); set input_size"):
         attack(_model(), find_images(tmp_path), epsilon=0.01, method="fgsm")
+
+
+def test_a_hugging_face_style_dataset_of_dicts_with_pil_images() -> None:
+    from PIL import Image
+
+    label = SimpleNamespace(names=["red", "green", "blue"])
+
+    class Rows:  # what datasets.Dataset looks like: indexable, sized, dict rows, features with ClassLabel
+        def __init__(self) -> None:
+            self.features = {"image": object(), "label": label}
+
+        def __len__(self) -> int:
+            return 3
+
+        def __getitem__(self, i: int) -> dict[str, object]:
+            return {"image": Image.new("RGB", (8, 8), (80 * i, 20, 30)), "label": i}
+
+    result = attack(_model(), Rows(), epsilon=0.0, method="fgsm", targets="untargeted")
+    assert [(r.label_name, r.label_source) for r in result] == [
+        ("red", "dataset"),
+        ("green", "dataset"),
+        ("blue", "dataset"),
+    ]
