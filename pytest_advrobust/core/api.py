@@ -207,7 +207,7 @@ def run_attack(
             clean = batch.pixels.detach().to(wrapped.device, torch.float32)
             part = attack_batch(
                 _batch_config(config, done, done + len(batch), total), attack, wrapped, clean, batch.labels,
-                batch.sources, batch.names, classes,
+                batch.sources, batch.names, classes, first=done == 0,
             )  # fmt: skip
             done += len(batch)
             records += part.records

@@ -135,14 +135,14 @@ def test_the_floor_check_reuses_the_first_gradient_and_costs_one_forward() -> No
                        sanity_checks=False)  # fmt: skip
     assert checked.flips == [] == unchecked.flips
     assert checked.backward_passes == unchecked.backward_passes == 5, "the floor needs no backward pass"
-    assert checked.forward_passes == unchecked.forward_passes + 2  # determinism (4 images) + the FGSM image
+    assert checked.forward_passes == unchecked.forward_passes + 2  # determinism (1 image) + the FGSM image
 
 
 @pytest.mark.parametrize(("method", "steps"), [("bim", 10), ("fgsm", 1)])
 def test_defaults_on_a_model_where_nothing_flips_cost_the_gate_floor(method: str, steps: int) -> None:
     """The gate floor is ``steps`` × (forward + backward) plus one forward to predict what is returned.
     With every default (rounded verdict, sanity checks) only the floor check's FGSM image and the
-    determinism check's 4 images come on top: the last iterate is predicted once, as its 8-bit image."""
+    determinism check's one image come on top: the last iterate is predicted once, as its 8-bit image."""
     generator = torch.Generator().manual_seed(1)
     model = linear_model(torch.randn(3, 48, generator=generator) * 0.01)
     x = torch.rand(6, 3, 4, 4, generator=generator)
@@ -154,3 +154,14 @@ def test_defaults_on_a_model_where_nothing_flips_cost_the_gate_floor(method: str
     with torch.no_grad():  # what is returned is what was judged: its 8-bit image, re-predicted here
         assert model(result.adversarial_8bit).argmax(1).tolist() == [r.adv_label_8bit for r in result.records]
     assert torch.equal(result.adversarial_8bit * 255, (result.adversarial_8bit * 255).round())
+
+
+def test_the_determinism_check_runs_once_per_run_not_per_batch() -> None:
+    generator = torch.Generator().manual_seed(2)
+    model = linear_model(torch.randn(3, 48, generator=generator) * 0.01)
+    x = torch.rand(6, 3, 4, 4, generator=generator)
+    settings = {"epsilon": 1e-3, "method": "bim", "steps": 2, "targets": "untargeted", "batch_size": 2}
+    checked = attack(model, x, **settings)
+    unchecked = attack(model, x, sanity_checks=False, **settings)
+    assert checked.flips == [] == unchecked.flips
+    assert checked.forward_passes == unchecked.forward_passes + 1 + 3  # determinism once, an FGSM image per batch
