@@ -11,7 +11,7 @@ import torch
 
 from .attacks import build_attack
 from .classes import ClassNames, load_class_names
-from .errors import OptionError
+from .errors import AdvRobustError, OptionError
 from .model import WrappedModel, eval_mode
 from .pipeline import BatchResult, attack_batch
 from .report import ImageRecord, RunSettings
@@ -122,6 +122,24 @@ def _class_names(given: Any, config: AttackConfig, source: ImageSource | None) -
     return ClassNames()
 
 
+def _label_map(own: ClassNames | None, chosen: ClassNames) -> dict[int, int] | None:
+    """Labels are indices into their source's own class names (an ImageFolder's ``classes``); when other
+    class names are set, each is moved to the index of its name there (None: nothing to move)."""
+    if own is None or not len(chosen) or own.names == chosen.names:
+        return None
+    moved = {}
+    for i, name in enumerate(own.names):
+        try:
+            moved[i] = chosen.index(name)
+        except AdvRobustError:
+            shown = ", ".join(chosen.names[:5]) + (", …" if len(chosen) > 5 else "")
+            raise OptionError(
+                f"the images' class {name!r} (from their dataset's classes) is not among the class names "
+                f"({shown}); name the classes as the dataset does, or map its labels (target_transform)"
+            ) from None
+    return moved
+
+
 def _batch_config(config: AttackConfig, start: int, stop: int, n: int | None) -> AttackConfig:
     """The settings for images ``start:stop``: per-image targets are sliced with their images."""
     spec = config.targets
@@ -194,6 +212,7 @@ def run_attack(
     given = images if isinstance(images, ImageSource) else None  # labels given as names need class names
     source = as_source(images, labels, names, _class_names(class_names, config, given))
     classes = _class_names(class_names, config, source)
+    remap = _label_map(source.class_names, classes)
     attack = build_attack(config)
     total = source.count
     forward0, backward0 = wrapped.forward_passes, wrapped.backward_passes
@@ -205,8 +224,9 @@ def run_attack(
         for batch in source.batches(config.batch_size, _workers(config, total)):
             wrapped.check_images(batch.pixels)
             clean = batch.pixels.detach().to(wrapped.device, torch.float32)
+            labels = batch.labels if remap is None else [None if i is None else remap.get(i, i) for i in batch.labels]
             part = attack_batch(
-                _batch_config(config, done, done + len(batch), total), attack, wrapped, clean, batch.labels,
+                _batch_config(config, done, done + len(batch), total), attack, wrapped, clean, labels,
                 batch.sources, batch.names, classes, first=done == 0,
             )  # fmt: skip
             done += len(batch)

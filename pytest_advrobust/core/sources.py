@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .classes import ClassNames
-from .errors import OptionError
+from .errors import AdvRobustError, OptionError
 
 SOURCE_KINDS = (
     "an N×C×H×W tensor of [0,1] pixels, an (x, y) pair, an ImageSet, a map-style Dataset yielding "
@@ -138,6 +138,8 @@ def _label_value(label: Any) -> int | None:
     """A class index from an int, a 0-d tensor or None."""
     if label is None:
         return None
+    if hasattr(label, "item") and not isinstance(label, torch.Tensor):  # a numpy scalar or 0-d array
+        label = label.item()
     if isinstance(label, torch.Tensor):
         if label.numel() != 1:
             raise OptionError(
@@ -330,6 +332,8 @@ class BatchIterable(ImageSource):
         offset = 0
         for number, item in enumerate(self.source):
             images, labels = _split_item(item, f"batch {number}")
+            if _is_array(images):
+                images = torch.as_tensor(images)
             if not isinstance(images, torch.Tensor):
                 raise OptionError(
                     f"batch {number}: images must be an N×C×H×W tensor, got {type(images).__name__}; "
@@ -372,7 +376,7 @@ class BatchIterable(ImageSource):
 def _batch_labels(labels: Any, n: int, number: int) -> list[int | None]:
     if labels is None:
         return [None] * n
-    values = labels.flatten().tolist() if isinstance(labels, torch.Tensor) else list(labels)
+    values = _label_values(labels)
     if len(values) != n:
         raise OptionError(f"batch {number}: {len(values)} labels for {n} images")
     return [_label_value(v) for v in values]
@@ -405,6 +409,10 @@ def as_source(
             f"images={str(images)!r} is a path: pass find_images({str(images)!r}) (read batch by batch) or "
             "load_images(...) (all in memory)"
         )
+    if isinstance(images, (tuple, list)) and len(images) == 2 and _is_array(images[0]):
+        images = (torch.as_tensor(images[0]), images[1])
+    if _is_array(images):
+        images = torch.as_tensor(images)  # numpy pixels: the same memory, as a tensor
     if isinstance(images, (tuple, list)) and len(images) == 2 and isinstance(images[0], torch.Tensor):
         if labels is not None:
             raise OptionError("labels were given twice: in the (x, y) pair and as labels")
@@ -430,6 +438,18 @@ def as_source(
     raise OptionError(f"images must be {SOURCE_KINDS}; got {type(images).__name__}")
 
 
+def _is_array(value: Any) -> bool:
+    """A numpy array (without importing numpy)."""
+    return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
+
+
+def _label_values(labels: Any) -> list[Any]:
+    """Labels as a list of Python values: from a tensor, a numpy array, or any sequence."""
+    if isinstance(labels, torch.Tensor) or _is_array(labels):
+        return list(labels.flatten().tolist()) if labels.ndim else [labels.item()]
+    return [value.item() if hasattr(value, "item") else value for value in labels]
+
+
 def _with_labels(images: ImageSet, labels: Any, names: Sequence[str] | None, classes: ClassNames) -> ImageSet:
     """An ImageSet with a call's labels (indices or names) and names, where given."""
     if labels is None and names is None:
@@ -437,19 +457,26 @@ def _with_labels(images: ImageSet, labels: Any, names: Sequence[str] | None, cla
     assert images.names is not None
     n = len(images.names)
     if labels is not None:
-        values = labels.flatten().tolist() if isinstance(labels, torch.Tensor) else list(labels)
+        values = _label_values(labels)
         if len(values) != n:
             raise OptionError(f"{len(values)} labels given for {n} images")
-        given: list[int | None] = [None if v is None else classes.index(v) for v in values]
+        given: list[int | None] = []
+        for i, value in enumerate(values):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            try:
+                given.append(None if value is None else classes.index(value))
+            except AdvRobustError as exc:
+                raise OptionError(f"label {value!r} of {images.names[i]} (given): {exc}") from None
         sources = ["given" if v is not None else "model prediction" for v in given]
     else:
         given, sources = list(images.labels or []), list(images.label_sources or [])
     if names is not None and len(names) != n:
         raise OptionError(f"{len(names)} names given for {n} images")
+    own = images.class_names if labels is None or not len(classes) else classes  # what the labels index now
     return ImageSet(
-        images.pixels, list(names) if names is not None else images.names, given, sources, images.notes,
-        images.class_names,
-    )  # fmt: skip
+        images.pixels, list(names) if names is not None else images.names, given, sources, images.notes, own
+    )
 
 
 def warn_notes(notes: Sequence[str], what: str) -> None:

@@ -54,7 +54,15 @@ def _failure(item: pytest.Item, call: pytest.CallInfo[None]) -> str | None:
 
 
 def _message(text: str) -> str:
-    lines = text.splitlines()
+    """The failure message without its list of images that held (what a reviewer of the diff needs is
+    what failed), cut after :data:`MESSAGE_LINES` lines."""
+    lines: list[str] = []
+    in_held = False
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            in_held = line.startswith("held (")
+        if not in_held:
+            lines.append(line)
     cut = len(lines) - MESSAGE_LINES
     return "\n".join(lines[:MESSAGE_LINES] + ([f"… {cut} more line(s) in the job's log"] if cut > 0 else []))
 

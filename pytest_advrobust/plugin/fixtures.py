@@ -121,9 +121,7 @@ def adv_attack(request: pytest.FixtureRequest, adv_config: AttackConfig) -> Call
     settings, cache = _settings(request), _cache(request)
 
     def run(model: Any = None, images: Any = None, labels: Any = None, **overrides: Any) -> Any:
-        if isinstance(images, (str, os.PathLike)) or (
-            isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, os.PathLike))
-        ):
+        if _are_paths(images):
             overrides["images"], images = images, None  # paths: the images setting, relative to the test file
         config = settings.resolve_for(request.node, overrides) if overrides else adv_config
         chosen_model = model if model is not None else _model_for(request, config)
@@ -165,6 +163,8 @@ def _adv_robust_marker(request: pytest.FixtureRequest, adv_shard: int | None) ->
         _fail(exc)
     images, labels = request.getfixturevalue("adv_images"), request.getfixturevalue("adv_labels")
     try:
+        if _are_paths(images):  # files: read with this test's settings (image mode, size, labels file)
+            images = _cache(request).images(_settings(request).resolve_for(request.node, {"images": images}))
         source = _source(images, labels, config)
     except AdvRobustError as exc:
         _fail(exc)
@@ -175,6 +175,12 @@ def _adv_robust_marker(request: pytest.FixtureRequest, adv_shard: int | None) ->
     if part.count == 0:
         pytest.skip(f"shard {adv_shard + 1} of {config.shards} has no images (there are {source.count})")
     request.node.stash[PLAN_KEY] = Plan(config, model, part, source.names)
+
+
+def _are_paths(images: Any) -> bool:
+    return isinstance(images, (str, os.PathLike)) or (
+        isinstance(images, (list, tuple)) and bool(images) and all(isinstance(i, (str, os.PathLike)) for i in images)
+    )
 
 
 def _source(images: Any, labels: Any, config: AttackConfig) -> Any:

@@ -323,3 +323,22 @@ def test_a_hugging_face_style_dataset_of_dicts_with_pil_images() -> None:
         ("green", "dataset"),
         ("blue", "dataset"),
     ]
+
+
+def test_numpy_images_and_labels_as_sklearn_gives_them() -> None:
+    x = grid_images(4, seed=8)
+    y = torch.tensor([0, 1, 2, 1])
+    reference = attack(_model(), x, y, epsilon=0.03, method="bim", targets="untargeted")
+    for images, labels in (((x.numpy(), y.numpy()), None), (x, y.numpy()), (x, y.float()), (x.numpy(), y.tolist())):
+        _same(attack(_model(), images, labels, epsilon=0.03, method="bim", targets="untargeted"), reference)
+
+
+def test_a_dataset_missing_a_class_is_relabelled_by_name_under_the_model_s_names(tmp_path: Path) -> None:
+    dataset = _Folder(tmp_path, grid_images(6, seed=4))
+    dataset.classes = ["ant", "cat", "dog"]  # no 'bee' folder: the dataset's label 1 means 'cat'
+    four = linear_model(torch.randn(4, 3 * 8 * 8, generator=torch.Generator().manual_seed(0)) * 0.05)
+    names = ["ant", "bee", "cat", "dog"]
+    result = attack(four, dataset, epsilon=0.0, method="fgsm", targets="untargeted", class_names=names)
+    assert [(r.label, r.label_name) for r in result] == [(0, "ant"), (2, "cat"), (3, "dog")] * 2
+    with pytest.raises(OptionError, match="the images' class 'cat' .* is not among the class names"):
+        attack(four, dataset, epsilon=0.0, method="fgsm", class_names=["ant", "bee", "cow", "dog"])

@@ -87,3 +87,10 @@ def test_a_workspace_reached_through_a_symlink_gives_the_repository_path(
     monkeypatch.setenv("GITHUB_WORKSPACE", str(link))
     result = project.runpytest(str(link / "test_ci.py"))
     assert _annotations(result)[0].startswith("::error file=test_ci.py,line=6,")
+
+
+def test_an_annotation_leaves_out_the_images_that_held() -> None:
+    from pytest_advrobust.plugin.annotations import _message
+
+    text = "1 of 3 flipped\nflipped (1):\n  a.png: x -> y\nheld (2):\n  b.png: held\n  c.png: held\nseed 0"
+    assert _message(text) == "1 of 3 flipped\nflipped (1):\n  a.png: x -> y\nseed 0"

@@ -207,3 +207,15 @@ def test_a_dataset_sharded_over_xdist_workers_merges_to_the_single_process_repor
 
     one, sharded = images("one.json"), images("sharded.json")
     assert len(one) == 9 and sorted(sharded) == sorted(one)
+
+
+def test_adv_images_may_return_a_path_read_with_the_test_s_settings(pytester: pytest.Pytester) -> None:
+    for k in range(3):
+        write_png(pytester.path / "imgs" / f"{k}.png", size=(8, 8), mode="RGB", seed=k)
+    pytester.makeconftest(GRAY + '\n@pytest.fixture\ndef adv_images():\n    return "imgs"\n')
+    pytester.makeini("[pytest]\nadv_image_mode = L\n")
+    pytester.makepyfile("from pytest_advrobust import adv_robust\n\n@adv_robust(epsilon=0.0)\ndef test_x(): ...\n")
+    result = pytester.runpytest("--adv-report=r.json", "-W", "ignore::UserWarning")
+    result.assert_outcomes(passed=1)
+    (test,) = json.loads((pytester.path / "r.json").read_text())["tests"]
+    assert [i["name"] for i in test["images"]] == ["0.png", "1.png", "2.png"]
