@@ -23,7 +23,7 @@ import torch
 
 from .classes import ClassNames, load_class_names
 from .errors import AdvRobustError, ImageLoadError, OptionError
-from .sources import Batch, ImageSet, ImageSource, shard_range, warn_notes
+from .sources import Batch, ImageSet, ImageSource, as_list, shard_range, warn_notes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 IMAGE_MODES = ("RGB", "L")
@@ -211,10 +211,6 @@ class _Decoded(torch.utils.data.Dataset[tuple[torch.Tensor, list[str]]]):
             return decode(entry.path, entry.name, self.mode, self.size, notes), notes
 
 
-def _as_list(rows: list[Any]) -> list[Any]:
-    return rows
-
-
 class ImageFiles(ImageSource):
     """Image files read batch by batch (decoding overlaps the attack with ``workers`` > 0); made by
     :func:`find_images`. Memory holds one batch of pixels, not all of them."""
@@ -240,7 +236,7 @@ class ImageFiles(ImageSource):
             _Decoded(self.entries, self.image_mode, self.input_size),
             batch_size=batch_size or max(len(self.entries), 1),
             num_workers=workers,
-            collate_fn=_as_list,
+            collate_fn=as_list,
         )
         shape: tuple[int, ...] | None = None
         conversions: list[str] = []

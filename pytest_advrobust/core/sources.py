@@ -241,7 +241,9 @@ class _Items(torch.utils.data.Dataset[tuple[torch.Tensor, int | None, list[str]]
         return _pixels(image, f"dataset item {self.names[i]}", notes), _label_value(label), notes
 
 
-def _keep_items(items: list[Any]) -> list[Any]:
+def as_list(items: list[Any]) -> list[Any]:
+    """A DataLoader ``collate_fn`` that keeps a batch's items as they are (images are stacked by the
+    reader, which can name the image of another size)."""
     return items
 
 
@@ -279,7 +281,7 @@ class DatasetImages(ImageSource):
         assert self.names is not None
         items = _Items(self.dataset, self.indices, self.names)
         loader = torch.utils.data.DataLoader(
-            items, batch_size=batch_size or max(len(items), 1), num_workers=workers, collate_fn=_keep_items
+            items, batch_size=batch_size or max(len(items), 1), num_workers=workers, collate_fn=as_list
         )
         done = 0
         for rows in loader:
