@@ -45,8 +45,10 @@ def quantize_8bit(adversarial: torch.Tensor, clean: torch.Tensor, epsilon: float
     tolerance = 1e-6
     nearest_is_low = (adversarial - low) <= (high - adversarial)
     nearest = torch.where(nearest_is_low, low, high)
-    other = torch.where(nearest_is_low, high, low)
     nearest_fits = (nearest - clean).abs() <= epsilon + tolerance
+    if bool(nearest_fits.all()):  # the usual case: every pixel's nearest 8-bit value is within ε
+        return nearest.clamp(0, 1)
+    other = torch.where(nearest_is_low, high, low)
     other_fits = (other - clean).abs() <= epsilon + tolerance
     closer_to_clean = torch.where((low - clean).abs() <= (high - clean).abs(), low, high)
     result = torch.where(nearest_fits, nearest, torch.where(other_fits, other, closer_to_clean))
