@@ -42,8 +42,11 @@ def _test_row(test: TestReport, minimal_column: bool, baseline_column: bool) -> 
         counts.accuracy_text(),
     ]
     if minimal_column:
-        minimal = test.minimal_epsilons
-        cells.append(f"{minimal[len(minimal) // 2]:.4g}" if minimal else "—")
+        minimal = test.minimal_epsilons  # only images that flip within the search range have one
+        median = f"{minimal[len(minimal) // 2]:.4g}" if minimal else "—"
+        cells.append(
+            median + (f" ({len(minimal)} of {counts.attacked})" if minimal and len(minimal) < counts.attacked else "")
+        )
     if baseline_column:
         cells.append(escape(test.baseline.text()) if test.baseline is not None else "—")
     return "| " + " | ".join(cells) + " |"

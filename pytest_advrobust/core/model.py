@@ -207,6 +207,11 @@ class WrappedModel:
                 f"images must be a batch N×C×H×W, got shape {tuple(images.shape)} "
                 "(add a batch dimension with images.unsqueeze(0))"
             )
+        if images.shape[1] not in (1, 3, 4) and images.shape[-1] in (1, 3) and images.shape[1] > images.shape[-1]:
+            raise OptionError(
+                f"images of shape {tuple(images.shape)} look channels-last (N×H×W×C); give N×C×H×W: "
+                "images.permute(0, 3, 1, 2)"
+            )
         if not images.is_floating_point():
             raise OptionError(f"images must be float pixels in [0,1], got dtype {images.dtype} (divide uint8 by 255)")
         if images.numel() and (images.min() < 0 or images.max() > 1):

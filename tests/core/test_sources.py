@@ -342,3 +342,9 @@ def test_a_dataset_missing_a_class_is_relabelled_by_name_under_the_model_s_names
     assert [(r.label, r.label_name) for r in result] == [(0, "ant"), (2, "cat"), (3, "dog")] * 2
     with pytest.raises(OptionError, match="the images' class 'cat' .* is not among the class names"):
         attack(four, dataset, epsilon=0.0, method="fgsm", class_names=["ant", "bee", "cow", "dog"])
+
+
+def test_a_channels_last_tensor_is_refused_with_the_fix() -> None:
+    x = grid_images(2).permute(0, 2, 3, 1)  # N×H×W×C, as numpy and PIL arrays come
+    with pytest.raises(OptionError, match=r"look channels-last .*permute\(0, 3, 1, 2\)"):
+        attack(_model(), x, epsilon=0.01, method="fgsm")
