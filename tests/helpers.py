@@ -105,3 +105,19 @@ def run_chromium(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
+
+
+# 40 random images that all flip under one FGSM step: a list longer than any report shows in full
+MANY_FLIPS = """
+import pytest, torch
+from pytest_advrobust import adv_robust
+
+@pytest.fixture
+def adv_images():
+    g = torch.Generator().manual_seed(2)
+    return torch.randint(0, 256, (40, 3, 8, 8), generator=g).float() / 255
+
+@adv_robust(epsilon=0.2, attack="fgsm", targets="untargeted", sanity_checks=False)
+def test_many():
+    pass
+"""

@@ -20,6 +20,9 @@ from .settings import AttackConfig, Source, TargetSpec, resolve
 from .sources import ImageSource, as_source
 
 LabelsArg = torch.Tensor | Sequence[int | str | None] | None
+_SPELLED = {"method": "attack"}
+_NOT_OPTIONS = ("model", "images", "labels", "class_names", "names")
+"""attack()'s parameters that are not settings: what is attacked, and how it is named."""
 
 
 def attack(
@@ -85,28 +88,8 @@ def attack(
     Returns:
         An :class:`AttackResult`; ``result.assert_robust()`` raises if any image flipped.
     """
-    given = {
-        "epsilon": epsilon,
-        "attack": method,
-        "loss": loss,
-        "steps": steps,
-        "step_size": step_size,
-        "targets": targets,
-        "seed": seed,
-        "mean": mean,
-        "std": std,
-        "input_size": input_size,
-        "output": output,
-        "workers": workers,
-        "early_stop": early_stop,
-        "verdict": verdict,
-        "batch_size": batch_size,
-        "sanity_checks": sanity_checks,
-        "minimal_epsilon": minimal_epsilon,
-        "epsilon_max": epsilon_max,
-        "epsilon_precision": epsilon_precision,
-        "device": device,
-    }
+    # the keywords are the options' names (a test checks it), except ``method`` for ``attack``
+    given = {_SPELLED.get(name, name): value for name, value in locals().items() if name not in _NOT_OPTIONS}
     config = resolve([(given, Source("call", "pytest_advrobust.attack()"))])
     return run_attack(config, model, images, labels, class_names=class_names, names=names)
 

@@ -164,7 +164,8 @@ def _adv_robust_marker(request: pytest.FixtureRequest, adv_shard: int | None) ->
     images, labels = request.getfixturevalue("adv_images"), request.getfixturevalue("adv_labels")
     try:
         if _are_paths(images):  # files: read with this test's settings (image mode, size, labels file)
-            images = _cache(request).images(_settings(request).resolve_for(request.node, {"images": images}))
+            given = _settings(request).resolve_for(request.node, {"images": images}, where="the adv_images fixture")
+            images = _cache(request).images(given)
         source = _source(images, labels, config)
     except AdvRobustError as exc:
         _fail(exc)

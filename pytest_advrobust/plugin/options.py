@@ -86,8 +86,11 @@ class Settings:
         where = config.invocation_params.dir
         return cls(resolve(layers), resolve_run(layers), config.rootpath, where, ini_file)
 
-    def resolve_for(self, item: pytest.Item, overrides: dict[str, Any] | None = None) -> AttackConfig:
-        """The test's settings: its marker's keywords (and call overrides) on top of CLI and ini."""
+    def resolve_for(
+        self, item: pytest.Item, overrides: dict[str, Any] | None = None, where: str = "adv_attack(...)"
+    ) -> AttackConfig:
+        """The test's settings: its marker's keywords (and ``overrides``, given by ``where``) on top of CLI
+        and ini."""
         layers: list[tuple[dict[str, Any], Source]] = []
         marker = item.get_closest_marker("adv_robust")
         if marker is not None:
@@ -97,7 +100,7 @@ class Settings:
                 (dict(marker.kwargs), Source("marker", f"the adv_robust marker on {item.name}", item.path.parent))
             )
         if overrides:
-            layers.append((overrides, Source("call", f"adv_attack(...) in {item.name}", item.path.parent)))
+            layers.append((overrides, Source("call", f"{where} in {item.name}", item.path.parent)))
         return on_this_worker(resolve(layers, base=self.base))
 
     def shown(self, path: Path | str) -> str:

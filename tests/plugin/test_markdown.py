@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import WEAK_AND_STRONG_TESTS
+from helpers import MANY_FLIPS, WEAK_AND_STRONG_TESTS
 from pytest_advrobust.core.markdown import SHOWN_FAILURES, escape
 
 HEADING = "## Adversarial robustness: 3 of 8 image(s) flipped"
@@ -71,21 +71,7 @@ def test_a_bad_ini_value_is_a_usage_error(project: pytest.Pytester) -> None:
 
 
 def test_a_long_list_is_cut_with_a_pointer_to_the_full_reports(project: pytest.Pytester) -> None:
-    project.makepyfile(
-        """
-        import pytest, torch
-        from pytest_advrobust import adv_robust
-
-        @pytest.fixture
-        def adv_images():
-            g = torch.Generator().manual_seed(2)
-            return torch.randint(0, 256, (40, 3, 8, 8), generator=g).float() / 255
-
-        @adv_robust(epsilon=0.2, attack="fgsm", targets="untargeted", sanity_checks=False)
-        def test_many():
-            pass
-        """
-    )
+    project.makepyfile(MANY_FLIPS)
     project.runpytest("--adv-markdown=s.md", "--adv-report=r.json")
     text = (project.path / "s.md").read_text(encoding="utf-8")
     rows = [line for line in text.splitlines() if line.startswith("| test\\_a\\_long")]

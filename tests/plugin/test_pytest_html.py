@@ -9,23 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import WEAK_AND_STRONG_TESTS, run_chromium
+from helpers import MANY_FLIPS, WEAK_AND_STRONG_TESTS, run_chromium
 
 pytest.importorskip("pytest_html", reason="pytest-html is in the test extra: pip install -e '.[test]'")
 
-MANY_FLIPS = """
-import pytest, torch
-from pytest_advrobust import adv_robust
-
-@pytest.fixture
-def adv_images():
-    g = torch.Generator().manual_seed(2)
-    return torch.randint(0, 256, (40, 3, 8, 8), generator=g).float() / 255
-
-@adv_robust(epsilon=0.2, attack="fgsm", targets="untargeted", sanity_checks=False)
-def test_many():
-    pass
-"""
 
 # the browser's verdict on each of our images: its decoded width and its width on the page
 IMAGE_CHECK = """<script>
