@@ -31,7 +31,8 @@ __all__ = ["VERDICT_ROUNDED", "Attack", "SignGradientAttack", "Trajectory", "bui
 
 
 def quantize_8bit(adversarial: torch.Tensor, clean: torch.Tensor, epsilon: float | torch.Tensor) -> torch.Tensor:
-    """Round ``adversarial`` to 8-bit pixel values (k/255) without leaving the ε-ball around ``clean``.
+    """Round ``adversarial`` (within the ε-ball around ``clean``) to 8-bit pixel values (k/255) without
+    leaving the ε-ball.
 
     Each pixel goes to the nearer of its two neighbouring 8-bit values when that one lies within ε of
     the clean pixel, else to the other one (toward the clean pixel). When the clean pixel itself is on
@@ -39,20 +40,27 @@ def quantize_8bit(adversarial: torch.Tensor, clean: torch.Tensor, epsilon: float
     off-grid clean pixel and ε < 1/255 neither neighbour may fit, and the one closer to the clean pixel
     is used (``linf_8bit`` in the record shows the true distance).
     """
-    scaled = adversarial * 255
-    low = torch.floor(scaled) / 255
-    high = torch.ceil(scaled) / 255
-    tolerance = 1e-6
-    nearest_is_low = (adversarial - low) <= (high - adversarial)
-    nearest = torch.where(nearest_is_low, low, high)
-    nearest_fits = (nearest - clean).abs() <= epsilon + tolerance
-    if bool(nearest_fits.all()):  # the usual case: every pixel's nearest 8-bit value is within ε
-        return nearest.clamp(0, 1)
-    other = torch.where(nearest_is_low, high, low)
-    other_fits = (other - clean).abs() <= epsilon + tolerance
-    closer_to_clean = torch.where((low - clean).abs() <= (high - clean).abs(), low, high)
-    result = torch.where(nearest_fits, nearest, torch.where(other_fits, other, closer_to_clean))
-    return result.clamp(0, 1)
+    return _round_into_ball(adversarial, (clean - epsilon).clamp(0, 1), (clean + epsilon).clamp(0, 1), clean)
+
+
+_TOLERANCE_255 = 255 * 1e-6
+"""How far (in pixel units, 1e-6) an 8-bit value may lie outside the ε-ball and still count as inside."""
+
+
+def _round_into_ball(
+    adversarial: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, clean: torch.Tensor
+) -> torch.Tensor:
+    """:func:`quantize_8bit` given the ball's bounds in [0,1]: the nearest 8-bit value (ties down),
+    clamped to the 8-bit values inside ``[lower, upper]``. For a point in the ball this is exactly the
+    rule above: when the nearest value leaves the ball, the clamp lands on the other neighbour."""
+    low = (lower * 255).sub_(_TOLERANCE_255).ceil_()
+    high = (upper * 255).add_(_TOLERANCE_255).floor_()
+    empty = low > high
+    if bool(empty.any()):  # no 8-bit value in the ball (off-grid clean pixel, ε < 1/255): the one nearest it
+        nearest_clean = (clean * 255).sub_(0.5).ceil_().expand_as(low)
+        low = torch.where(empty, nearest_clean, low)
+        high = torch.where(empty, nearest_clean, high)
+    return (adversarial * 255).sub_(0.5).ceil_().clamp_(low, high).div_(255)
 
 
 @dataclass
@@ -128,6 +136,12 @@ class _Active:
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """Into the ε-ball around each clean image, and into [0,1]."""
         return torch.minimum(torch.maximum(x, self.lower), self.upper)
+
+    def rounded(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` (the active rows, or those at ``rows``) rounded to 8 bits inside the ε-ball."""
+        if rows is None:
+            return _round_into_ball(x.detach(), self.lower, self.upper, self.clean)
+        return _round_into_ball(x.detach(), self.lower[rows], self.upper[rows], self.clean[rows])
 
     def step(self, grad: torch.Tensor) -> torch.Tensor:
         """One sign step up the goal's loss, projected into the ε-ball and clipped to [0,1]."""
@@ -291,7 +305,7 @@ class Attack:
         if reuse is not None:
             return reuse  # the caller's clean forward pass, already checked there
         need_grad = k < self.steps
-        x = quantize_8bit(active.x, active.clean, active.eps) if rounded else active.x.detach()
+        x = active.rounded(active.x) if rounded else active.x.detach()
         x = x.requires_grad_(need_grad)
         with torch.set_grad_enabled(need_grad):
             logits = model.logits(x)
@@ -313,7 +327,7 @@ class Attack:
         elif self.verdict == VERDICT_ROUNDED and success.any():
             rows = success.nonzero().flatten()
             with torch.no_grad():
-                rounded_logits = model.logits(quantize_8bit(x[rows], active.clean[rows], active.eps[rows]))
+                rounded_logits = model.logits(active.rounded(x[rows], rows))
             rounded_success = active.goal.select(rows).reached(rounded_logits)
             record.rounded_predicted(active.index[rows[rounded_success]], rounded_logits[rounded_success])
             success[rows] = rounded_success

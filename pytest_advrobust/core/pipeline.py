@@ -28,7 +28,9 @@ from .settings import AttackConfig, TargetSpec
 
 DETERMINISM_SAMPLE = 1
 """How many images the determinism check predicts a second time, on a run's first batch: randomness left
-in ``forward`` (dropout in training mode, random augmentation, sampling) shows on any image."""
+in ``forward`` (dropout in training mode, random augmentation, sampling) shows on any image. The second
+look rides along the batch's next forward pass without gradient (no call of its own), and the check runs
+when the batch is done."""
 
 
 @dataclass
@@ -39,6 +41,15 @@ class CleanForward:
     x: torch.Tensor
     logits: torch.Tensor
     reusable: bool
+    determinism_sample: int = 0
+    """How many of the first images the model predicts a second time during the batch (see
+    :meth:`check_determinism`)."""
+
+    def check_determinism(self, model: WrappedModel, names: Sequence[str]) -> None:
+        """Compare the second look at the sample (taken along another forward pass) with the first."""
+        if self.determinism_sample:
+            sample = slice(0, self.determinism_sample)
+            check_deterministic(model.along_logits(), self.logits.detach()[sample], names[sample])
 
     @property
     def probs(self) -> torch.Tensor:
@@ -74,10 +85,11 @@ def clean_forward(
     detached = logits.detach()
     check_logits(detached, names)
     check_not_probabilities(detached)
+    sample = 0
     if config.sanity_checks and check_determinism:  # on a small fixed subset: nondeterminism shows on any image
-        sample = slice(0, DETERMINISM_SAMPLE)
-        check_deterministic(model, clean[sample], detached[sample], names[sample])
-    return CleanForward(x, logits, reusable)
+        sample = min(DETERMINISM_SAMPLE, clean.shape[0])
+        model.predict_along(clean[:sample])
+    return CleanForward(x, logits, reusable, sample)
 
 
 @dataclass
@@ -356,6 +368,7 @@ def attack_batch(
     else:
         plan = plan_batch(config, attack, classes, clean, forward, given, sources, names)
         if not len(plan):
+            forward.check_determinism(model, names)
             empty = clean.new_empty((0, *clean.shape[1:]))
             return BatchResult([], empty, empty, empty, plan.notes)
         trajectory = attack.run(
@@ -381,5 +394,6 @@ def attack_batch(
         precision = config.epsilon_precision
         minimal = [None if math.isnan(v) else round_to_precision(v, precision) for v in found.tolist()]
         plan.notes.append(f"minimal-ε search: {cost.attack_runs} attack runs for {len(plan)} image(s)")
+    forward.check_determinism(model, names)
     records = records_from(plan, forward, trajectory, classes, config, found_by, minimal)
     return BatchResult(records, trajectory.adversarial, trajectory.rounded, plan.clean, plan.notes)

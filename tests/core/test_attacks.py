@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -222,6 +224,43 @@ def test_rounding_to_8_bits_stays_in_the_eps_ball(clean: list[int], offsets: lis
     assert (rounded - x0).abs().max() <= epsilon + 1e-6
     assert torch.equal(rounded * 255, (rounded * 255).round())
     assert (rounded - adversarial).abs().max() <= 1 / 255 + 1e-6
+
+
+def _rounding_rule(adversarial: float, clean: float, epsilon: float) -> float:
+    """quantize_8bit's documented rule for one pixel, written out: the nearer 8-bit neighbour (ties
+    down) if it is within ε (+1e-6) of the clean pixel, else the other one if that is, else the
+    neighbour nearer the clean pixel."""
+    low, high = math.floor(adversarial * 255) / 255, math.ceil(adversarial * 255) / 255
+    nearest, other = (low, high) if adversarial - low <= high - adversarial else (high, low)
+    for value in (nearest, other):
+        if abs(value - clean) <= epsilon + 1e-6:
+            return value
+    return low if abs(low - clean) <= abs(high - clean) else high
+
+
+@fast
+@given(
+    clean=st.lists(st.floats(0.0, 1.0, width=32), min_size=1, max_size=20),
+    on_grid=st.booleans(),
+    offsets=st.lists(st.floats(-1.0, 1.0, width=32), min_size=20, max_size=20),
+    epsilon=st.sampled_from([0.001, 0.003, 0.007, 2 / 255, 0.01, 0.031, 8 / 255, 0.1]),
+)
+def test_rounding_follows_the_rule_pixel_by_pixel(
+    clean: list[float], on_grid: bool, offsets: list[float], epsilon: float
+) -> None:
+    x0 = torch.tensor(clean)
+    if on_grid:
+        x0 = (x0 * 255).round() / 255
+    adversarial = (x0 + torch.tensor(offsets[: len(clean)]) * epsilon).clamp(0, 1)
+    adversarial = torch.minimum(torch.maximum(adversarial, x0 - epsilon), x0 + epsilon)  # in the ball in float32
+    rounded = quantize_8bit(adversarial, x0, epsilon)
+    for a, c, r in zip(adversarial.tolist(), x0.tolist(), rounded.tolist(), strict=True):
+        expected = _rounding_rule(a, c, epsilon)
+        # the rule's float64 arithmetic and the tensor's float32 may disagree by one step exactly at a tie
+        # or at the ball's edge; elsewhere they must agree
+        assert r * 255 == pytest.approx(expected * 255, abs=1e-3) or (
+            abs(a * 255 - round(a * 255)) > 0.4999 or abs(abs(expected - c) - epsilon) < 1e-5
+        ), (a, c, r, expected)
 
 
 def test_rounding_goes_toward_the_clean_pixel_when_nearest_would_leave_the_ball() -> None:

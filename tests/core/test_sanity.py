@@ -39,9 +39,43 @@ class FailsOnCall(nn.Module):
         return self.inner(x)
 
 
-def test_a_nondeterministic_model_is_refused() -> None:
+@pytest.mark.parametrize(
+    ("method", "epsilon", "labels"),
+    [
+        ("fgsm", 0.01, None),
+        ("bim", 0.01, None),
+        ("apgd", 0.01, None),
+        ("bim", 1.0, None),  # every image flips at once: the loop makes no forward pass without gradient
+        ("bim", 0.01, [9, 9]),  # labels no clean prediction matches: nothing is attacked at all
+    ],
+)
+def test_a_nondeterministic_model_is_refused(method: str, epsilon: float, labels: list[int] | None) -> None:
     with pytest.raises(ModelOutputError, match="not deterministic in eval mode.*image 0"):
-        attack(Noisy(), grid_images(2), epsilon=0.01)
+        attack(Noisy(), grid_images(2), epsilon=epsilon, method=method, labels=labels, steps=None)
+
+
+class BatchSizes(nn.Module):
+    """Records the batch size of every forward pass, and whether it needed a gradient."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.calls: list[tuple[int, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append((x.shape[0], torch.is_grad_enabled()))
+        return self.inner(x)
+
+
+def test_the_determinism_look_rides_along_a_forward_pass_without_gradient() -> None:
+    generator = torch.Generator().manual_seed(1)
+    model = BatchSizes(linear_model(torch.randn(3, 48, generator=generator) * 0.01))
+    x = torch.rand(6, 3, 4, 4, generator=generator)
+    result = attack(model, x, epsilon=1e-3, method="fgsm", targets="untargeted")
+    assert result.flips == []
+    # the clean forward (with gradient, reused as FGSM's iterate 0), then the 8-bit FGSM images plus the
+    # first clean image a second time
+    assert model.calls == [(6, True), (7, False)]
 
 
 def test_a_weaker_than_fgsm_attack_is_caught_and_fgsm_result_counts() -> None:
@@ -135,14 +169,15 @@ def test_the_floor_check_reuses_the_first_gradient_and_costs_one_forward() -> No
                        sanity_checks=False)  # fmt: skip
     assert checked.flips == [] == unchecked.flips
     assert checked.backward_passes == unchecked.backward_passes == 5, "the floor needs no backward pass"
-    assert checked.forward_passes == unchecked.forward_passes + 2  # determinism (1 image) + the FGSM image
+    assert checked.forward_passes == unchecked.forward_passes + 1  # the FGSM image (determinism rides along)
 
 
 @pytest.mark.parametrize(("method", "steps"), [("bim", 10), ("fgsm", 1)])
 def test_defaults_on_a_model_where_nothing_flips_cost_the_gate_floor(method: str, steps: int) -> None:
     """The gate floor is ``steps`` × (forward + backward) plus one forward to predict what is returned.
-    With every default (rounded verdict, sanity checks) only the floor check's FGSM image and the
-    determinism check's one image come on top: the last iterate is predicted once, as its 8-bit image."""
+    With every default (rounded verdict, sanity checks) only the floor check's FGSM image comes on top
+    (the determinism check's one image rides along the last forward pass): the last iterate is predicted
+    once, as its 8-bit image."""
     generator = torch.Generator().manual_seed(1)
     model = linear_model(torch.randn(3, 48, generator=generator) * 0.01)
     x = torch.rand(6, 3, 4, 4, generator=generator)
@@ -150,7 +185,7 @@ def test_defaults_on_a_model_where_nothing_flips_cost_the_gate_floor(method: str
     assert result.flips == []
     assert result.backward_passes == steps
     floor_check = 1 if method != "fgsm" else 0
-    assert result.forward_passes == steps + 1 + floor_check + 1  # iterates 0..steps, FGSM image, determinism
+    assert result.forward_passes == steps + 1 + floor_check  # iterates 0..steps, the FGSM image
     with torch.no_grad():  # what is returned is what was judged: its 8-bit image, re-predicted here
         assert model(result.adversarial_8bit).argmax(1).tolist() == [r.adv_label_8bit for r in result.records]
     assert torch.equal(result.adversarial_8bit * 255, (result.adversarial_8bit * 255).round())
@@ -158,10 +193,11 @@ def test_defaults_on_a_model_where_nothing_flips_cost_the_gate_floor(method: str
 
 def test_the_determinism_check_runs_once_per_run_not_per_batch() -> None:
     generator = torch.Generator().manual_seed(2)
-    model = linear_model(torch.randn(3, 48, generator=generator) * 0.01)
-    x = torch.rand(6, 3, 4, 4, generator=generator)
     settings = {"epsilon": 1e-3, "method": "bim", "steps": 2, "targets": "untargeted", "batch_size": 2}
-    checked = attack(model, x, **settings)
-    unchecked = attack(model, x, sanity_checks=False, **settings)
-    assert checked.flips == [] == unchecked.flips
-    assert checked.forward_passes == unchecked.forward_passes + 1 + 3  # determinism once, an FGSM image per batch
+    linear = linear_model(torch.randn(3, 48, generator=generator) * 0.01)
+    x = torch.rand(6, 3, 4, 4, generator=generator)
+    checked, unchecked = BatchSizes(linear), BatchSizes(linear)
+    assert attack(checked, x, **settings).flips == [] == attack(unchecked, x, sanity_checks=False, **settings).flips
+    assert len(checked.calls) == len(unchecked.calls) + 3  # an FGSM image per batch
+    rows = sum(n for n, _ in checked.calls) - sum(n for n, _ in unchecked.calls)
+    assert rows == 6 + 1  # the FGSM images, and one clean image predicted a second time
