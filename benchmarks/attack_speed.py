@@ -3,8 +3,9 @@
 Targeted iterative L∞ attack (BIM: 10 sign steps of 2.5·ε/10 toward the least-likely class, no random
 start), ε = 0.007, on a small CNN (64 images, 32×32) and on EfficientNet-Lite0 (8 photos, 224×224).
 Everything runs in one process, side by side: after a warm-up, ``--repeats`` rounds run every attack once,
-in a shuffled order, and each attack's time is its median (this machine's timings vary by ±10% from
-run to run: compare ratios within one table). Peak memory is the process's resident memory above what
+in a shuffled order; each attack's time is its median, and each ratio the median over rounds of the two
+times in the same round (this machine's timings vary by ±10% from run to run, which pairing within a
+round partly cancels: compare ratios within one table). Peak memory is the process's resident memory above what
 it was before the attack, sampled every 2 ms while the attack runs. "Floor" is steps × (one forward +
 one backward with respect to the input) + one forward pass to predict what is returned, the least any
 attack of this kind can cost; FGSM rows are compared with FGSM's floor (one step).
@@ -203,17 +204,20 @@ def runners(model_name: str) -> tuple[dict[str, Callable[..., dict[str, Any]]], 
 
     x = images.clone().requires_grad_(True)
 
-    def floor(steps: int) -> Callable[[], tuple[torch.Tensor, int]]:
+    def floor(steps: int, checked: bool = False) -> Callable[[], tuple[torch.Tensor, int]]:
         def run() -> tuple[torch.Tensor, int]:
             for _ in range(steps):
                 torch.autograd.grad(F.cross_entropy(counted(x), targets, reduction="sum"), x)
             with torch.no_grad():
                 counted(images)  # predict what is returned
+                if checked:
+                    counted(images)  # the FGSM floor check's one forward pass of the images that held
             return images, steps
 
         return run
 
     out["floor"] = measure(counted, floor(STEPS))
+    out["floor + check"] = measure(counted, floor(STEPS, checked=True))
     out["fgsm floor"] = measure(counted, floor(1))
     return out, len(images)
 
@@ -260,6 +264,14 @@ def available(attack_name: str) -> bool:
     return True
 
 
+def paired_ratio(samples: dict[str, list[dict[str, Any]]], name: str, reference: str) -> float:
+    """The median over rounds of ``name``'s time over ``reference``'s in the same round: the machine's
+    drift between rounds cancels out."""
+    return statistics.median(
+        row["seconds"] / ref["seconds"] for row, ref in zip(samples[name], samples[reference], strict=True)
+    )
+
+
 def table(models: list[str], repeats: int) -> None:
     print(
         "| model | attack | wall time (s) | × bare loop | × floor | target reached "
@@ -278,14 +290,15 @@ def table(models: list[str], repeats: int) -> None:
                 samples[name].append(runs[name]())
         median = {name: statistics.median(s["seconds"] for s in rows) for name, rows in samples.items()}
         labels = {"floor": "floor: 10 × (forward + backward) + 1 forward",
+                  "floor + check": "floor + 1 forward (the FGSM floor check's)",
                   "fgsm floor": "fgsm floor: forward + backward + 1 forward"}  # fmt: skip
         for name, rows in samples.items():
             last = rows[-1]
-            own_floor = median["fgsm floor" if "fgsm" in name else "floor"]
+            own_floor = "fgsm floor" if "fgsm" in name else "floor"
             print(
                 f"| {model_name} ({count} images) | {labels.get(name, name)} | {median[name]:.3f} | "
-                f"{median[name] / median['bare loop']:.2f} | "
-                f"{median[name] / own_floor:.2f} | {'' if name in labels else format(last['success'], '.0%')} | "
+                f"{paired_ratio(samples, name, 'bare loop'):.2f} | {paired_ratio(samples, name, own_floor):.2f} | "
+                f"{'' if name in labels else format(last['success'], '.0%')} | "
                 f"{last['forward']} / {last['backward']} | {peaks[name]:.0f} |"
             )
         for name in ("torchattacks", "foolbox"):
@@ -341,7 +354,7 @@ def profile(model_name: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["cnn", "lite0"], choices=["cnn", "lite0"])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--large", action="store_true")
     parser.add_argument("--profile", metavar="MODEL", choices=["cnn", "lite0"])
     args = parser.parse_args()

@@ -262,7 +262,7 @@ class Attack:
         not check (their ``rounded_logits`` are then undefined): for callers that need ``first_success``.
         """
         eps = _per_image(epsilon, clean)
-        lower, upper = (clean - eps).clamp(0, 1), (clean + eps).clamp(0, 1)
+        lower, upper = (clean - eps).clamp_(0, 1), (clean + eps).clamp_(0, 1)
         x = clean.clone() if noise is None else torch.clamp(clean + noise.to(clean) * eps, lower, upper)
         index = torch.arange(clean.shape[0], device=clean.device)
         active = _Active(index, x, clean, lower, upper, eps, eps * self.initial_step, goal)
@@ -342,7 +342,10 @@ class Attack:
         (grad,) = torch.autograd.grad(loss_rows.sum(), x)
         model.backward_passes += 1
         if k == 0:
-            check_gradient(grad[~success], active.index[~success], names)
+            if bool(success.any()):  # those that reached the goal need no gradient
+                check_gradient(grad[~success], active.index[~success], names)
+            else:
+                check_gradient(grad, active.index, names)
         return grad
 
 
