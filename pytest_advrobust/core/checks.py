@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import torch
 
 from .errors import FalseRobustnessError, ModelOutputError
-from .model import WrappedModel
 
 
 def _which(rows: Sequence[int], names: Sequence[str] | None, unnamed: str = "#") -> str:
