@@ -12,6 +12,7 @@ import torch
 from .attacks import build_attack
 from .classes import ClassNames, load_class_names
 from .errors import AdvRobustError, OptionError
+from .goals import DLR_CLASSES, effective_loss
 from .model import WrappedModel, eval_mode
 from .pipeline import BatchResult, attack_batch
 from .report import ImageRecord, RunSettings
@@ -140,6 +141,21 @@ def _workers(config: AttackConfig, total: int | None) -> int:
     return 1 if total is None or (config.batch_size is not None and total > config.batch_size) else 0
 
 
+def _loss_used(config: AttackConfig, outputs: int, notes: list[str]) -> AttackConfig:
+    """The config as run: ``loss=auto`` that chose DLR for a model with too few classes ran cross-entropy
+    (and says so), so reports and baselines name the loss that was used."""
+    targeted = config.targets.mode != "untargeted"
+    chosen = config.loss != "auto"
+    used = effective_loss(config.resolved_loss, targeted=targeted, num_classes=outputs or None, chosen=chosen)
+    if used == config.resolved_loss:
+        return config
+    notes.append(
+        f"loss=auto: the DLR loss needs at least {DLR_CLASSES[targeted]} classes and the model has {outputs}; "
+        "cross-entropy was used"
+    )
+    return dataclasses.replace(config, loss=used)
+
+
 def run_settings(config: AttackConfig, device: torch.device, notes: list[str], reproduce: str | None) -> RunSettings:
     """What one run used, for its report."""
     return RunSettings(
@@ -202,7 +218,7 @@ def run_attack(
     kept: dict[str, list[torch.Tensor]] = {"adversarial": [], "rounded": [], "clean": []}
     records: list[ImageRecord] = []
     notes = list(source.notes)
-    done = failed = 0
+    done = failed = outputs = 0
     with eval_mode(wrapped.model):
         for batch in source.batches(config.batch_size, _workers(config, total)):
             wrapped.check_images(batch.pixels)
@@ -213,6 +229,7 @@ def run_attack(
                 batch.sources, batch.names, classes, first=done == 0,
             )  # fmt: skip
             done += len(batch)
+            outputs = part.outputs
             records += part.records
             notes += batch.notes + part.notes
             failed += sum(1 for record in part.records if record.failed)
@@ -225,6 +242,8 @@ def run_attack(
                 progress(done, total, failed)
     if config.targets.mode == "per-image" and len(config.targets.classes) != done:
         raise OptionError(f"targets: {len(config.targets.classes)} per-image targets for {done} images")
+
+    config = _loss_used(config, outputs, notes)
 
     def joined(name: str) -> torch.Tensor:
         return torch.cat(kept[name]) if kept[name] else torch.empty(0)

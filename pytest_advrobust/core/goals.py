@@ -24,6 +24,14 @@ DLR_CLASSES = {False: 3, True: 4}
 """The DLR loss needs the top three logits (untargeted) or four (targeted)."""
 
 
+def effective_loss(loss: LossKind, *, targeted: bool, num_classes: int | None, chosen: bool) -> LossKind:
+    """The loss an attack uses: the automatic choice of DLR falls back to cross-entropy when the model
+    has too few classes for it (a chosen one is refused instead, by :func:`goal_for`)."""
+    if loss == "dlr" and not chosen and num_classes is not None and num_classes < DLR_CLASSES[targeted]:
+        return "ce"
+    return loss
+
+
 def dlr_untargeted(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """−(z_y − max_{i≠y} z_i) / (z_π1 − z_π3): ascend it to push the label below the runner-up."""
     ordered, order = logits.sort(dim=1)
@@ -128,8 +136,7 @@ def goal_for(
     """The goal of rows with these labels and (optionally) targets. DLR needs enough classes: a loss the
     user ``chosen`` is refused without them, the automatic choice falls back to cross-entropy."""
     targeted = targets is not None
-    if loss == "dlr" and num_classes is not None and num_classes < DLR_CLASSES[targeted] and not chosen:
-        loss = "ce"
+    loss = effective_loss(loss, targeted=targeted, num_classes=num_classes, chosen=chosen)
     if loss == "dlr" and num_classes is not None and num_classes < DLR_CLASSES[targeted]:
         kind = "a targeted" if targeted else "an untargeted"
         raise OptionError(

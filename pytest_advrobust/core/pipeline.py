@@ -337,6 +337,8 @@ class BatchResult:
     rounded: torch.Tensor
     clean: torch.Tensor
     notes: list[str]
+    outputs: int = 0
+    """How many logits the model returns per image."""
 
 
 def attack_batch(
@@ -370,7 +372,7 @@ def attack_batch(
         if not len(plan):
             forward.check_determinism(model, names)
             empty = clean.new_empty((0, *clean.shape[1:]))
-            return BatchResult([], empty, empty, empty, plan.notes)
+            return BatchResult([], empty, empty, empty, plan.notes, outputs)
         trajectory = attack.run(
             model, plan.clean, plan.goal, config.epsilon, noise=plan.noise, start=plan.start, names=plan.names
         )
@@ -396,4 +398,4 @@ def attack_batch(
         plan.notes.append(f"minimal-ε search: {cost.attack_runs} attack runs for {len(plan)} image(s)")
     forward.check_determinism(model, names)
     records = records_from(plan, forward, trajectory, classes, config, found_by, minimal)
-    return BatchResult(records, trajectory.adversarial, trajectory.rounded, plan.clean, plan.notes)
+    return BatchResult(records, trajectory.adversarial, trajectory.rounded, plan.clean, plan.notes, outputs)

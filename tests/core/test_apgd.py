@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from helpers import grid_images, linear_model, tiny_cnn
-from pytest_advrobust import attack
+from pytest_advrobust import OptionError, attack
 from pytest_advrobust.core.apgd import _Best, checkpoint_intervals
 from test_attacks import margin_of, two_class_problem
 
@@ -87,6 +87,18 @@ def test_top_k_beyond_the_class_count_tries_every_other_class() -> None:
     result = attack(model, x, epsilon=1.03 * 0.2 / l1, method="apgd", targets="top-9", loss="ce", verdict="float",
                     labels=[0])  # fmt: skip
     assert result.records[0].flipped and result.records[0].target == 1
+
+
+def test_automatic_dlr_on_too_few_classes_runs_and_reports_cross_entropy() -> None:
+    """APGD-T's DLR loss needs four classes: on a two-class model ``loss=auto`` runs cross-entropy, and the
+    settings that reports and baselines keep name the loss that ran (a chosen dlr is refused)."""
+    model, x, l1 = two_class_problem(margin=0.2)
+    result = attack(model, x, epsilon=1.03 * 0.2 / l1, method="apgd", targets="top-9", verdict="float", labels=[0])
+    assert result.records[0].flipped
+    assert result.settings.loss == "ce" and "loss=" not in result.settings.describe
+    assert any("cross-entropy was used" in note for note in result.settings.notes)
+    with pytest.raises(OptionError, match="loss=dlr needs at least 4 classes.*--adv-loss=ce"):
+        attack(model, x, epsilon=0.01, method="apgd", targets="top-9", loss="dlr", labels=[0])
 
 
 @pytest.fixture(scope="session")
