@@ -110,12 +110,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_pycollect_makeitem(collector: pytest.Module | pytest.Class, name: str, obj: object) -> Any:
-    """A decorated test requests ``adv_images`` when it is collected, so a parametrized ``adv_images``
-    fixture parametrizes it (the marker's set-up could only fetch an unparametrized one)."""
+    """A decorated test requests ``adv_images`` (and ``adv_model``, unless the marker names a model) when
+    it is collected, so a parametrized ``adv_images`` or ``adv_model`` fixture parametrizes it (the
+    marker's set-up could only fetch an unparametrized one)."""
     if inspect.isfunction(obj) and collector.funcnamefilter(name):
         marks = [*getattr(obj, "pytestmark", []), *collector.iter_markers("adv_robust")]
-        if any(getattr(mark, "name", None) == "adv_robust" for mark in marks):
-            pytest.mark.usefixtures("adv_images")(obj)
+        ours = [mark for mark in marks if getattr(mark, "name", None) == "adv_robust"]
+        if ours:
+            names_a_model = any(mark.kwargs.get("model") is not None for mark in ours)
+            pytest.mark.usefixtures("adv_images", *(() if names_a_model else ("adv_model",)))(obj)
     return (yield)
 
 

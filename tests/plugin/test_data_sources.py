@@ -1,4 +1,4 @@
-"""adv_images as users have it: ImageFolder, DataLoader, parametrized fixtures, tensors with adv_labels,
+"""adv_images as users have it: ImageFolder, DataLoader, parametrized fixtures (images and models), tensors with adv_labels,
 grayscale models, and memory that holds only what is written."""
 
 from __future__ import annotations
@@ -91,6 +91,50 @@ def test_a_parametrized_adv_images_fixture_parametrizes_a_bare_marker(pytester: 
     command = line.split("reproduce with: pytest ", 1)[1].split()
     again = pytester.runpytest(*[arg.strip("'") for arg in command])
     again.assert_outcomes(failed=1)
+
+
+CHECKPOINTS = """
+import pytest, torch
+from torch import nn
+
+@pytest.fixture(scope="session", params=["robust", "fragile"])
+def adv_model(request):
+    # two "checkpoints": the same linear model, its class-0 logit far ahead (robust) or barely ahead
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.linspace(-1, 1, 3 * 3 * 4 * 4).reshape(3, 48))
+        model[1].bias.copy_(torch.tensor([100.0 if request.param == "robust" else 0.0, 0.0, 0.0]))
+    return model
+
+@pytest.fixture
+def adv_images():
+    return torch.full((2, 3, 4, 4), 0.5)
+
+@pytest.fixture
+def adv_labels():
+    return [0, 0]
+"""
+
+
+def test_a_parametrized_adv_model_fixture_parametrizes_a_bare_marker(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(CHECKPOINTS)
+    pytester.makepyfile(
+        "import torch\nfrom torch import nn\nfrom pytest_advrobust import adv_robust\n\n"
+        "@adv_robust(epsilon=0.05)\ndef test_gate(): ...\n\n"
+        "@adv_robust(epsilon=0.05, model='nowhere:named')\ndef test_named(): ...\n"
+    )
+    result = pytester.runpytest("-v", "-p", "no:randomly", "--adv-attack=bim", "-k", "test_gate")
+    result.stdout.fnmatch_lines(["*test_gate?robust? PASSED*", "*test_gate?fragile? FAILED*"])
+    assert "no parameter defined" not in result.stdout.str()
+    # a marker that names its model is not parametrized by adv_model (its model is the one it names)
+    named = pytester.runpytest("--collect-only", "-q", "-k", "test_named")
+    named.stdout.fnmatch_lines(["*test_named"])
+    assert "test_named[" not in named.stdout.str()
+    # the next step: record a baseline per checkpoint, then compare each against its own
+    pytester.runpytest("--adv-attack=bim", "-k", "test_gate", "--adv-baseline-update").assert_outcomes(passed=2)
+    baseline = next((pytester.path / "advrobust-baselines").glob("*.json")).read_text()
+    assert "test_gate[robust]" in baseline and "test_gate[fragile]" in baseline
+    pytester.runpytest("--adv-attack=bim", "-k", "test_gate").assert_outcomes(passed=2)
 
 
 LABELLED = """
