@@ -50,7 +50,8 @@ def check_deterministic(again: torch.Tensor, logits: torch.Tensor, names: Sequen
             f"the model is not deterministic in eval mode: two forward passes on the same clean image "
             f"disagree for {_which(differs.nonzero().flatten().tolist(), names)}. Remove randomness from "
             "forward() (dropout called with training=True, random augmentation, sampling) or seed it inside "
-            "the model"
+            "the model, and anything that depends on the rest of the batch (batch norm using batch statistics: "
+            "F.batch_norm(..., training=True) or track_running_stats=False)"
         )
 
 

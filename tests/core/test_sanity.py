@@ -54,6 +54,15 @@ def test_a_nondeterministic_model_is_refused(method: str, epsilon: float, labels
         attack(Noisy(), grid_images(2), epsilon=epsilon, method=method, labels=labels, steps=None)
 
 
+def test_a_model_that_depends_on_the_rest_of_the_batch_is_refused_with_the_cause() -> None:
+    # batch norm without running statistics normalizes with the batch's own, in eval mode too
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False), nn.Flatten(),
+                          nn.LazyLinear(10))  # fmt: skip
+    model(grid_images(2))
+    with pytest.raises(ModelOutputError, match="not deterministic.*batch norm using batch statistics"):
+        attack(model, grid_images(4, seed=3), epsilon=0.01, method="fgsm")
+
+
 class BatchSizes(nn.Module):
     """Records the batch size of every forward pass, and whether it needed a gradient."""
 
