@@ -26,13 +26,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent / "examples" / "imagenet"))
 
+UNTARGETED = {"targets": "untargeted"}  # the default is top-9: each untargeted row says so
 ATTACKS = [
-    ("fgsm", {"method": "fgsm"}),
-    ("bim, 10 steps", {"method": "bim", "steps": 10}),
-    ("pgd, 10 steps", {"method": "pgd", "steps": 10}),
-    ("apgd, 10 steps", {"method": "apgd", "steps": 10}),
-    ("apgd, 20 steps", {"method": "apgd", "steps": 20}),
-    ("apgd, 100 steps", {"method": "apgd", "steps": 100}),
+    ("fgsm, untargeted", {"method": "fgsm", **UNTARGETED}),
+    ("bim, 10 steps, untargeted", {"method": "bim", "steps": 10, **UNTARGETED}),
+    ("pgd, 10 steps, untargeted", {"method": "pgd", "steps": 10, **UNTARGETED}),
+    ("apgd, 10 steps, untargeted", {"method": "apgd", "steps": 10, **UNTARGETED}),
+    ("apgd, 20 steps, untargeted", {"method": "apgd", "steps": 20, **UNTARGETED}),
+    ("apgd, 100 steps, untargeted", {"method": "apgd", "steps": 100, **UNTARGETED}),
+    ("fgsm top-9", {"method": "fgsm", "targets": "top-9"}),
     ("apgd top-9, 10 steps", {"method": "apgd", "steps": 10, "targets": "top-9"}),
     ("apgd top-9, 20 steps", {"method": "apgd", "steps": 20, "targets": "top-9"}),
 ]

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .classes import ClassNames
+from .classes import ClassNames, load_class_names
 from .errors import AdvRobustError, OptionError
 
 SOURCE_KINDS = (
@@ -83,12 +83,13 @@ class ImageSet(ImageSource):
     Args:
         pixels: N×C×H×W float in [0,1] (a single C×H×W image is accepted).
         names: one per image; default ``image 0``, ``image 1``, ...
-        labels: per image a class index or None (the model's clean prediction is used); default None.
+        labels: per image a class index, a class name (with ``class_names``) or None (the model's clean
+            prediction is used): a list, a tensor or a numpy array; default None.
         label_sources: where each label came from; default ``"given"`` for labels, else
             ``"model prediction"``.
         notes: conversions made while loading (reported with the run).
-        class_names: the names the labels were read with; :func:`~pytest_advrobust.attack` uses them
-            unless given others.
+        class_names: the names the labels were read with (a list, ``"a,b,c"``, a file, ``"imagenet"``
+            or a :class:`ClassNames`); :func:`~pytest_advrobust.attack` uses them unless given others.
     """
 
     pixels: torch.Tensor
@@ -104,15 +105,27 @@ class ImageSet(ImageSource):
         if self.pixels.dim() == 3:
             self.pixels = self.pixels.unsqueeze(0)
         n = self.pixels.shape[0]
-        if self.names is None:
-            self.names = [f"image {i}" for i in range(n)]
-        if self.labels is None:
-            self.labels = [None] * n
+        if self.class_names is not None and not isinstance(self.class_names, ClassNames):
+            self.class_names = load_class_names(self.class_names)
+        self.names = [f"image {i}" for i in range(n)] if self.names is None else [str(name) for name in self.names]
+        self.labels = [None] * n if self.labels is None else self._label_indices(self.labels)
         if self.label_sources is None:
             self.label_sources = ["model prediction" if label is None else "given" for label in self.labels]
         for what, values in (("names", self.names), ("labels", self.labels), ("label_sources", self.label_sources)):
             if len(values) != n:
                 raise OptionError(f"ImageSet: {len(values)} {what} for {n} images")
+
+    def _label_indices(self, labels: Any) -> list[int | None]:
+        """Labels as class indices (or None): from a list, tensor or numpy array of indices or names."""
+        classes = self.class_names or ClassNames()
+        indices: list[int | None] = []
+        for i, value in enumerate(_label_values(labels)):
+            try:
+                indices.append(classes.index(value) if isinstance(value, str) else _label_value(value))
+            except AdvRobustError as exc:
+                name = self.names[i] if self.names is not None and i < len(self.names) else f"image {i}"
+                raise OptionError(f"ImageSet: label {value!r} of {name}: {exc}") from None
+        return indices
 
     def batches(self, batch_size: int | None, workers: int = 0) -> Iterator[Batch]:
         assert self.names is not None and self.labels is not None and self.label_sources is not None

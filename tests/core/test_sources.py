@@ -348,3 +348,20 @@ def test_a_channels_last_tensor_is_refused_with_the_fix() -> None:
     x = grid_images(2).permute(0, 2, 3, 1)  # N×H×W×C, as numpy and PIL arrays come
     with pytest.raises(OptionError, match=r"look channels-last .*permute\(0, 3, 1, 2\)"):
         attack(_model(), x, epsilon=0.01, method="fgsm")
+
+
+def test_an_image_set_takes_labels_and_class_names_as_users_have_them() -> None:
+    np = pytest.importorskip("numpy")
+    x = grid_images(3, size=4)
+    names = ["cat", "dog", "bird"]
+    for labels in (torch.tensor([2, 0, 1]), np.array([2, 0, 1]), [torch.tensor(2), 0, 1.0], ["bird", "CAT", 1]):
+        images = ImageSet(x, labels=labels, class_names=names)
+        assert images.labels == [2, 0, 1] and all(type(label) is int for label in images.labels)
+        assert images.class_names is not None and images.class_names.names == tuple(names)
+    assert ImageSet(x, class_names="cat,dog,bird").class_names.names == tuple(names)  # type: ignore[union-attr]
+    with pytest.raises(OptionError, match="ImageSet: label 'horse' of b: unknown class name"):
+        ImageSet(x, names=["a", "b", "c"], labels=[0, "horse", 1], class_names=names)
+    # what a run reports from them is plain Python, ready for JSON
+    ten = names + [f"class {i}" for i in range(3, 10)]  # one name per output of the model
+    result = attack(tiny_cnn(), ImageSet(x, labels=torch.tensor([2, 0, 1]), class_names=ten), epsilon=0.0)
+    assert [type(r.label) for r in result.records] == [int] * 3

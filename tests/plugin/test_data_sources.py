@@ -137,6 +137,37 @@ def test_a_parametrized_adv_model_fixture_parametrizes_a_bare_marker(pytester: p
     pytester.runpytest("--adv-attack=bim", "-k", "test_gate").assert_outcomes(passed=2)
 
 
+IMAGE_SET = """
+import pytest, torch
+from torch import nn
+from pytest_advrobust import ImageSet
+
+@pytest.fixture(scope="session")
+def adv_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3))
+
+@pytest.fixture
+def adv_images():
+    x = torch.rand(4, 3, 4, 4, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        y = adv_model.__wrapped__()(x).argmax(1)  # labels as a tensor, as a training loop has them
+    return ImageSet(x, names=[f"digit{i}" for i in range(4)], labels=y, class_names=["zero", "one", "two"])
+"""
+
+
+def test_an_image_set_with_tensor_labels_and_a_class_name_list_records_and_compares(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(IMAGE_SET)
+    pytester.makepyfile("from pytest_advrobust import adv_robust\n\n@adv_robust(epsilon=0.2)\ndef test_x(): ...\n")
+    first = pytester.runpytest("--adv-attack=bim", "--adv-baseline-update")
+    first.assert_outcomes(passed=1)
+    stored = json.loads(next((pytester.path / "advrobust-baselines").glob("*.json")).read_text())
+    assert "digit0" in json.dumps(stored) and "Traceback" not in first.stdout.str()
+    again = pytester.runpytest("--adv-attack=bim")
+    again.assert_outcomes(passed=1)
+    assert "cannot compare" not in again.stdout.str()
+
+
 LABELLED = """
 import pytest, torch
 from torch import nn
