@@ -151,10 +151,13 @@ class Comparison:
     known: list[str] = field(default_factory=list)
     unchanged: int = 0
     model_changed: bool = False
+    unchecked: list[str] = field(default_factory=list)
+    """What the baseline records but this run could not check (fails with ``strict``)."""
 
     def failed(self, strict: bool) -> bool:
-        """Regressions fail; with ``strict`` the baseline must match exactly (changed, missing fail)."""
-        return bool(self.regressions) or (strict and bool(self.changed or self.missing))
+        """Regressions fail; with ``strict`` the baseline must match exactly (changed, missing and
+        unchecked fail)."""
+        return bool(self.regressions) or (strict and bool(self.changed or self.missing or self.unchecked))
 
     def counts(self) -> str:
         parts = [
@@ -165,6 +168,8 @@ class Comparison:
         for items, what in ((self.changed, "changed flip(s)"), (self.new, "new image(s)"), (self.missing, "missing")):
             if items:
                 parts.append(f"{len(items)} {what}")
+        if self.unchecked:
+            parts.append("not checked (fails with --adv-baseline-strict): " + "; ".join(self.unchecked))
         return ", ".join(parts)
 
     def lines(self) -> list[str]:
@@ -196,6 +201,7 @@ class Comparison:
             "known": self.known,
             "unchanged": self.unchanged,
             "model_changed": self.model_changed,
+            "unchecked": self.unchecked,
         }
 
     @classmethod
@@ -219,6 +225,7 @@ class Comparison:
             known=every("known"),
             unchanged=sum(part.unchanged for part in parts),
             model_changed=any(part.model_changed for part in parts),
+            unchecked=sorted(set(every("unchecked"))),
         )
 
 
@@ -290,6 +297,10 @@ def compare(
             + "), so the verdict is absolute. Use the baseline's settings, or re-record with --adv-baseline-update"
         )
     result = Comparison(model_changed=baseline.get("model_fingerprint") != current.get("model_fingerprint"))
+    if baseline["settings"].get("minimal_epsilon") is not None and current["settings"].get("minimal_epsilon") is None:
+        result.unchecked.append(  # a drop in robustness that flips nothing at this eps would go unseen
+            "minimal eps (in the baseline, but this run did not search for it: --adv-minimal-epsilon is off)"
+        )
     old_images, new_images = baseline["images"], current["images"]
     top = (current["settings"].get("minimal_epsilon") or {}).get("max")
     for name, now in sorted(new_images.items()):

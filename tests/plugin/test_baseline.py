@@ -105,6 +105,19 @@ def test_a_weaker_model_fails_with_baseline_vs_now_and_how_to_accept(project: py
     project.runpytest("--which=weaker", "--adv-tolerance=0.02").assert_outcomes(passed=1)
 
 
+def test_turning_the_minimal_eps_search_off_does_not_hide_a_drop_silently(project: pytest.Pytester) -> None:
+    project.runpytest("--adv-baseline-update").assert_outcomes(passed=1)
+    # the weaker model's drop shows only in the minimal eps: without the search nothing flips at 0.007
+    result = project.runpytest("--which=weaker", "--adv-no-minimal-epsilon")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["*baseline: 0 regression(s), * not checked (fails with --adv-baseline-strict): minimal eps (in the baseline*"]
+    )
+    strict = project.runpytest("--which=weaker", "--adv-no-minimal-epsilon", "--adv-baseline-strict")
+    strict.assert_outcomes(failed=1)
+    project.runpytest("--which=weaker").assert_outcomes(failed=1)  # with the search, the drop is a regression
+
+
 def test_an_image_that_held_and_now_flips_fails(project: pytest.Pytester) -> None:
     project.runpytest("--adv-baseline-update").assert_outcomes(passed=1)
     result = project.runpytest("--which=broken")
