@@ -108,24 +108,13 @@ class ImageSet(ImageSource):
         if self.class_names is not None and not isinstance(self.class_names, ClassNames):
             self.class_names = load_class_names(self.class_names)
         self.names = [f"image {i}" for i in range(n)] if self.names is None else [str(name) for name in self.names]
-        self.labels = [None] * n if self.labels is None else self._label_indices(self.labels)
+        classes = self.class_names or ClassNames()
+        self.labels = [None] * n if self.labels is None else label_indices(self.labels, self.names, classes, "ImageSet")
         if self.label_sources is None:
             self.label_sources = ["model prediction" if label is None else "given" for label in self.labels]
         for what, values in (("names", self.names), ("labels", self.labels), ("label_sources", self.label_sources)):
             if len(values) != n:
                 raise OptionError(f"ImageSet: {len(values)} {what} for {n} images")
-
-    def _label_indices(self, labels: Any) -> list[int | None]:
-        """Labels as class indices (or None): from a list, tensor or numpy array of indices or names."""
-        classes = self.class_names or ClassNames()
-        indices: list[int | None] = []
-        for i, value in enumerate(_label_values(labels)):
-            try:
-                indices.append(classes.index(value) if isinstance(value, str) else _label_value(value))
-            except AdvRobustError as exc:
-                name = self.names[i] if self.names is not None and i < len(self.names) else f"image {i}"
-                raise OptionError(f"ImageSet: label {value!r} of {name}: {exc}") from None
-        return indices
 
     def batches(self, batch_size: int | None, workers: int = 0) -> Iterator[Batch]:
         assert self.names is not None and self.labels is not None and self.label_sources is not None
@@ -465,6 +454,20 @@ def _label_values(labels: Any) -> list[Any]:
     return [value.item() if hasattr(value, "item") else value for value in labels]
 
 
+def label_indices(labels: Any, names: Sequence[str], classes: ClassNames, where: str) -> list[int | None]:
+    """Labels given as a list, tensor or numpy array of class indices, class names or None, as class
+    indices (checked against ``classes`` where it has names); an error names the image and ``where``."""
+    indices: list[int | None] = []
+    for i, value in enumerate(_label_values(labels)):
+        try:
+            key = value if isinstance(value, str) else _label_value(value)  # a name, or an index (None stays)
+            indices.append(None if key is None else classes.index(key))
+        except AdvRobustError as exc:
+            name = names[i] if i < len(names) else f"image {i}"
+            raise OptionError(f"{where}: label {value!r} of {name}: {exc}") from None
+    return indices
+
+
 def _with_labels(images: ImageSet, labels: Any, names: Sequence[str] | None, classes: ClassNames) -> ImageSet:
     """An ImageSet with a call's labels (indices or names) and names, where given."""
     if labels is None and names is None:
@@ -472,17 +475,9 @@ def _with_labels(images: ImageSet, labels: Any, names: Sequence[str] | None, cla
     assert images.names is not None
     n = len(images.names)
     if labels is not None:
-        values = _label_values(labels)
-        if len(values) != n:
-            raise OptionError(f"{len(values)} labels given for {n} images")
-        given: list[int | None] = []
-        for i, value in enumerate(values):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            try:
-                given.append(None if value is None else classes.index(value))
-            except AdvRobustError as exc:
-                raise OptionError(f"label {value!r} of {images.names[i]} (given): {exc}") from None
+        given = label_indices(labels, images.names, classes, "given labels")
+        if len(given) != n:
+            raise OptionError(f"{len(given)} labels given for {n} images")
         sources = ["given" if v is not None else "model prediction" for v in given]
     else:
         given, sources = list(images.labels or []), list(images.label_sources or [])

@@ -10,20 +10,30 @@ import pytest
 
 from helpers import write_png
 
-FOLDER_CONFTEST = """
+
+def linear_conftest(size: int, classes: int, rest: str, imports: str = "") -> str:
+    """A pytester conftest: a seeded linear ``adv_model`` over size×size RGB images, then ``rest``."""
+    return f"""
 import pytest, torch
 from torch import nn
-from torchvision import datasets, transforms
-
+{imports}
 @pytest.fixture(scope="session")
 def adv_model():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2))
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * {size} * {size}, {classes}))
+{rest}"""
 
+
+FOLDER_CONFTEST = linear_conftest(
+    8,
+    2,
+    """
 @pytest.fixture
 def adv_images():
     return {kind}
-"""
+""",
+    "from torchvision import datasets, transforms\n",
+)
 
 IMAGE_FOLDER = (
     'datasets.ImageFolder("photos", transform=transforms.Compose([transforms.CenterCrop(8), transforms.ToTensor()]))'
@@ -58,21 +68,17 @@ def test_an_image_folder_or_its_loader_is_attacked_with_its_names(pytester: pyte
     result.stdout.fnmatch_lines([f"*{first['name']}: '{first['label_name']}' * -> '{first['adv_label_8bit_name']}' *"])
 
 
-PARAMETRIZED = """
-import pytest, torch
-from torch import nn
-
-@pytest.fixture(scope="session")
-def adv_model():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
-
+PARAMETRIZED = linear_conftest(
+    8,
+    10,
+    """
 @pytest.fixture(params=["dark", "bright"])
 def adv_images(request):
     g = torch.Generator().manual_seed(1)
     x = torch.randint(0, 128, (3, 3, 8, 8), generator=g).float() / 255
     return x if request.param == "dark" else x + 0.5
-"""
+""",
+)
 
 
 def test_a_parametrized_adv_images_fixture_parametrizes_a_bare_marker(pytester: pytest.Pytester) -> None:
@@ -137,23 +143,19 @@ def test_a_parametrized_adv_model_fixture_parametrizes_a_bare_marker(pytester: p
     pytester.runpytest("--adv-attack=bim", "-k", "test_gate").assert_outcomes(passed=2)
 
 
-IMAGE_SET = """
-import pytest, torch
-from torch import nn
-from pytest_advrobust import ImageSet
-
-@pytest.fixture(scope="session")
-def adv_model():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3))
-
+IMAGE_SET = linear_conftest(
+    4,
+    3,
+    """
 @pytest.fixture
 def adv_images():
     x = torch.rand(4, 3, 4, 4, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         y = adv_model.__wrapped__()(x).argmax(1)  # labels as a tensor, as a training loop has them
     return ImageSet(x, names=[f"digit{i}" for i in range(4)], labels=y, class_names=["zero", "one", "two"])
-"""
+""",
+    "from pytest_advrobust import ImageSet\n",
+)
 
 
 def test_an_image_set_with_tensor_labels_and_a_class_name_list_records_and_compares(pytester: pytest.Pytester) -> None:
@@ -168,15 +170,10 @@ def test_an_image_set_with_tensor_labels_and_a_class_name_list_records_and_compa
     assert "cannot compare" not in again.stdout.str()
 
 
-LABELLED = """
-import pytest, torch
-from torch import nn
-
-@pytest.fixture(scope="session")
-def adv_model():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3))
-
+LABELLED = linear_conftest(
+    8,
+    3,
+    """
 @pytest.fixture
 def adv_images():
     return torch.full((3, 3, 8, 8), 0.5)
@@ -184,7 +181,8 @@ def adv_images():
 @pytest.fixture
 def adv_labels():
     return ["ant", "bee", 2]
-"""
+""",
+)
 
 
 def test_a_tensor_takes_its_labels_from_adv_labels(pytester: pytest.Pytester) -> None:
@@ -250,21 +248,17 @@ def test_only_the_first_failures_keep_their_images(project: pytest.Pytester) -> 
     )
 
 
-SHARDED_DATASET = """
-import pytest, torch
-from torch import nn
-from torch.utils.data import TensorDataset
-
-@pytest.fixture(scope="session")
-def adv_model():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
-
+SHARDED_DATASET = linear_conftest(
+    8,
+    10,
+    """
 @pytest.fixture
 def adv_images():
     g = torch.Generator().manual_seed(2)
     return TensorDataset(torch.randint(0, 256, (9, 3, 8, 8), generator=g).float() / 255)
-"""
+""",
+    "from torch.utils.data import TensorDataset\n",
+)
 
 
 def test_a_dataset_sharded_over_xdist_workers_merges_to_the_single_process_report(pytester: pytest.Pytester) -> None:
