@@ -284,7 +284,11 @@ def _unset(raw: Any) -> bool:
 
 def _path(raw: Any, base: Path | None) -> Path:
     # "imgs /" is "imgs": blanks around the path and its separators are never part of a name here
-    path = Path("/".join(part.strip() for part in str(raw).strip().split("/"))).expanduser()
+    path = Path("/".join(part.strip() for part in str(raw).strip().split("/")))
+    try:
+        path = path.expanduser()
+    except RuntimeError:  # "~name/..." for a user that does not exist, or no home directory at all
+        raise ValueError(f"{path.parts[0]!r} names no home directory here; write the path out") from None
     if not path.is_absolute() and base is not None:
         path = Path(os.path.normpath(base / path))
     return path

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pytest_advrobust.core.errors import OptionError
@@ -168,6 +168,8 @@ def test_marker_overload_and_doc_name_every_per_test_setting() -> None:
         st.lists(st.one_of(st.integers(), st.text(max_size=5)), max_size=4),
     ),
 )
+@example(name="baseline_dir", raw="~0")  # a user with no home directory: pathlib raised RuntimeError
+@example(name="report", raw="~no-such-user-here/report.json")
 def test_parsing_anything_gives_a_value_or_our_clear_error(name: str, raw: object) -> None:
     try:
         value = parse_one(name, raw, CLI)
