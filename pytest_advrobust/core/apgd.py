@@ -158,7 +158,8 @@ class AutoPGD(Attack):
     def _step(active: _Active, best: _Best, x: torch.Tensor, grad: torch.Tensor, k: int) -> torch.Tensor:
         """The projected sign step, then momentum toward it, projected again."""
         a = 1.0 if k == 0 else MOMENTUM
-        z = active.project(x + active.alpha * grad.sign())
-        previous = best.x_prev[active.index]
+        z = active.project(torch.addcmul(x, active.alpha, grad.sign_()))  # grad is this step's own
+        change = x - best.x_prev[active.index]
         best.x_prev[active.index] = x
-        return active.project(x + a * (z - x) + (1 - a) * (x - previous))
+        # x + a·(z − x) + (1 − a)·(x − previous), in z's memory
+        return active.project(z.sub_(x).mul_(a).add_(x).add_(change.mul_(1 - a)))

@@ -246,7 +246,12 @@ def run_attack(
     config = _loss_used(config, outputs, notes)
 
     def joined(name: str) -> torch.Tensor:
-        return torch.cat(kept[name]) if kept[name] else torch.empty(0)
+        parts = kept[name]
+        if len(parts) == 1 and name == "adversarial":  # the attack's own tensor: no copy
+            return parts[0]
+        if len(parts) == 1 and name == "rounded" and parts[0] is not kept["adversarial"][0]:
+            return parts[0]
+        return torch.cat(parts) if parts else torch.empty(0)  # a copy: the clean images may be the caller's
 
     return AttackResult(
         adversarial=joined("adversarial"),

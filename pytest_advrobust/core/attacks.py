@@ -40,26 +40,38 @@ def quantize_8bit(adversarial: torch.Tensor, clean: torch.Tensor, epsilon: float
     off-grid clean pixel and ε < 1/255 neither neighbour may fit, and the one closer to the clean pixel
     is used (``linf_8bit`` in the record shows the true distance).
     """
-    return _round_into_ball(adversarial, (clean - epsilon).clamp(0, 1), (clean + epsilon).clamp(0, 1), clean)
+    eps = _per_image(epsilon, clean)
+    bounds = _grid_bounds((clean - eps).clamp(0, 1), (clean + eps).clamp(0, 1), clean, eps)
+    return _round_into_ball(adversarial, *bounds)
 
 
 _TOLERANCE_255 = 255 * 1e-6
 """How far (in pixel units, 1e-6) an 8-bit value may lie outside the ε-ball and still count as inside."""
 
+_ALWAYS_ON_GRID = 1 / 510
+"""A ball of at least this radius always holds an 8-bit value: it is 1/255 wide, or it reaches 0 or 1."""
 
-def _round_into_ball(
-    adversarial: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, clean: torch.Tensor
-) -> torch.Tensor:
-    """:func:`quantize_8bit` given the ball's bounds in [0,1]: the nearest 8-bit value (ties down),
-    clamped to the 8-bit values inside ``[lower, upper]``. For a point in the ball this is exactly the
-    rule above: when the nearest value leaves the ball, the clamp lands on the other neighbour."""
+
+def _grid_bounds(
+    lower: torch.Tensor, upper: torch.Tensor, clean: torch.Tensor, eps: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The smallest and largest 8-bit value (in 1/255 units) inside ``[lower, upper]``, the ball in [0,1];
+    where there is none (an off-grid clean pixel and ε < 1/510), the 8-bit value nearest the clean pixel."""
     low = (lower * 255).sub_(_TOLERANCE_255).ceil_()
     high = (upper * 255).add_(_TOLERANCE_255).floor_()
-    empty = low > high
-    if bool(empty.any()):  # no 8-bit value in the ball (off-grid clean pixel, ε < 1/255): the one nearest it
-        nearest_clean = (clean * 255).sub_(0.5).ceil_().expand_as(low)
-        low = torch.where(empty, nearest_clean, low)
-        high = torch.where(empty, nearest_clean, high)
+    if eps.numel() and float(eps.min()) < _ALWAYS_ON_GRID:
+        empty = low > high
+        if bool(empty.any()):
+            nearest_clean = (clean * 255).sub_(0.5).ceil_().expand_as(low)
+            low = torch.where(empty, nearest_clean, low)
+            high = torch.where(empty, nearest_clean, high)
+    return low, high
+
+
+def _round_into_ball(adversarial: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """:func:`quantize_8bit` given the 8-bit values' bounds (:func:`_grid_bounds`): the nearest 8-bit
+    value (ties down), clamped to the 8-bit values inside the ball. For a point in the ball this is
+    exactly the rule above: when the nearest value leaves the ball, the clamp lands on the other neighbour."""
     return (adversarial * 255).sub_(0.5).ceil_().clamp_(low, high).div_(255)
 
 
@@ -70,7 +82,8 @@ class Trajectory:
     ``first_success``: the iterate index (0 = start) at which the attack's goal was first reached under
     the verdict, or -1. ``label_probs``/``target_probs``/``top_classes``: N×(steps+1) per-iterate curves,
     NaN/-1 after an image stopped. ``adversarial`` is the returned float image, ``adversarial_logits``
-    its logits from the loop's own forward pass.
+    its logits from the loop's own forward pass; ``rounded`` its 8-bit image, the very same tensor when
+    every returned image is 8-bit already (the rounded verdict's final iterates).
     """
 
     adversarial: torch.Tensor
@@ -90,6 +103,8 @@ class Trajectory:
     def take(self, rows: torch.Tensor, other: Trajectory, other_rows: torch.Tensor, *, curves: bool = False) -> None:
         """Replace this trajectory's returned images at ``rows`` by ``other``'s at ``other_rows`` (and,
         with ``curves``, its per-step curves too)."""
+        if self.rounded is self.adversarial:  # two results from now on
+            self.rounded = self.rounded.clone()
         names = ["adversarial", "adversarial_logits", "rounded", "rounded_logits", "first_success"]
         if curves:
             names += ["steps_run", "label_probs", "target_probs", "top_classes", "top_probs"]
@@ -109,7 +124,11 @@ def _per_image(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class _Active:
-    """The rows still being attacked, with everything the loop indexes per row."""
+    """The rows still being attacked, with everything the loop indexes per row.
+
+    The loop allocates as few image-sized tensors as it can (on the CPU each new one costs page faults
+    comparable to the arithmetic on it): a step makes one, the checks none; ``x`` is never changed in
+    place, so iterate 0 may be the clean images themselves."""
 
     index: torch.Tensor
     """Each active row's position in the batch."""
@@ -120,6 +139,15 @@ class _Active:
     eps: torch.Tensor
     alpha: torch.Tensor
     goal: Goal
+    grid: tuple[torch.Tensor, torch.Tensor] | None = None
+    """The 8-bit values' bounds inside each row's ball (see :func:`_grid_bounds`), once needed."""
+    whole: bool = True
+    """Every row of the batch, in order (``index`` is ``arange(N)``): then ``rows`` is a slice."""
+
+    @property
+    def rows(self) -> torch.Tensor | slice:
+        """The active rows' positions in the batch, for indexing (a slice is cheaper to write through)."""
+        return slice(None) if self.whole else self.index
 
     def keep(self, mask: torch.Tensor) -> _Active:
         return _Active(
@@ -131,21 +159,25 @@ class _Active:
             self.eps[mask],
             self.alpha[mask],
             self.goal.select(mask),
+            None if self.grid is None else (self.grid[0][mask], self.grid[1][mask]),
+            whole=False,  # the loop keeps rows only when some left
         )
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        """Into the ε-ball around each clean image, and into [0,1]."""
-        return torch.minimum(torch.maximum(x, self.lower), self.upper)
+        """Into the ε-ball around each clean image, and into [0,1], in place."""
+        return x.clamp_(self.lower, self.upper)
 
     def rounded(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` (the active rows, or those at ``rows``) rounded to 8 bits inside the ε-ball."""
-        if rows is None:
-            return _round_into_ball(x.detach(), self.lower, self.upper, self.clean)
-        return _round_into_ball(x.detach(), self.lower[rows], self.upper[rows], self.clean[rows])
+        if self.grid is None:
+            self.grid = _grid_bounds(self.lower, self.upper, self.clean, self.eps)
+        low, high = self.grid if rows is None else (self.grid[0][rows], self.grid[1][rows])
+        return _round_into_ball(x.detach(), low, high)
 
-    def step(self, grad: torch.Tensor) -> torch.Tensor:
-        """One sign step up the goal's loss, projected into the ε-ball and clipped to [0,1]."""
-        return self.project(self.x.detach() + self.alpha * grad.sign())
+    def step(self, sign: torch.Tensor) -> torch.Tensor:
+        """One step along ``sign`` (the sign of the gradient of the goal's loss), projected into the ε-ball
+        and clipped to [0,1]: a new tensor."""
+        return self.project(torch.addcmul(self.x.detach(), self.alpha, sign))
 
 
 class _Recorder:
@@ -159,7 +191,9 @@ class _Recorder:
         self.top_probs = torch.full((n, columns), float("nan"), device=device)
         self.first_success = torch.full((n,), -1, dtype=torch.long, device=device)
         self.steps_run = torch.zeros(n, dtype=torch.long, device=device)
-        self.returned = clean.clone()
+        self.clean = clean
+        self.returned: torch.Tensor | None = None
+        """The returned images: made on the first success, or the last iterate itself when no row succeeded."""
         self.returned_logits = torch.empty(0)
         self.rounded_logits = torch.empty(0)
         self.rounded_known = torch.zeros(n, dtype=torch.bool, device=device)
@@ -169,10 +203,10 @@ class _Recorder:
     def observe(self, k: int, active: _Active, logits: torch.Tensor) -> None:
         """Curves at iterate ``k`` for the active rows."""
         if k == 0:
-            self.returned_logits = logits.new_empty((self.returned.shape[0], logits.shape[1]))
+            self.returned_logits = logits.new_empty((self.clean.shape[0], logits.shape[1]))
             self.rounded_logits = torch.empty_like(self.returned_logits)
         probs = logits.softmax(dim=1)
-        rows = active.index
+        rows = active.rows
         self.label_probs[rows, k] = probs.gather(1, active.goal.labels[:, None]).squeeze(1)
         targets = active.goal.targets
         if self.target_probs is not None and targets is not None:
@@ -189,27 +223,42 @@ class _Recorder:
         """Remember iterate ``k`` as the returned image of the active rows that reached the goal."""
         rows = active.index[success]
         self.first_success[rows] = torch.where(self.first_success[rows] < 0, k, self.first_success[rows])
-        self.returned[rows] = x[success]
+        self._return(rows, x[success])
         self.returned_logits[rows] = logits[success]
 
-    def finish(self, active: _Active, x: torch.Tensor, logits: torch.Tensor, *, rounded: bool = False) -> None:
+    def finish(
+        self, active: _Active, x: torch.Tensor, logits: torch.Tensor, *, rounded: bool = False, owned: bool = True
+    ) -> None:
         """After the last step: rows that never succeeded return their final iterate (``rounded``: its
-        8-bit image, which is then both the float and the 8-bit result)."""
+        8-bit image, which is then both the float and the 8-bit result). ``owned``: ``x`` is the loop's
+        own tensor (not the clean images), so it can be returned as it is."""
         never = self.first_success[active.index] < 0
-        rows = active.index[never]
-        self.returned[rows] = x[never]
+        if self.returned is None and active.whole and bool(never.all()):
+            self.returned = x if owned else x.clone()  # no row succeeded or left the batch: no copy
+            rows = active.index
+        else:
+            rows = active.index[never]
+            self._return(rows, x[never])
         self.returned_logits[rows] = logits[never]
         if rounded:
             self.rounded_predicted(rows, logits[never])
             self.returned_is_8bit[rows] = True
 
+    def _return(self, rows: torch.Tensor, images: torch.Tensor) -> None:
+        if self.returned is None:
+            self.returned = self.clean.clone()
+        self.returned[rows] = images
+
     def trajectory(
         self, model: WrappedModel, clean: torch.Tensor, eps: torch.Tensor, repredict_rounded: bool
     ) -> Trajectory:
-        rounded = self.returned.clone()
-        if not bool(self.returned_is_8bit.all()):
+        returned = clean.clone() if self.returned is None else self.returned  # None: no rows
+        if bool(self.returned_is_8bit.all()):
+            rounded = returned  # the same images, 8-bit already (Trajectory.take keeps them apart)
+        else:
+            rounded = returned.clone()
             todo = ~self.returned_is_8bit
-            rounded[todo] = quantize_8bit(self.returned[todo], clean[todo], eps[todo])
+            rounded[todo] = quantize_8bit(returned[todo], clean[todo], eps[todo])
         # The loop re-predicted the rounded image of every success under the rounded verdict; the rest
         # are re-predicted here, in one batch.
         unknown = ~self.rounded_known
@@ -217,7 +266,7 @@ class _Recorder:
             with torch.no_grad():
                 self.rounded_logits[unknown] = model.logits(rounded[unknown])
         return Trajectory(
-            adversarial=self.returned,
+            adversarial=returned,
             adversarial_logits=self.returned_logits,
             rounded=rounded,
             rounded_logits=self.rounded_logits,
@@ -263,7 +312,8 @@ class Attack:
         """
         eps = _per_image(epsilon, clean)
         lower, upper = (clean - eps).clamp_(0, 1), (clean + eps).clamp_(0, 1)
-        x = clean.clone() if noise is None else torch.clamp(clean + noise.to(clean) * eps, lower, upper)
+        # iterate 0 is never changed in place, so it may be the clean images themselves
+        x = clean if noise is None else torch.addcmul(clean, noise.to(clean.device), eps).clamp_(lower, upper)
         index = torch.arange(clean.shape[0], device=clean.device)
         active = _Active(index, x, clean, lower, upper, eps, eps * self.initial_step, goal)
         record = _Recorder(clean, self.steps, targeted=goal.targets is not None)
@@ -274,6 +324,11 @@ class Attack:
     def initial_step(self) -> float:
         """The (first) step size as a multiple of ε."""
         raise NotImplementedError
+
+    @property
+    def floor_checked(self) -> bool:
+        """Whether the sanity checks hold this attack to one FGSM step's result (every attack but FGSM)."""
+        return self.name != "fgsm"
 
     def describe(self, epsilon: float) -> str:
         """Its steps and step size at a budget, for messages."""
@@ -322,9 +377,11 @@ class Attack:
         x, logits = x.detach(), logits.detach()
         record.observe(k, active, logits)
         success = active.goal.reached(logits)
+        if not bool(success.any()):
+            return success  # the robust case: nothing more to record
         if rounded:
             record.rounded_predicted(active.index[success], logits[success])
-        elif self.verdict == VERDICT_ROUNDED and success.any():
+        elif self.verdict == VERDICT_ROUNDED:
             rows = success.nonzero().flatten()
             with torch.no_grad():
                 rounded_logits = model.logits(active.rounded(x[rows], rows))
@@ -387,14 +444,17 @@ class SignGradientAttack(Attack):
             x, logits = self._forward(model, active, k, reuse, names, rounded=last_rounded)
             success = self._judge(model, k, active, x, logits, record, rounded=last_rounded)
             if k == self.steps:
-                record.finish(active, x.detach(), logits.detach(), rounded=last_rounded)
+                # the last iterate is the loop's own tensor unless it is iterate 0 of a float verdict
+                owned = last_rounded or k > 0
+                record.finish(active, x.detach(), logits.detach(), rounded=last_rounded, owned=owned)
                 break
             if self.early_stop and bool(success.all()):
                 break  # every image still attacked reached its goal: no gradient is needed
             grad = self._gradient(model, k, active, x, active.goal.loss_rows(logits), success, names)
-            if k == 0 and not self.random_start:  # every row is active at iterate 0, the clean image
-                record.first_sign = grad.sign().to(torch.int8)
-            active.x = active.step(grad)
+            sign = grad.sign_()
+            if k == 0 and not self.random_start and self.floor_checked:  # every row is active at iterate 0
+                record.first_sign = sign.to(torch.int8)
+            active.x = active.step(sign)
             if self.early_stop and success.any():
                 active = active.keep(~success)
 

@@ -156,16 +156,10 @@ class WrappedModel:
         """Logits for a batch of [0,1] pixels; counts the forward pass."""
         along = self._along
         if along is not None and not torch.is_grad_enabled() and along.shape[1:] == pixels.shape[1:]:
-            self._along = None
-            logits = self.logits(torch.cat([pixels, along.to(pixels)]))
-            self._along_logits = logits[pixels.shape[0] :]
-            return logits[: pixels.shape[0]]
-        x = pixels
-        if self.mean is not None and self.std is not None:
-            mean, std = self._normalization(pixels)
-            x = (pixels - mean) / std
-        if self.dtype != x.dtype:
-            x = x.to(self.dtype)
+            self._along = None  # its rows ride along this pass, which needs no gradient
+        else:
+            along = None
+        x = self._model_input(pixels, along)
         try:
             raw = self.model(x)
         except RuntimeError as exc:
@@ -181,12 +175,32 @@ class WrappedModel:
         out = self._select(raw)
         if out.dtype != torch.float32:
             out = out.float()
-        if out.dim() != 2 or out.shape[0] != pixels.shape[0]:
+        if out.dim() != 2 or out.shape[0] != x.shape[0]:
             raise ModelOutputError(
-                f"the model returned shape {tuple(out.shape)} for a batch of {pixels.shape[0]} images; "
-                f"expected ({pixels.shape[0]}, num_classes) logits"
+                f"the model returned shape {tuple(out.shape)} for a batch of {x.shape[0]} images; "
+                f"expected ({x.shape[0]}, num_classes) logits"
             )
+        if along is not None:
+            self._along_logits = out[pixels.shape[0] :]
+            return out[: pixels.shape[0]]
         return out
+
+    def _model_input(self, pixels: torch.Tensor, along: torch.Tensor | None) -> torch.Tensor:
+        """What the model sees: ``pixels`` (then ``along``'s rows) normalized, in the model's dtype, written
+        into one new tensor where normalization makes one anyway."""
+        n = pixels.shape[0]
+        if self.mean is not None and self.std is not None:
+            mean, std = self._normalization(pixels)
+            if along is None:
+                x = torch.sub(pixels, mean).div_(std)
+            else:
+                x = pixels.new_empty((n + along.shape[0], *pixels.shape[1:]))
+                torch.sub(pixels, mean, out=x[:n])
+                torch.sub(along.to(pixels), mean, out=x[n:])
+                x.div_(std)
+        else:
+            x = pixels if along is None else torch.cat([pixels, along.to(pixels)])
+        return x if self.dtype == x.dtype else x.to(self.dtype)
 
     def _select(self, raw: object) -> torch.Tensor:
         """The logits in the model's output: the output itself, ``output`` (a key or an index), or ``.logits``."""
@@ -237,11 +251,13 @@ class WrappedModel:
             )
         if not images.is_floating_point():
             raise OptionError(f"images must be float pixels in [0,1], got dtype {images.dtype} (divide uint8 by 255)")
-        if images.numel() and (images.min() < 0 or images.max() > 1):
-            raise OptionError(
-                f"images must be in [0,1] pixel units, got values in [{images.min():.3g}, "
-                f"{images.max():.3g}]; pass unnormalized pixels and set mean/std instead"
-            )
+        if images.numel():
+            low, high = images.aminmax()  # one pass
+            if low < 0 or high > 1:
+                raise OptionError(
+                    f"images must be in [0,1] pixel units, got values in [{low:.3g}, {high:.3g}]; pass "
+                    "unnormalized pixels and set mean/std instead"
+                )
         if self.input_size is not None and tuple(images.shape[-2:]) != tuple(self.input_size):
             raise OptionError(
                 f"images are {images.shape[-2]}x{images.shape[-1]} but input_size is "

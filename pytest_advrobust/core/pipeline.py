@@ -79,7 +79,9 @@ def clean_forward(
     """Predict the clean images once, and refuse outputs no verdict can be built on (with
     ``check_determinism`` and the sanity checks on, also a model that answers twice differently)."""
     reusable = _one_target_per_image(config.targets) and not attack.random_start
-    x = clean.clone().requires_grad_(reusable)
+    # requiring grad, the clean images themselves (autograd refuses a model that changes them in place);
+    # else a copy, which such a model may change
+    x = clean.detach().requires_grad_() if reusable else clean.clone()
     with torch.set_grad_enabled(reusable):
         logits = model.logits(x)
     detached = logits.detach()
@@ -299,15 +301,18 @@ def fgsm_floor(
     if held.numel() == 0:
         return found_by
     names = [plan.names[i] for i in held.tolist()]
+    every_row = held.numel() == len(plan)  # the robust case: no copies
+    clean = plan.clean if every_row else plan.clean[held]
+    goal = plan.goal if every_row else plan.goal.select(held)
     if trajectory.first_sign is not None:  # the attack's first gradient was taken at the clean image
-        step = trajectory.first_sign[held].to(plan.clean.dtype)
+        step = trajectory.first_sign if every_row else trajectory.first_sign[held]
         check = SignGradientAttack(name="fgsm", steps=0, verdict=attack.verdict).run(
-            model, plan.clean[held], plan.goal.select(held), epsilon, noise=step, names=names, repredict_rounded=False
+            model, clean, goal, epsilon, noise=step, names=names, repredict_rounded=False
         )  # iterate 0 is clean + ε·sign(∇): exactly FGSM's image, for one forward and no backward
         check.first_success[check.first_success >= 0] = 1
     else:
         check = SignGradientAttack.fgsm(attack.verdict).run(
-            model, plan.clean[held], plan.goal.select(held), epsilon, names=names, repredict_rounded=False
+            model, clean, goal, epsilon, names=names, repredict_rounded=False
         )
     won = (check.first_success >= 0).nonzero().flatten()
     if won.numel() == 0:
@@ -377,7 +382,7 @@ def attack_batch(
             model, plan.clean, plan.goal, config.epsilon, noise=plan.noise, start=plan.start, names=plan.names
         )
     found_by = [attack.name] * len(plan)
-    if config.sanity_checks and attack.name != "fgsm" and config.epsilon > 0:
+    if config.sanity_checks and attack.floor_checked and config.epsilon > 0:
         found_by = fgsm_floor(attack, model, plan, trajectory, config.epsilon)
     minimal: list[float | None] = [None] * len(plan)
     if config.minimal_epsilon:

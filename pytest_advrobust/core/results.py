@@ -126,6 +126,11 @@ class AttackResult:
         return RunReport(self.settings, list(self.records), self.forward_passes, self.backward_passes)
 
 
+def _linf(images: torch.Tensor, clean: torch.Tensor) -> list[float]:
+    """Per image, the L∞ distance to its clean image."""
+    return torch.sub(images, clean).abs_().flatten(1).amax(dim=1).tolist()
+
+
 def records_from(
     plan: BatchPlan,
     forward: CleanForward,
@@ -143,8 +148,8 @@ def records_from(
     adv_best, adv_pred = (v.tolist() for v in adv_probs.max(dim=1))
     q_best, q_pred = (v.tolist() for v in q_probs.max(dim=1))
     clean_best, clean_pred_list = (v.tolist() for v in clean_probs.max(dim=1))
-    linf = (trajectory.adversarial - plan.clean).flatten(1).abs().amax(dim=1).tolist()
-    linf_q = (trajectory.rounded - plan.clean).flatten(1).abs().amax(dim=1).tolist()
+    linf = _linf(trajectory.adversarial, plan.clean)
+    linf_q = linf if trajectory.rounded is trajectory.adversarial else _linf(trajectory.rounded, plan.clean)
     steps_run, first_success = trajectory.steps_run.tolist(), trajectory.first_success.tolist()
     top_classes, top_probs = trajectory.top_classes.tolist(), trajectory.top_probs.tolist()
     label_probs = trajectory.label_probs.tolist()

@@ -311,3 +311,59 @@ def test_a_failure_names_the_flips_first_and_lists_at_most_twenty() -> None:
     assert set(first.split(": ", 1)[1].split(", ")) <= {"cat -> dog", "dog -> cat"}
     assert sum(1 for line in message.splitlines() if line.startswith("  image ")) == 20
     assert "  … and 5 more (full list in --adv-report)" in message
+
+
+# -- the loop returns its own tensors without copying them: none may be the caller's or another result's ----
+
+
+@pytest.mark.parametrize("verdict", ["rounded", "float"])
+@pytest.mark.parametrize("method", ["fgsm", "bim", "apgd"])
+@pytest.mark.parametrize("epsilon", [0.001, 0.3])  # nothing flips (no copy is made at all) / most images flip
+@pytest.mark.parametrize("targets", ["untargeted", "top-9"])
+def test_result_tensors_belong_to_the_result(method: str, verdict: str, epsilon: float, targets: str) -> None:
+    model = tiny_cnn(seed=3)
+    x = grid_images(4, size=8, seed=3)
+    x_copy = x.clone()
+    steps = None if method == "fgsm" else 3
+    result = attack(model, x, epsilon=epsilon, method=method, verdict=verdict, steps=steps, targets=targets)
+    rounded, clean = result.adversarial_8bit.clone(), result.clean.clone()
+    result.adversarial.add_(1)
+    assert torch.equal(result.adversarial_8bit, rounded) and torch.equal(result.clean, clean)
+    result.clean.add_(1)
+    result.adversarial_8bit.add_(1)
+    assert torch.equal(x, x_copy)
+
+
+def test_rows_taken_into_a_trajectory_of_8bit_images_keep_float_and_8bit_apart() -> None:
+    from pytest_advrobust.core.attacks import Trajectory
+
+    def trajectory(adversarial: torch.Tensor, rounded: torch.Tensor) -> Trajectory:
+        n = adversarial.shape[0]
+        curve = torch.zeros(n, 2)
+        return Trajectory(adversarial, torch.zeros(n, 3), rounded, torch.zeros(n, 3), torch.full((n,), -1),
+                          torch.zeros(n, dtype=torch.long), curve, None, curve.long(), curve)  # fmt: skip
+
+    eight_bit = torch.full((3, 1, 2, 2), 10 / 255)
+    mine = trajectory(eight_bit.clone(), None)  # type: ignore[arg-type]
+    mine.rounded = mine.adversarial  # every returned image 8-bit already: one tensor for both
+    float_image, its_rounding = torch.full((1, 1, 2, 2), 0.0401), torch.full((1, 1, 2, 2), 10 / 255)
+    mine.take(torch.tensor([1]), trajectory(float_image, its_rounding), torch.tensor([0]))
+    assert torch.equal(mine.adversarial[1], float_image[0]) and torch.equal(mine.rounded[1], its_rounding[0])
+    assert torch.equal(mine.adversarial[[0, 2]], eight_bit[[0, 2]]) and torch.equal(mine.rounded, eight_bit)
+
+
+def test_a_model_that_changes_its_input_in_place_never_changes_the_callers_images() -> None:
+    class Halves(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = tiny_cnn(seed=4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x.mul_(0.5))
+
+    x = grid_images(3, size=8, seed=4)
+    x_copy = x.clone()
+    for targets in ("untargeted", "top-3"):  # the clean forward pass with gradient (reused by the loop), without
+        with pytest.raises(RuntimeError, match="in-place"):  # autograd refuses it on an iterate requiring grad
+            attack(Halves(), x, epsilon=0.01, method="bim", steps=2, targets=targets)
+        assert torch.equal(x, x_copy)

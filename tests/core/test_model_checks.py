@@ -38,6 +38,26 @@ def test_normalization_is_applied_after_the_perturbation_in_pixel_units() -> Non
     assert [r.clean_label for r in result.records] == expected
 
 
+@pytest.mark.parametrize("normalized", [True, False])
+def test_rows_predicted_along_another_pass_get_the_logits_they_get_alone(normalized: bool) -> None:
+    from pytest_advrobust.core.model import WrappedModel
+
+    mean, std = ((0.5, 0.4, 0.3), (0.2, 0.25, 0.3)) if normalized else (None, None)
+    wrapped = WrappedModel(tiny_cnn().eval(), mean=mean, std=std)
+    x, extra = grid_images(3, seed=1), grid_images(2, seed=2)
+    with torch.no_grad():
+        alone, extra_alone = wrapped.logits(x), wrapped.logits(extra)
+        wrapped.predict_along(extra)
+        together = wrapped.logits(x)
+    assert torch.allclose(together, alone, atol=1e-6)
+    assert torch.allclose(wrapped.along_logits(), extra_alone, atol=1e-6)
+    assert wrapped.forward_passes == 3
+    x_grad = x.clone().requires_grad_()
+    wrapped.predict_along(extra)
+    (grad,) = torch.autograd.grad(wrapped.logits(x_grad)[:, 0].sum(), x_grad)  # never rides a pass with gradient
+    assert grad.shape == x.shape and torch.allclose(wrapped.along_logits(), extra_alone, atol=1e-6)
+
+
 def test_zero_input_gradient_is_not_robustness() -> None:
     with pytest.raises(FalseRobustnessError, match=r"input gradient is exactly zero for image 0.*torch.no_grad"):
         attack(NoGrad(), grid_images(2), epsilon=0.03)
