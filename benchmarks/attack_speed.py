@@ -6,9 +6,10 @@ stop), and on the small CNN the plugin's default gate as a whole (apgd-10 toward
 classes in turn, for each image that holds), ε = 0.007, on a small CNN (64 images, 32×32) and on
 EfficientNet-Lite0 (8 photos, 224×224).
 Everything runs in one process, side by side: after a warm-up, ``--repeats`` rounds run every attack once,
-in a shuffled order; each attack's time is its median, and each ratio the median over rounds of the two
-times in the same round (this machine's timings vary by ±10% from run to run, which pairing within a
-round partly cancels: compare ratios within one table). Peak memory is the process's resident memory above what
+in a shuffled order (FGSM next to its floor; a call shorter than 1.5 s is timed as the mean of several back
+to back); each attack's time is its median, and each ratio the median over rounds of the two times in the
+same round (this machine's timings vary by ±10% from run to run, which pairing within a round partly
+cancels: compare ratios within one table). Peak memory is the process's resident memory above what
 it was before the attack, sampled every 2 ms while the attack runs. "Floor" is steps × (one forward +
 one backward with respect to the input) + one forward pass to predict what is returned, the least any
 attack of this kind can cost; FGSM rows are compared with FGSM's floor (one step).
@@ -16,6 +17,7 @@ attack of this kind can cost; FGSM rows are compared with FGSM's floor (one step
     python benchmarks/attack_speed.py                  # both models, every attack available
     python benchmarks/attack_speed.py --large          # 1000 images at 224×224, batches of 32: peak memory
     python benchmarks/attack_speed.py --profile lite0  # where one attack's time goes (torch profiler)
+    python benchmarks/attack_speed.py --only fgsm      # FGSM and its floor alone, nothing between them
 
 Not part of the test suite: speed is measured here, never asserted in unit tests.
 """
@@ -284,7 +286,7 @@ def paired_ratio(samples: dict[str, list[dict[str, Any]]], name: str, reference:
     )
 
 
-def table(models: list[str], repeats: int) -> None:
+def table(models: list[str], repeats: int, only: str | None = None) -> None:
     print(
         "| model | attack | wall time (s) | × bare loop | × floor | target reached "
         "| forward / backward passes | peak memory (MiB) |"
@@ -292,14 +294,24 @@ def table(models: list[str], repeats: int) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for model_name in models:
         runs, count = runners(model_name)
+        if only is not None:  # the rows named so, next to their floor and nothing else
+            runs = {name: run for name, run in runs.items() if only in name}
         # warm-up, which also measures memory (sampling costs time, so timed runs do not sample)
-        peaks = {name: run(sample_memory=True)["peak MiB"] for name, run in runs.items()}
+        warm = {name: run(sample_memory=True) for name, run in runs.items()}
+        peaks = {name: row["peak MiB"] for name, row in warm.items()}
+        # a short call is timed as the mean of several back to back, so that one sample lasts ~1.5 s
+        calls = {name: max(1, min(20, round(1.5 / row["seconds"]))) for name, row in warm.items()}
         samples: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
-        order = list(runs)
+        # FGSM and its floor run next to each other (a half-second call drifts with whatever ran before it)
+        groups = [[name for name in runs if "fgsm" in name]] + [[name] for name in runs if "fgsm" not in name]
         for round_number in range(repeats):  # a new order each round, so no attack always runs first
-            random.Random(round_number).shuffle(order)
-            for name in order:
-                samples[name].append(runs[name]())
+            shuffle = random.Random(round_number).shuffle
+            shuffle(groups)
+            for group in groups:
+                shuffle(group)
+                for name in group:
+                    rows = [runs[name]() for _ in range(calls[name])]
+                    samples[name].append({**rows[-1], "seconds": statistics.fmean(r["seconds"] for r in rows)})
         median = {name: statistics.median(s["seconds"] for s in rows) for name, rows in samples.items()}
         labels = {"floor": "floor: 10 × (forward + backward) + 1 forward",
                   "floor + check": "floor + 1 forward (the FGSM floor check's)",
@@ -307,14 +319,16 @@ def table(models: list[str], repeats: int) -> None:
         for name, rows in samples.items():
             last = rows[-1]
             own_floor = "fgsm floor" if "fgsm" in name else "floor"
+            bare = f"{paired_ratio(samples, name, 'bare loop'):.2f}" if "bare loop" in runs else ""
             print(
                 f"| {model_name} ({count} images) | {labels.get(name, name)} | {median[name]:.3f} | "
-                f"{paired_ratio(samples, name, 'bare loop'):.2f} | {paired_ratio(samples, name, own_floor):.2f} | "
+                f"{bare} | "
+                f"{paired_ratio(samples, name, own_floor):.2f} | "
                 f"{'' if name in labels or name == DEFAULT_GATE else format(last['success'], '.0%')} | "
                 f"{last['forward']} / {last['backward']} | {peaks[name]:.0f} |"
             )
         for name in ("torchattacks", "foolbox"):
-            if name not in runs:
+            if name not in runs and only is None:
                 print(f"| {model_name} | {name} | not installed | | | | | |")
 
 
@@ -367,6 +381,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["cnn", "lite0"], choices=["cnn", "lite0"])
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument(
+        "--only", metavar="TEXT", help="only the rows whose name contains TEXT (e.g. fgsm: FGSM and its floor)"
+    )
     parser.add_argument("--large", action="store_true")
     parser.add_argument("--profile", metavar="MODEL", choices=["cnn", "lite0"])
     args = parser.parse_args()
@@ -375,7 +392,7 @@ def main() -> None:
     elif args.profile:
         profile(args.profile)
     else:
-        table(args.models, args.repeats)
+        table(args.models, args.repeats, args.only)
 
 
 if __name__ == "__main__":
