@@ -180,6 +180,16 @@ def run_settings(config: AttackConfig, device: torch.device, notes: list[str], r
     )
 
 
+def _joined(kept: dict[str, list[torch.Tensor]], name: str) -> torch.Tensor:
+    """One result tensor from the batches' parts. One batch's adversarial images are the attack's own
+    tensor (no copy), and its 8-bit images too unless they are that very tensor; the clean images (which
+    may be the caller's) and several batches are copied into one."""
+    parts = kept[name]
+    if len(parts) == 1 and (name == "adversarial" or (name == "rounded" and parts[0] is not kept["adversarial"][0])):
+        return parts[0]
+    return torch.cat(parts) if parts else torch.empty(0)
+
+
 def run_attack(
     config: AttackConfig,
     model: Callable[[torch.Tensor], torch.Tensor] | WrappedModel,
@@ -244,19 +254,10 @@ def run_attack(
         raise OptionError(f"targets: {len(config.targets.classes)} per-image targets for {done} images")
 
     config = _loss_used(config, outputs, notes)
-
-    def joined(name: str) -> torch.Tensor:
-        parts = kept[name]
-        if len(parts) == 1 and name == "adversarial":  # the attack's own tensor: no copy
-            return parts[0]
-        if len(parts) == 1 and name == "rounded" and parts[0] is not kept["adversarial"][0]:
-            return parts[0]
-        return torch.cat(parts) if parts else torch.empty(0)  # a copy: the clean images may be the caller's
-
     return AttackResult(
-        adversarial=joined("adversarial"),
-        adversarial_8bit=joined("rounded"),
-        clean=joined("clean"),
+        adversarial=_joined(kept, "adversarial"),
+        adversarial_8bit=_joined(kept, "rounded"),
+        clean=_joined(kept, "clean"),
         records=records,
         settings=run_settings(config, wrapped.device, list(dict.fromkeys(notes)), reproduce),
         forward_passes=wrapped.forward_passes - forward0,
