@@ -41,8 +41,12 @@ def quantize_8bit(adversarial: torch.Tensor, clean: torch.Tensor, epsilon: float
     is used (``linf_8bit`` in the record shows the true distance).
     """
     eps = _per_image(epsilon, clean)
-    bounds = _grid_bounds((clean - eps).clamp(0, 1), (clean + eps).clamp(0, 1), clean, eps)
-    return _round_into_ball(adversarial, *bounds)
+    return _round_into_ball(adversarial, *_grid_bounds(*_ball(clean, eps), clean, eps))
+
+
+def _ball(clean: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ε-ball around each clean image, within [0,1]: its lower and upper bound per pixel."""
+    return (clean - eps).clamp_(0, 1), (clean + eps).clamp_(0, 1)
 
 
 _TOLERANCE_255 = 255 * 1e-6
@@ -311,7 +315,7 @@ class Attack:
         not check (their ``rounded_logits`` are then undefined): for callers that need ``first_success``.
         """
         eps = _per_image(epsilon, clean)
-        lower, upper = (clean - eps).clamp_(0, 1), (clean + eps).clamp_(0, 1)
+        lower, upper = _ball(clean, eps)
         # iterate 0 is never changed in place, so it may be the clean images themselves
         x = clean if noise is None else torch.addcmul(clean, noise.to(clean.device), eps).clamp_(lower, upper)
         index = torch.arange(clean.shape[0], device=clean.device)
