@@ -131,8 +131,8 @@ class _Active:
     """The rows still being attacked, with everything the loop indexes per row.
 
     The loop allocates as few image-sized tensors as it can (on the CPU each new one costs page faults
-    comparable to the arithmetic on it): a step makes one, the checks none; ``x`` is never changed in
-    place, so iterate 0 may be the clean images themselves."""
+    comparable to the arithmetic on it): the first step makes one, later steps write into it, the checks
+    make none; iterate 0 is never changed in place, so it may be the clean images themselves."""
 
     index: torch.Tensor
     """Each active row's position in the batch."""
@@ -147,6 +147,8 @@ class _Active:
     """The 8-bit values' bounds inside each row's ball (see :func:`_grid_bounds`), once needed."""
     whole: bool = True
     """Every row of the batch, in order (``index`` is ``arange(N)``): then ``rows`` is a slice."""
+    owned: bool = False
+    """``x`` is the loop's own tensor, which nothing else holds between steps: a step may write into it."""
 
     @property
     def rows(self) -> torch.Tensor | slice:
@@ -165,6 +167,7 @@ class _Active:
             self.goal.select(mask),
             None if self.grid is None else (self.grid[0][mask], self.grid[1][mask]),
             whole=False,  # the loop keeps rows only when some left
+            owned=True,  # indexing copied them
         )
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
@@ -178,10 +181,14 @@ class _Active:
         low, high = self.grid if rows is None else (self.grid[0][rows], self.grid[1][rows])
         return _round_into_ball(x.detach(), low, high)
 
-    def step(self, sign: torch.Tensor) -> torch.Tensor:
+    def step(self, sign: torch.Tensor) -> None:
         """One step along ``sign`` (the sign of the gradient of the goal's loss), projected into the ε-ball
-        and clipped to [0,1]: a new tensor."""
-        return self.project(torch.addcmul(self.x.detach(), self.alpha, sign))
+        and clipped to [0,1]: into ``x`` itself when the loop owns it (its graph is gone once the gradient
+        is taken), else into a new tensor (iterate 0 may be the clean images)."""
+        if self.owned:
+            self.project(self.x.addcmul_(self.alpha, sign))
+        else:
+            self.x, self.owned = self.project(torch.addcmul(self.x.detach(), self.alpha, sign)), True
 
 
 class _Recorder:
@@ -458,7 +465,7 @@ class SignGradientAttack(Attack):
             sign = grad.sign_()
             if k == 0 and not self.random_start and self.floor_checked:  # every row is active at iterate 0
                 record.first_sign = sign.to(torch.int8)
-            active.x = active.step(sign)
+            active.step(sign)
             if self.early_stop and success.any():
                 active = active.keep(~success)
 

@@ -367,3 +367,29 @@ def test_a_model_that_changes_its_input_in_place_never_changes_the_callers_image
         with pytest.raises(RuntimeError, match="in-place"):  # autograd refuses it on an iterate requiring grad
             attack(Halves(), x, epsilon=0.01, method="bim", steps=2, targets=targets)
         assert torch.equal(x, x_copy)
+
+
+def test_bim_returns_exactly_the_iterates_of_a_plain_loop() -> None:
+    """Later steps write into the loop's own iterate: the result is still a textbook BIM's, step by step,
+    on a nonlinear model (gradient signs change between steps), and the caller's images are untouched."""
+    model, x = tiny_cnn(seed=3).eval(), grid_images(6, size=8, seed=3)
+    x_copy = x.clone()
+    epsilon, steps, alpha = 0.004, 5, 0.0015
+    result = attack(
+        model, x, epsilon=epsilon, method="bim", steps=steps, step_size=alpha, targets="untargeted",
+        verdict="float", early_stop=False, sanity_checks=False, batch_size="all",
+    )  # fmt: skip
+    with torch.no_grad():
+        labels = model(x).argmax(dim=1)
+    lower, upper = (x - epsilon).clamp(0, 1), (x + epsilon).clamp(0, 1)
+    reference, signs = x.clone(), []
+    for _ in range(steps):
+        reference.requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(model(reference), labels, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, reference)
+        signs.append(grad.sign())
+        reference = torch.min(torch.max(reference.detach() + alpha * grad.sign(), lower), upper)
+    assert not result.flips  # every image returns its last iterate
+    assert any(not torch.equal(signs[0], later) for later in signs[1:])  # the steps differ
+    torch.testing.assert_close(result.adversarial, reference, atol=1e-6, rtol=0)
+    assert torch.equal(x, x_copy)
