@@ -10,14 +10,23 @@ in a shuffled order (FGSM next to its floor; a call shorter than 1.5 s is timed 
 to back); each attack's time is its median, and each ratio the median over rounds of the two times in the
 same round (this machine's timings vary by ±10% from run to run, which pairing within a round partly
 cancels: compare ratios within one table). Peak memory is the process's resident memory above what
-it was before the attack, sampled every 2 ms while the attack runs. "Floor" is steps × (one forward +
-one backward with respect to the input) + one forward pass to predict what is returned, the least any
-attack of this kind can cost; FGSM rows are compared with FGSM's floor (one step).
+it was before the attack, sampled every 2 ms while the attack runs. "Floor" is the bare loop (steps ×
+(one forward + one backward with respect to the input, a sign step and the projection into the ε-ball))
+plus one forward pass to predict what it returns, the least any attack of this kind can cost; FGSM rows
+are compared with FGSM's floor (one step of size ε).
 
     python benchmarks/attack_speed.py                  # both models, every attack available
     python benchmarks/attack_speed.py --large          # 1000 images at 224×224, batches of 32: peak memory
     python benchmarks/attack_speed.py --profile lite0  # where one attack's time goes (torch profiler)
     python benchmarks/attack_speed.py --only fgsm      # FGSM and its floor alone, nothing between them
+    python benchmarks/attack_speed.py --threads 1      # one CPU thread: steadier ratios on a small machine
+
+After the table it prints, per model, the defaults' time over their floor (the median of the paired
+ratios, with a 90% bootstrap interval over rounds) against the targets of issue 12 (bim ≤ 1.05×, fgsm
+≤ 1.10×). On a small machine the C allocator moves these ratios by up to ±10% between processes (a
+process whose freed tensors go back to the system faults their pages in again on the next call);
+``MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=100000000000`` before the command keeps
+freed memory in the process, which makes runs repeat within a few percent.
 
 Not part of the test suite: speed is measured here, never asserted in unit tests.
 """
@@ -108,15 +117,17 @@ def least_likely(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         return model(images).argmin(dim=1)
 
 
-def bare_loop(model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def bare_loop(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, steps: int = STEPS, alpha: float = ALPHA
+) -> torch.Tensor:
     """The reference: BIM toward the targets, gradients w.r.t. the input only, nothing else."""
     lower, upper = (images - EPSILON).clamp(0, 1), (images + EPSILON).clamp(0, 1)
     x = images.clone()
-    for _ in range(STEPS):
+    for _ in range(steps):
         x.requires_grad_(True)
         loss = F.cross_entropy(model(x), targets, reduction="sum")
         (grad,) = torch.autograd.grad(loss, x)
-        x = torch.min(torch.max(x.detach() - ALPHA * grad.sign(), lower), upper)
+        x = torch.min(torch.max(x.detach() - alpha * grad.sign(), lower), upper)
     return x
 
 
@@ -216,17 +227,17 @@ def runners(model_name: str) -> tuple[dict[str, Callable[..., dict[str, Any]]], 
 
         out[DEFAULT_GATE] = measure(counted_raw, default_gate)
 
-    x = images.clone().requires_grad_(True)
-
     def floor(steps: int, checked: bool = False) -> Callable[[], tuple[torch.Tensor, int]]:
+        """The bare loop (its steps and projections included), and one forward pass of what it returns."""
+        alpha = ALPHA if steps == STEPS else EPSILON  # one step is FGSM's, of size ε
+
         def run() -> tuple[torch.Tensor, int]:
-            for _ in range(steps):
-                torch.autograd.grad(F.cross_entropy(counted(x), targets, reduction="sum"), x)
+            x = bare_loop(counted, images, targets, steps, alpha)
             with torch.no_grad():
-                counted(images)  # predict what is returned
+                counted(x)  # predict what is returned
                 if checked:
-                    counted(images)  # the FGSM floor check's one forward pass of the images that held
-            return images, steps
+                    counted(x)  # the FGSM floor check's one forward pass of the images that held
+            return x, steps
 
         return run
 
@@ -278,12 +289,28 @@ def available(attack_name: str) -> bool:
     return True
 
 
+def paired_ratios(samples: dict[str, list[dict[str, Any]]], name: str, reference: str) -> list[float]:
+    """Per round, ``name``'s time over ``reference``'s in the same round: the machine's drift between
+    rounds cancels out."""
+    return [row["seconds"] / ref["seconds"] for row, ref in zip(samples[name], samples[reference], strict=True)]
+
+
 def paired_ratio(samples: dict[str, list[dict[str, Any]]], name: str, reference: str) -> float:
-    """The median over rounds of ``name``'s time over ``reference``'s in the same round: the machine's
-    drift between rounds cancels out."""
-    return statistics.median(
-        row["seconds"] / ref["seconds"] for row, ref in zip(samples[name], samples[reference], strict=True)
-    )
+    """The median over rounds of the paired ratios."""
+    return statistics.median(paired_ratios(samples, name, reference))
+
+
+def interval(ratios: list[float], level: float = 0.9, resamples: int = 2000) -> tuple[float, float]:
+    """A bootstrap interval for the median of ``ratios`` (resampling rounds): how far the median could
+    move if the table ran again on this machine."""
+    draw = random.Random(0).choices
+    medians = sorted(statistics.median(draw(ratios, k=len(ratios))) for _ in range(resamples))
+    tail = (1 - level) / 2
+    return medians[int(tail * resamples)], medians[int((1 - tail) * resamples) - 1]
+
+
+TARGETS = {"advrobust, bim + default checks": 1.05, "advrobust, fgsm + default checks": 1.10}
+"""Issue 12's targets: the defaults' time over the floor of the same attack."""
 
 
 def table(models: list[str], repeats: int, only: str | None = None) -> None:
@@ -292,10 +319,14 @@ def table(models: list[str], repeats: int, only: str | None = None) -> None:
         "| forward / backward passes | peak memory (MiB) |"
     )
     print("|---|---|---|---|---|---|---|---|")
+    verdicts: list[str] = []
     for model_name in models:
         runs, count = runners(model_name)
-        if only is not None:  # the rows named so, next to their floor and nothing else
-            runs = {name: run for name, run in runs.items() if only in name}
+        if only is not None:  # the rows named so, next to their floors and nothing else
+            keep = {name for name in runs if only in name}
+            keep |= {"fgsm floor" if "fgsm" in name else "floor" for name in keep}
+            keep |= {"floor + check" for name in keep if "bim" in name}
+            runs = {name: run for name, run in runs.items() if name in keep}
         # warm-up, which also measures memory (sampling costs time, so timed runs do not sample)
         warm = {name: run(sample_memory=True) for name, run in runs.items()}
         peaks = {name: row["peak MiB"] for name, row in warm.items()}
@@ -313,9 +344,9 @@ def table(models: list[str], repeats: int, only: str | None = None) -> None:
                     rows = [runs[name]() for _ in range(calls[name])]
                     samples[name].append({**rows[-1], "seconds": statistics.fmean(r["seconds"] for r in rows)})
         median = {name: statistics.median(s["seconds"] for s in rows) for name, rows in samples.items()}
-        labels = {"floor": "floor: 10 × (forward + backward) + 1 forward",
+        labels = {"floor": "floor: bare loop + 1 forward",
                   "floor + check": "floor + 1 forward (the FGSM floor check's)",
-                  "fgsm floor": "fgsm floor: forward + backward + 1 forward"}  # fmt: skip
+                  "fgsm floor": "fgsm floor: bare loop of one ε step + 1 forward"}  # fmt: skip
         for name, rows in samples.items():
             last = rows[-1]
             own_floor = "fgsm floor" if "fgsm" in name else "floor"
@@ -330,6 +361,37 @@ def table(models: list[str], repeats: int, only: str | None = None) -> None:
         for name in ("torchattacks", "foolbox"):
             if name not in runs and only is None:
                 print(f"| {model_name} | {name} | not installed | | | | | |")
+        verdicts.extend(against_targets(samples, model_name))
+    print()
+    print(f"torch threads: {torch.get_num_threads()}, rounds: {repeats}; the defaults against the floor "
+          "(median of the paired ratios, 90% bootstrap interval over rounds):")  # fmt: skip
+    for line in verdicts:
+        print(f"- {line}")
+
+
+def against_targets(samples: dict[str, list[dict[str, Any]]], model_name: str) -> list[str]:
+    """For each row with a target, its ratio to its floor with an interval, and whether the target holds."""
+    lines = []
+    for name, target in TARGETS.items():
+        if name not in samples:
+            continue
+        own_floor = "fgsm floor" if "fgsm" in name else "floor"
+        ratios = paired_ratios(samples, name, own_floor)
+        low, high = interval(ratios)
+        median = statistics.median(ratios)
+        verdict = "met" if median <= target else "not met"
+        if low <= target < high:
+            verdict += ", but the interval straddles it"
+        short = name.removeprefix("advrobust, ")
+        line = f"{model_name}, {short}: {median:.3f}× ({low:.3f}–{high:.3f}), target ≤ {target:.2f}: {verdict}"
+        if name == "advrobust, bim + default checks" and "floor + check" in samples:
+            check = paired_ratios(samples, "floor + check", "floor")
+            line += (
+                f"; the FGSM check's forward pass alone (floor + 1 forward): {statistics.median(check):.3f}× "
+                f"({interval(check)[0]:.3f}–{interval(check)[1]:.3f})"
+            )
+        lines.append(line)
+    return lines
 
 
 def large() -> None:
@@ -384,9 +446,17 @@ def main() -> None:
     parser.add_argument(
         "--only", metavar="TEXT", help="only the rows whose name contains TEXT (e.g. fgsm: FGSM and its floor)"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch's CPU threads (default: torch's own choice, one per core); 1 gives "
+        "steadier ratios on a small machine",
+    )
     parser.add_argument("--large", action="store_true")
     parser.add_argument("--profile", metavar="MODEL", choices=["cnn", "lite0"])
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if args.large:
         large()
     elif args.profile:
