@@ -18,7 +18,7 @@ are compared with FGSM's floor (one step of size ε).
     python benchmarks/attack_speed.py                  # both models, every attack available
     python benchmarks/attack_speed.py --large          # 1000 images at 224×224, batches of 32: peak memory
     python benchmarks/attack_speed.py --profile lite0  # where one attack's time goes (torch profiler)
-    python benchmarks/attack_speed.py --only fgsm      # FGSM and its floor alone, nothing between them
+    python benchmarks/attack_speed.py --only fgsm      # FGSM, its floor and the bare loop, nothing else
     python benchmarks/attack_speed.py --threads 1      # one CPU thread: steadier ratios on a small machine
 
 After the table it prints, per model, the defaults' time over their floor (the median of the paired
@@ -456,7 +456,7 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=15, help="rounds of every row (default: 15)")
     parser.add_argument(
-        "--only", metavar="TEXT", help="only the rows whose name contains TEXT (e.g. fgsm: FGSM and its floor)"
+        "--only", metavar="TEXT", help="only the rows whose name contains TEXT, the bare loop and their floors"
     )
     parser.add_argument(
         "--threads",
