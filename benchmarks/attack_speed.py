@@ -230,9 +230,8 @@ def runners(model_name: str) -> tuple[dict[str, Callable[..., dict[str, Any]]], 
 
         out[DEFAULT_GATE] = measure(counted_raw, default_gate)
 
-    def floor(steps: int, checked: bool = False) -> Callable[[], tuple[torch.Tensor, int]]:
+    def floor(steps: int, alpha: float, checked: bool = False) -> Callable[[], tuple[torch.Tensor, int]]:
         """The bare loop (its steps and projections included), and one forward pass of what it returns."""
-        alpha = ALPHA if steps == STEPS else EPSILON  # one step is FGSM's, of size ε
 
         def run() -> tuple[torch.Tensor, int]:
             x = bare_loop(counted, images, targets, steps, alpha)
@@ -244,9 +243,9 @@ def runners(model_name: str) -> tuple[dict[str, Callable[..., dict[str, Any]]], 
 
         return run
 
-    out["floor"] = measure(counted, floor(STEPS))
-    out["floor + check"] = measure(counted, floor(STEPS, checked=True))
-    out["fgsm floor"] = measure(counted, floor(1))
+    out["floor"] = measure(counted, floor(STEPS, ALPHA))
+    out["floor + check"] = measure(counted, floor(STEPS, ALPHA, checked=True))
+    out["fgsm floor"] = measure(counted, floor(1, EPSILON))  # one FGSM step, of size ε
     return out, len(images)
 
 
@@ -313,7 +312,7 @@ def interval(ratios: list[float], level: float = 0.9, resamples: int = 2000) -> 
 
 
 MALLOC_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
-memory_kept = all(name in os.environ for name in MALLOC_SETTINGS)
+MEMORY_KEPT = all(name in os.environ for name in MALLOC_SETTINGS)
 """The allocator keeps freed memory (see the module's docstring): the peak-memory column is then not shown."""
 
 TARGETS = {"advrobust, bim + default checks": 1.05, "advrobust, fgsm + default checks": 1.10}
@@ -337,7 +336,7 @@ def table(models: list[str], repeats: int, only: str | None = None) -> None:
         # warm-up, which also measures memory (sampling costs time, so timed runs do not sample)
         warm = {name: run(sample_memory=True) for name, run in runs.items()}
         peaks = {name: row["peak MiB"] for name, row in warm.items()}
-        if memory_kept:  # freed memory stays in the process: growth above the start says little
+        if MEMORY_KEPT:  # freed memory stays in the process: growth above the start says little
             peaks = {name: float("nan") for name in peaks}
         # a short call is timed as the mean of several back to back, so that one sample lasts ~1.5 s
         calls = {name: max(1, min(20, round(1.5 / row["seconds"]))) for name, row in warm.items()}
@@ -396,9 +395,10 @@ def against_targets(samples: dict[str, list[dict[str, Any]]], model_name: str) -
         line = f"{model_name}, {short}: {median:.3f}× ({low:.3f}–{high:.3f}), target ≤ {target:.2f}: {verdict}"
         if name == "advrobust, bim + default checks" and "floor + check" in samples:
             check = paired_ratios(samples, "floor + check", "floor")
+            check_low, check_high = interval(check)
             line += (
                 f"; the FGSM check's forward pass alone (floor + 1 forward): {statistics.median(check):.3f}× "
-                f"({interval(check)[0]:.3f}–{interval(check)[1]:.3f})"
+                f"({check_low:.3f}–{check_high:.3f})"
             )
         lines.append(line)
     return lines
