@@ -35,7 +35,6 @@ Not part of the test suite: speed is measured here, never asserted in unit tests
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import random
 import resource
@@ -336,8 +335,6 @@ def table(models: list[str], repeats: int, only: str | None = None) -> None:
         # warm-up, which also measures memory (sampling costs time, so timed runs do not sample)
         warm = {name: run(sample_memory=True) for name, run in runs.items()}
         peaks = {name: row["peak MiB"] for name, row in warm.items()}
-        if MEMORY_KEPT:  # freed memory stays in the process: growth above the start says little
-            peaks = {name: float("nan") for name in peaks}
         # a short call is timed as the mean of several back to back, so that one sample lasts ~1.5 s
         calls = {name: max(1, min(20, round(1.5 / row["seconds"]))) for name, row in warm.items()}
         samples: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
@@ -358,7 +355,8 @@ def table(models: list[str], repeats: int, only: str | None = None) -> None:
         for name, rows in samples.items():
             last = rows[-1]
             own_floor = "fgsm floor" if "fgsm" in name else "floor"
-            peak = "n/a (memory kept)" if math.isnan(peaks[name]) else f"{peaks[name]:.0f}"
+            # with freed memory kept in the process, growth above the start says little
+            peak = "n/a (memory kept)" if MEMORY_KEPT else f"{peaks[name]:.0f}"
             bare = f"{paired_ratio(samples, name, 'bare loop'):.2f}" if "bare loop" in runs else ""
             print(
                 f"| {model_name} ({count} images) | {labels.get(name, name)} | {median[name]:.3f} | "

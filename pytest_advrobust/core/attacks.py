@@ -326,7 +326,7 @@ class Attack:
         # iterate 0 is never changed in place, so it may be the clean images themselves
         x = clean if noise is None else torch.addcmul(clean, noise.to(clean.device), eps).clamp_(lower, upper)
         index = torch.arange(clean.shape[0], device=clean.device)
-        active = _Active(index, x, clean, lower, upper, eps, eps * self.initial_step, goal)
+        active = _Active(index, x, clean, lower, upper, eps, eps * self.initial_step, goal, owned=noise is not None)
         record = _Recorder(clean, self.steps, targeted=goal.targets is not None)
         self._loop(model, active, record, None if noise is not None else start, names)
         return record.trajectory(model, clean, eps, repredict_rounded)
@@ -455,8 +455,8 @@ class SignGradientAttack(Attack):
             x, logits = self._forward(model, active, k, reuse, names, rounded=last_rounded)
             success = self._judge(model, k, active, x, logits, record, rounded=last_rounded)
             if k == self.steps:
-                # the last iterate is the loop's own tensor unless it is iterate 0 of a float verdict
-                owned = last_rounded or k > 0
+                # the 8-bit image is a new tensor; the float iterate is the loop's own once it stepped
+                owned = last_rounded or active.owned
                 record.finish(active, x.detach(), logits.detach(), rounded=last_rounded, owned=owned)
                 break
             if self.early_stop and bool(success.all()):
