@@ -13,7 +13,6 @@ from .core.version import __version__
 
 if TYPE_CHECKING:
     from .core.api import attack
-    from .core.attacks import quantize_8bit
     from .core.classes import ClassNames, load_class_names
     from .core.errors import (
         AdvRobustError,
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     )
     from .core.images import find_images, load_images
     from .core.loading import load_model
+    from .core.loop import quantize_8bit
     from .core.model import WrappedModel
     from .core.results import AttackResult, ImageRecord
     from .core.sources import ImageSet
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "attack": ".core.api",
-    "quantize_8bit": ".core.attacks",
+    "quantize_8bit": ".core.loop",
     "ClassNames": ".core.classes",
     "load_class_names": ".core.classes",
     "ImageSet": ".core.sources",

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .attacks import Attack, _Active, _Recorder
+from .loop import Active, Attack, Recorder
 from .model import WrappedModel
-from .settings import APGD_INITIAL_STEP
+from .settings.table import APGD_INITIAL_STEP
 
 MOMENTUM = 0.75
 OSCILLATION_SHARE = 0.75
@@ -109,8 +109,8 @@ class AutoPGD(Attack):
     def _loop(
         self,
         model: WrappedModel,
-        active: _Active,
-        record: _Recorder,
+        active: Active,
+        record: Recorder,
         start: tuple[torch.Tensor, torch.Tensor] | None,
         names: Sequence[str] | None,
     ) -> None:
@@ -143,7 +143,7 @@ class AutoPGD(Attack):
                 active = active.keep(~success)
 
     @staticmethod
-    def _checkpoint(best: _Best, active: _Active, k: int, interval: int, x: torch.Tensor,
+    def _checkpoint(best: _Best, active: Active, k: int, interval: int, x: torch.Tensor,
                     grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """Halve the step size of stalled rows and restart them from their best point."""
         halve = best.stalled(k, active.index, interval)
@@ -155,7 +155,7 @@ class AutoPGD(Attack):
         return x, grad
 
     @staticmethod
-    def _step(active: _Active, best: _Best, x: torch.Tensor, grad: torch.Tensor, k: int) -> torch.Tensor:
+    def _step(active: Active, best: _Best, x: torch.Tensor, grad: torch.Tensor, k: int) -> torch.Tensor:
         """The projected sign step, then momentum toward it, projected again."""
         a = 1.0 if k == 0 else MOMENTUM
         z = active.project(torch.addcmul(x, active.alpha, grad.sign_()))  # grad is this step's own

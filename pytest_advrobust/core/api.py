@@ -10,14 +10,15 @@ from typing import Any
 import torch
 
 from .attacks import build_attack
+from .batch import BatchContext, BatchImages, BatchResult
 from .classes import ClassNames, load_class_names
 from .errors import AdvRobustError, OptionError
-from .goals import DLR_CLASSES, effective_loss
 from .model import WrappedModel, eval_mode
-from .pipeline import BatchResult, attack_batch
+from .pipeline import attack_batch
 from .report import ImageRecord, RunSettings
 from .results import AttackResult
 from .settings import AttackConfig, Source, TargetSpec, resolve
+from .settings.table import DLR_CLASSES
 from .sources import ImageSource, as_source
 
 LabelsArg = torch.Tensor | Sequence[int | str | None] | None
@@ -70,11 +71,13 @@ def attack(
         method: ``fgsm`` (one step of ε), ``bim`` (``steps`` steps of ``step_size``), ``pgd`` (bim from a
             random start seeded by ``seed``), ``apgd`` (Auto-PGD: momentum, adaptive step size from 2ε).
         loss: ``ce`` or ``dlr``; ``auto`` is DLR for targeted apgd (APGD-T), cross-entropy otherwise.
-        steps: default 10 for bim/pgd, 1 for fgsm. step_size: default 2.5·ε/steps (ε for fgsm).
+        steps: default 10 for bim/pgd/apgd, 1 for fgsm.
+        step_size: default 2.5·ε/steps (ε for fgsm; apgd sets its own, from 2ε).
         targets: None/"untargeted", "least-likely", "top-K" (the K runner-up classes one after another,
             each image only while it holds: AutoAttack's APGD-T), class indices/names (each image is
             attacked toward each target), or a tensor of N class indices (one target per image).
-        mean, std: normalization applied inside the model wrapper after the perturbation ("imagenet" ok).
+        mean: per-channel mean subtracted inside the model wrapper, after the perturbation ("imagenet" ok).
+        std: per-channel std divided inside the model wrapper (both or neither of mean and std).
         output: where the logits are in the model's output (a key or an index); None takes a tensor, or
             the output's ``.logits`` / ``["logits"]`` (Hugging Face image classifiers).
         early_stop: stop attacking an image once it reached the goal under the verdict.
@@ -134,23 +137,14 @@ def _batch_config(config: AttackConfig, start: int, stop: int, n: int | None) ->
     return dataclasses.replace(config, targets=TargetSpec("per-image", classes=spec.classes[start:stop]))
 
 
-def _workers(config: AttackConfig, total: int | None) -> int:
-    """``workers=auto``: one decoding process when there is more than one batch, else none."""
-    if config.workers is not None:
-        return config.workers
-    return 1 if total is None or (config.batch_size is not None and total > config.batch_size) else 0
-
-
 def _loss_used(config: AttackConfig, outputs: int, notes: list[str]) -> AttackConfig:
-    """The config as run: ``loss=auto`` that chose DLR for a model with too few classes ran cross-entropy
-    (and says so), so reports and baselines name the loss that was used."""
-    targeted = config.targets.mode != "untargeted"
-    chosen = config.loss != "auto"
-    used = effective_loss(config.resolved_loss, targeted=targeted, num_classes=outputs or None, chosen=chosen)
+    """The config as run: ``loss=auto`` that would choose DLR for a model with too few classes ran
+    cross-entropy (and says so), so reports and baselines name the loss that was used."""
+    used = config.loss_for(outputs or None)
     if used == config.resolved_loss:
         return config
     notes.append(
-        f"loss=auto: the DLR loss needs at least {DLR_CLASSES[targeted]} classes and the model has {outputs}; "
+        f"loss=auto: the DLR loss needs at least {DLR_CLASSES[True]} classes and the model has {outputs}; "
         "cross-entropy was used"
     )
     return dataclasses.replace(config, loss=used)
@@ -230,14 +224,12 @@ def run_attack(
     notes = list(source.notes)
     done = failed = outputs = 0
     with eval_mode(wrapped.model):
-        for batch in source.batches(config.batch_size, _workers(config, total)):
+        for batch in source.batches(config.batch_size, config.workers_for(total)):
             wrapped.check_images(batch.pixels)
             clean = batch.pixels.detach().to(wrapped.device, torch.float32)
             labels = batch.labels if remap is None else [None if i is None else remap.get(i, i) for i in batch.labels]
-            part = attack_batch(
-                _batch_config(config, done, done + len(batch), total), attack, wrapped, clean, labels,
-                batch.sources, batch.names, classes, first=done == 0,
-            )  # fmt: skip
+            context = BatchContext(_batch_config(config, done, done + len(batch), total), attack, wrapped, classes)
+            part = attack_batch(context, BatchImages(clean, labels, batch.sources, batch.names), first=done == 0)
             done += len(batch)
             outputs = part.outputs
             records += part.records

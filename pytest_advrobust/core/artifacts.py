@@ -22,8 +22,7 @@ import torch
 from .jsonfile import write_json
 from .model import WrappedModel, eval_mode
 from .report import HtmlCard, ImageRecord
-
-DEFAULT_AMPLIFY = 50.0
+from .settings.table import default
 
 
 def png_bytes(pixels: torch.Tensor) -> bytes:
@@ -94,7 +93,7 @@ class Card:
     adversarial_png: bytes
     perturbation_png: bytes
     curve_png: bytes | None
-    amplify: float = DEFAULT_AMPLIFY
+    amplify: float = default("amplify")
     saved_file_fools: bool | None = None
     saved_file_label: str | None = None
     paths: dict[str, str] = field(default_factory=dict)
@@ -128,7 +127,7 @@ def build_cards(
     rounded: torch.Tensor,
     model: WrappedModel,
     *,
-    amplify: float = DEFAULT_AMPLIFY,
+    amplify: float = default("amplify"),
     all_images: bool = False,
     limit: int | None = None,
     curves: bool = True,

@@ -22,10 +22,7 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from .report import RunReport
+from typing import Any, Literal, Protocol
 
 COMPARED_SETTINGS = (
     "attack",
@@ -89,26 +86,104 @@ def _stored(value: Any) -> Any:
     return value
 
 
-def baseline_entry(run: RunReport, fingerprint: str, versions: Mapping[str, str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BaselineImage:
+    """What a baseline keeps of one image (one image–target pair): its clean and adversarial classes."""
+
+    clean_label: int
+    clean_label_name: str
+    misclassified: bool
+    flipped: bool
+    adv_label: int
+    adv_label_name: str
+    minimal_epsilon: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BaselineImage:
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class BaselineEntry:
+    """The baseline of one test: the settings that change results (as stored), the model's fingerprint,
+    the library versions, and a :class:`BaselineImage` per image name."""
+
+    settings: Mapping[str, Any]
+    model_fingerprint: str
+    versions: Mapping[str, str]
+    images: Mapping[str, BaselineImage]
+
+    @property
+    def searched_minimal_epsilon(self) -> bool:
+        """Whether the run searched each image's minimal ε (the baseline then holds it)."""
+        return self.settings.get("minimal_epsilon") is not None
+
+    def with_images(self, images: Mapping[str, BaselineImage]) -> BaselineEntry:
+        return BaselineEntry(self.settings, self.model_fingerprint, self.versions, dict(images))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "settings": dict(self.settings),
+            "model_fingerprint": self.model_fingerprint,
+            "versions": dict(self.versions),
+            "images": {name: image.to_json() for name, image in self.images.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BaselineEntry:
+        return cls(
+            settings=dict(data["settings"]),
+            model_fingerprint=data.get("model_fingerprint", "n/a"),
+            versions=dict(data.get("versions", {})),
+            images={name: BaselineImage.from_json(image) for name, image in data["images"].items()},
+        )
+
+
+class RecordedImage(Protocol):
+    """What :func:`baseline_entry` reads of an image record (:class:`~pytest_advrobust.core.report.ImageRecord`)."""
+
+    name: str
+    clean_label: int
+    clean_label_name: str
+    misclassified: bool
+    minimal_epsilon: float | None
+
+    @property
+    def flipped(self) -> bool: ...
+
+    @property
+    def shown_label(self) -> tuple[int, str, float]: ...
+
+
+class RecordedRun(Protocol):
+    """What :func:`baseline_entry` reads of a run's report (:class:`~pytest_advrobust.core.report.RunReport`)."""
+
+    @property
+    def settings(self) -> Any: ...
+
+    @property
+    def images(self) -> Sequence[RecordedImage]: ...
+
+
+def baseline_entry(run: RecordedRun, fingerprint: str, versions: Mapping[str, str]) -> BaselineEntry:
     """The baseline of one test, from the report of its marker's attack run."""
     images = {}
     for image in run.images:
         label, name, _ = image.shown_label
-        images[image.name] = {
-            "clean_label": image.clean_label,
-            "clean_label_name": image.clean_label_name,
-            "misclassified": image.misclassified,
-            "flipped": image.flipped,
-            "adv_label": label,
-            "adv_label_name": name,
-            "minimal_epsilon": image.minimal_epsilon,
-        }
-    return {
-        "settings": {key: _stored(getattr(run.settings, key)) for key in COMPARED_SETTINGS},
-        "model_fingerprint": fingerprint,
-        "versions": dict(versions),
-        "images": images,
-    }
+        images[image.name] = BaselineImage(
+            clean_label=image.clean_label,
+            clean_label_name=image.clean_label_name,
+            misclassified=image.misclassified,
+            flipped=image.flipped,
+            adv_label=label,
+            adv_label_name=name,
+            minimal_epsilon=image.minimal_epsilon,
+        )
+    settings = {key: _stored(getattr(run.settings, key)) for key in COMPARED_SETTINGS}
+    return BaselineEntry(settings, fingerprint, dict(versions), images)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -233,53 +308,51 @@ def _eps(value: float | None) -> str:
     return "none found" if value is None else f"{value:.4g}"
 
 
-def _judge_image(name: str, before: Mapping[str, Any] | None, now: Mapping[str, Any], result: Comparison,
+def _judge_image(name: str, before: BaselineImage | None, now: BaselineImage, result: Comparison,
                  tolerance: tuple[float, float], top: float | None) -> None:  # fmt: skip
     """File one image under the comparison's headings."""
-    flips_to = f"{now['clean_label_name']!r} -> {now['adv_label_name']!r}"
+    flips_to = f"{now.clean_label_name!r} -> {now.adv_label_name!r}"
     if before is None:
-        if now["misclassified"]:
+        if now.misclassified:
             result.regressions.append(f"{name}: new image, not in the baseline: misclassified before any attack")
-        elif now["flipped"]:
+        elif now.flipped:
             result.regressions.append(f"{name}: new image, not in the baseline: flips {flips_to}")
         else:
-            result.new.append(f"{name}: new image, not in the baseline: {now['clean_label_name']!r} holds")
+            result.new.append(f"{name}: new image, not in the baseline: {now.clean_label_name!r} holds")
         return
-    eps_change = f"{_eps(before['minimal_epsilon'])} -> {_eps(now['minimal_epsilon'])}"
+    eps_change = f"{_eps(before.minimal_epsilon)} -> {_eps(now.minimal_epsilon)}"
     span = f"(minimal eps {eps_change})"
     absolute, relative = tolerance
-    drop = _drop(before["minimal_epsilon"], now["minimal_epsilon"], top)
-    if now["clean_label"] != before["clean_label"]:
+    drop = _drop(before.minimal_epsilon, now.minimal_epsilon, top)
+    if now.clean_label != before.clean_label:
         result.regressions.append(
-            f"{name}: clean prediction changed: {before['clean_label_name']!r} -> {now['clean_label_name']!r}"
+            f"{name}: clean prediction changed: {before.clean_label_name!r} -> {now.clean_label_name!r}"
         )
-    elif now["flipped"] and not before["flipped"]:
-        result.regressions.append(f"{name}: held -> flips to {now['adv_label_name']!r} {span}")
-    elif drop is not None and drop > absolute and drop > relative * (before["minimal_epsilon"] or top or 0):
+    elif now.flipped and not before.flipped:
+        result.regressions.append(f"{name}: held -> flips to {now.adv_label_name!r} {span}")
+    elif drop is not None and drop > absolute and drop > relative * (before.minimal_epsilon or top or 0):
         limit = f"{absolute:g}" + (f", {relative:.0%}" if relative else "")
         result.regressions.append(f"{name}: minimal eps dropped {eps_change} (more than the tolerance {limit})")
-    elif before["flipped"] and not now["flipped"]:
-        result.improvements.append(f"{name}: flipped to {before['adv_label_name']!r} -> holds")
+    elif before.flipped and not now.flipped:
+        result.improvements.append(f"{name}: flipped to {before.adv_label_name!r} -> holds")
     elif drop is not None and -drop > absolute:
         result.improvements.append(f"{name}: minimal eps rose {eps_change}")
-    elif now["flipped"] and not now["misclassified"] and now["adv_label"] != before["adv_label"]:
+    elif now.flipped and not now.misclassified and now.adv_label != before.adv_label:
         result.changed.append(
-            f"{name}: known flip changed class: {before['clean_label_name']!r} -> {before['adv_label_name']!r} "
+            f"{name}: known flip changed class: {before.clean_label_name!r} -> {before.adv_label_name!r} "
             f"in the baseline, {flips_to} now {span}"
         )
-    elif now["misclassified"]:
-        result.known.append(
-            f"{name}: misclassified before any attack ({now['clean_label_name']!r}), in the baseline too"
-        )
-    elif now["flipped"]:
+    elif now.misclassified:
+        result.known.append(f"{name}: misclassified before any attack ({now.clean_label_name!r}), in the baseline too")
+    elif now.flipped:
         result.known.append(f"{name}: {flips_to}, in the baseline too {span}")
     else:
         result.unchanged += 1
 
 
 def compare(
-    baseline: Mapping[str, Any],
-    current: Mapping[str, Any],
+    baseline: BaselineEntry,
+    current: BaselineEntry,
     tolerance: tuple[float, float],
     *,
     image_names: Sequence[str] | None = None,
@@ -289,20 +362,20 @@ def compare(
     ``image_names``: every image of the test, when ``current`` covers only some of them (one shard);
     a baseline image counts as missing only if its image is not among them.
     """
-    differing = settings_differences(baseline["settings"], current["settings"])
+    differing = settings_differences(baseline.settings, current.settings)
     if differing:
         return Comparison(
             incomparable="cannot compare: the settings differ from the baseline's ("
             + "; ".join(differing)
             + "), so the verdict is absolute. Use the baseline's settings, or re-record with --adv-baseline-update"
         )
-    result = Comparison(model_changed=baseline.get("model_fingerprint") != current.get("model_fingerprint"))
-    if baseline["settings"].get("minimal_epsilon") is not None and current["settings"].get("minimal_epsilon") is None:
+    result = Comparison(model_changed=baseline.model_fingerprint != current.model_fingerprint)
+    if baseline.searched_minimal_epsilon and not current.searched_minimal_epsilon:
         result.unchecked.append(  # a drop in robustness that flips nothing at this eps would go unseen
             "minimal eps (in the baseline, but this run did not search for it: --adv-minimal-epsilon is off)"
         )
-    old_images, new_images = baseline["images"], current["images"]
-    top = (current["settings"].get("minimal_epsilon") or {}).get("max")
+    old_images, new_images = baseline.images, current.images
+    top = (current.settings.get("minimal_epsilon") or {}).get("max")
     for name, now in sorted(new_images.items()):
         _judge_image(name, old_images.get(name), now, result, tolerance, top)
     present = {image_of(name) for name in new_images} | set(image_names or ())
@@ -336,7 +409,7 @@ class BaselineStatus:
     module: str = ""
     test: str = ""
     comparison: Comparison | None = None
-    entry: dict[str, Any] | None = None
+    entry: BaselineEntry | None = None
     image_names: list[str] = field(default_factory=list)
 
     def text(self) -> str:
@@ -365,7 +438,7 @@ class BaselineStatus:
             module=data.get("module", ""),
             test=data.get("test", ""),
             comparison=None if comparison is None else Comparison.from_dict(comparison),
-            entry=data.get("entry"),
+            entry=None if data.get("entry") is None else BaselineEntry.from_json(data["entry"]),
             image_names=list(data.get("image_names", [])),
         )
 
@@ -376,8 +449,8 @@ class BaselineStatus:
         if any(part.status != first.status for part in parts):
             return first
         if first.status == "recorded" and first.entry is not None:
-            images = {name: image for part in parts for name, image in (part.entry or {})["images"].items()}
-            entry = {**first.entry, "images": images}
+            images = {name: image for part in parts if part.entry for name, image in part.entry.images.items()}
+            entry = first.entry.with_images(images)
             return BaselineStatus("recorded", first.file, first.module, first.test, None, entry, first.image_names)
         comparisons = [part.comparison for part in parts if part.comparison is not None]
         if first.status != "compared" or not comparisons:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .baseline import image_of, settings_differences
+from .baseline import BaselineEntry, image_of, settings_differences
 from .errors import AdvRobustError
 from .jsonfile import write_json
 
@@ -24,7 +24,7 @@ def baseline_file(baseline_dir: Path, module: str) -> Path:
     return baseline_dir / f"{module}.json"
 
 
-def read_baselines(path: Path) -> dict[str, Any]:
+def read_baselines(path: Path) -> dict[str, BaselineEntry]:
     """The tests stored in one baseline file ({} if there is none)."""
     if not path.exists():
         return {}
@@ -42,29 +42,35 @@ def read_baselines(path: Path) -> dict[str, Any]:
             f"this pytest-advrobust reads version {BASELINE_SCHEMA_VERSION}; re-record with --adv-baseline-update"
         )
     tests: dict[str, Any] = data.get("tests", {})
-    return tests
+    try:
+        return {test: BaselineEntry.from_json(entry) for test, entry in tests.items()}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise AdvRobustError(
+            f"baseline file {path} does not hold baseline entries ({type(exc).__name__}: {exc}); fix it, or "
+            "delete it and re-record with --adv-baseline-update"
+        ) from None
 
 
 @dataclass(frozen=True)
 class Update:
-    """A recorded entry for one test: ``entry['images']`` holds the images that ran; ``image_names``
+    """A recorded entry for one test: ``entry.images`` holds the images that ran; ``image_names``
     every image the test has now (all shards)."""
 
     module: str
     test: str
-    entry: dict[str, Any]
+    entry: BaselineEntry
     image_names: Sequence[str]
 
 
-def merge_entry(stored: Mapping[str, Any] | None, update: Update) -> dict[str, Any]:
+def merge_entry(stored: BaselineEntry | None, update: Update) -> BaselineEntry:
     """Image by image: the images that ran replace their stored rows (all targets of an image); other
     stored images are kept while the test still has them. Different settings replace the whole entry."""
-    if stored is None or settings_differences(stored["settings"], update.entry["settings"]):
+    if stored is None or settings_differences(stored.settings, update.entry.settings):
         return update.entry
-    ran = {image_of(name) for name in update.entry["images"]}
+    ran = {image_of(name) for name in update.entry.images}
     still = set(update.image_names) | ran
-    kept = {name: row for name, row in stored["images"].items() if image_of(name) in still - ran}
-    return {**update.entry, "images": {**kept, **update.entry["images"]}}
+    kept = {name: row for name, row in stored.images.items() if image_of(name) in still - ran}
+    return update.entry.with_images({**kept, **update.entry.images})
 
 
 def write_baselines(
@@ -84,7 +90,8 @@ def write_baselines(
         for test in (unused or {}).get(module, []):
             tests.pop(test, None)
         if tests:
-            write_json(path, {"schema_version": BASELINE_SCHEMA_VERSION, "module": module, "tests": tests})
+            stored = {test: entry.to_json() for test, entry in tests.items()}
+            write_json(path, {"schema_version": BASELINE_SCHEMA_VERSION, "module": module, "tests": stored})
         elif path.exists():
             path.unlink()
         written.append(path)

@@ -18,18 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import OptionError
-from .settings import LossKind
-
-DLR_CLASSES = {False: 3, True: 4}
-"""The DLR loss needs the top three logits (untargeted) or four (targeted)."""
-
-
-def effective_loss(loss: LossKind, *, targeted: bool, num_classes: int | None, chosen: bool) -> LossKind:
-    """The loss an attack uses: the automatic choice of DLR falls back to cross-entropy when the model
-    has too few classes for it (a chosen one is refused instead, by :func:`goal_for`)."""
-    if loss == "dlr" and not chosen and num_classes is not None and num_classes < DLR_CLASSES[targeted]:
-        return "ce"
-    return loss
+from .settings.table import DLR_CLASSES
+from .settings.values import LossKind
 
 
 def dlr_untargeted(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -131,12 +121,10 @@ def goal_for(
     loss: LossKind = "ce",
     reach: Literal["target", "flip"] = "target",
     num_classes: int | None = None,
-    chosen: bool = True,
 ) -> Goal:
-    """The goal of rows with these labels and (optionally) targets. DLR needs enough classes: a loss the
-    user ``chosen`` is refused without them, the automatic choice falls back to cross-entropy."""
+    """The goal of rows with these labels and (optionally) targets. DLR needs enough classes: without
+    them it is refused (``loss=auto`` never chooses it then: see :meth:`AttackConfig.loss_for`)."""
     targeted = targets is not None
-    loss = effective_loss(loss, targeted=targeted, num_classes=num_classes, chosen=chosen)
     if loss == "dlr" and num_classes is not None and num_classes < DLR_CLASSES[targeted]:
         kind = "a targeted" if targeted else "an untargeted"
         raise OptionError(

@@ -16,114 +16,13 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 
 from .classes import ClassNames, load_class_names
+from .decoding import IMAGE_MODES, IMAGE_SUFFIXES, decode
 from .errors import AdvRobustError, ImageLoadError, OptionError
-from .sources import Batch, ImageSet, ImageSource, as_list, shard_range, warn_notes
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
-IMAGE_MODES = ("RGB", "L")
-"""3-channel colour, or 1-channel grayscale (PIL's mode names)."""
-
-
-def _open(path: Path) -> Any:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        image = Image.open(path)
-        image.load()
-    except FileNotFoundError:
-        raise ImageLoadError(f"image file {path} does not exist") from None
-    except UnidentifiedImageError:
-        raise ImageLoadError(f"image file {path} is not an image Pillow can read (corrupt, or not PNG/JPEG)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageLoadError(f"image file {path} is corrupt or truncated: {exc}") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageLoadError(f"image file {path} is too large to load safely: {exc}") from None
-    return image
-
-
-def _upright(image: Any, name: str, notes: list[str]) -> Any:
-    """Apply the EXIF orientation (as photo viewers do), with a note."""
-    from PIL import ImageOps
-
-    orientation = image.getexif().get(0x0112, 1)
-    if orientation in (None, 1):
-        return image
-    notes.append(f"{name}: EXIF orientation {orientation} applied")
-    return ImageOps.exif_transpose(image)
-
-
-def _convert(image: Any, mode: str, name: str, notes: list[str]) -> Any:
-    """``image`` in ``mode`` (RGB or L) with 8-bit values; every conversion is noted."""
-    from PIL import Image
-
-    source = image.mode
-    if source == mode:
-        return image
-    if source in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        if source == "F":
-            top = 255.0 if array.max(initial=0) > 1.0 else 1.0
-            what = "float grayscale"
-        else:
-            top = 65535.0 if source.startswith("I;16") or array.max(initial=0) > 255 else 255.0
-            what = f"{source} ({'16-bit' if top > 255 else '32-bit'}) grayscale"
-        gray = Image.fromarray(np.clip(np.rint(array / top * 255.0), 0, 255).astype(np.uint8), mode="L")
-        notes.append(f"{name}: {what} scaled to 8-bit {mode}")
-        return gray if mode == "L" else gray.convert(mode)
-    if source in ("RGBA", "LA", "PA") or (source == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        notes.append(f"{name}: {source} with transparency composited on white, converted to {mode}")
-        return Image.alpha_composite(background, rgba).convert(mode)
-    notes.append(f"{name}: {source} converted to {mode}")
-    return image.convert(mode)
-
-
-def _fit(image: Any, size: tuple[int, int] | None, name: str, notes: list[str]) -> Any:
-    from PIL import Image
-
-    if size is None:
-        return image
-    height, width = size
-    if image.height < height or image.width < width:
-        message = (
-            f"{name} is {image.width}x{image.height}, smaller than input size {width}x{height}: "
-            "upscaled, which blurs it"
-        )
-        notes.append(message)
-        warnings.warn(message, stacklevel=3)
-    scale = max(height / image.height, width / image.width)
-    new_w, new_h = max(width, round(image.width * scale)), max(height, round(image.height * scale))
-    if (new_w, new_h) != image.size:
-        image = image.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=None)
-    left, top = (new_w - width) // 2, (new_h - height) // 2
-    return image.crop((left, top, left + width, top + height))
-
-
-def _to_tensor(image: Any) -> torch.Tensor:
-    array = np.asarray(image, dtype=np.uint8)
-    if array.ndim == 2:
-        array = array[:, :, None]
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
-
-
-def pil_pixels(image: Any, name: str, notes: list[str], mode: str | None = None) -> torch.Tensor:
-    """A PIL image (e.g. from a Dataset without ToTensor) as C×H×W float in [0,1]; ``mode`` None keeps
-    L as 1 channel and converts anything else to RGB."""
-    wanted = mode or ("L" if image.mode == "L" else "RGB")
-    return _to_tensor(_convert(image, wanted, name, notes))
-
-
-def decode(path: Path, name: str, mode: str, size: tuple[int, int] | None, notes: list[str]) -> torch.Tensor:
-    """One image file as C×H×W float in [0,1]: opened, upright, converted, fitted to ``size``."""
-    image = _upright(_open(path), name, notes)
-    return _to_tensor(_fit(_convert(image, mode, name, notes), size, name, notes))
+from .sources import FOLDER, PREDICTION, Batch, ImageSet, ImageSource, LabelSource, as_list, shard_range, warn_notes
 
 
 def _collect(path: Path) -> list[tuple[Path, str, str | None]]:
@@ -191,7 +90,7 @@ class FileEntry:
     path: Path
     name: str
     label: int | None
-    source: str
+    source: LabelSource
 
 
 class _Decoded(torch.utils.data.Dataset[tuple[torch.Tensor, list[str]]]):
@@ -331,14 +230,14 @@ def find_images(
     entries: list[FileEntry] = []
     for file, name, folder_label in found:
         raw_label: str | None = folder_label
-        source = "folder name"
+        source = FOLDER
         if file_labels is not None:
             raw_label = file_labels.get(name, file_labels.get(file.name))
-            source = f"labels file {Path(labels_file).name}" if labels_file is not None else source
+            source = LabelSource.labels_file(Path(labels_file).name) if labels_file is not None else source
             if raw_label is None:
                 raise ImageLoadError(f"labels file {labels_file} has no line for image {name}; add '{name},<label>'")
         if raw_label is None:
-            entries.append(FileEntry(file, name, None, "model prediction"))
+            entries.append(FileEntry(file, name, None, PREDICTION))
             continue
         try:
             entries.append(FileEntry(file, name, names_map.index(raw_label), source))

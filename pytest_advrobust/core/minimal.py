@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .attacks import Attack
 from .goals import Goal
+from .loop import Attack
 from .model import WrappedModel
 
 

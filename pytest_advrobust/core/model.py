@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .errors import ModelOutputError, OptionError
+from .settings.table import auto_device
 
 
 def model_device(model: object) -> torch.device:
@@ -42,7 +43,7 @@ def resolve_device(name: str, model: object) -> torch.device:
     if name == "model":
         return model_device(model)
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(auto_device(torch.cuda.is_available()))
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
@@ -98,7 +99,8 @@ class WrappedModel:
 
     Args:
         model: maps a normalized N×C×H×W float batch to N×K logits (not probabilities).
-        mean, std: per-channel normalization, applied inside :meth:`logits`; both or neither.
+        mean: per-channel mean subtracted inside :meth:`logits`, after the perturbation.
+        std: per-channel std divided there; both or neither of mean and std.
         input_size: expected (H, W) of the pixel images, checked before every attack.
         output: where the logits are in the model's output: a key or an index; None takes a tensor, or
             an output's ``.logits`` attribute or ``["logits"]`` item (Hugging Face image classifiers).

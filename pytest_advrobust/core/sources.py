@@ -14,17 +14,50 @@ import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from .classes import ClassNames, load_class_names
+from .decoding import pil_pixels
 from .errors import AdvRobustError, OptionError
 
 SOURCE_KINDS = (
     "an N×C×H×W tensor of [0,1] pixels, an (x, y) pair, an ImageSet, a map-style Dataset yielding "
     "(image, label), a DataLoader, or an iterable of (x, y) batches"
 )
+
+
+LabelKind = Literal["given", "dataset", "loader", "folder", "labels-file", "prediction"]
+
+
+class LabelSource(str):
+    """Where an image's label came from: the text reports show (it is that string), and a ``kind`` the
+    code compares instead of the text."""
+
+    kind: LabelKind
+
+    def __new__(cls, text: str, kind: LabelKind = "given") -> LabelSource:
+        source = super().__new__(cls, text)
+        source.kind = kind
+        return source
+
+    @classmethod
+    def labels_file(cls, name: str) -> LabelSource:
+        return cls(f"labels file {name}", "labels-file")
+
+    @classmethod
+    def described(cls, text: str) -> LabelSource:
+        """A label source as a caller described it (an :class:`ImageSet`'s ``label_sources``)."""
+        return text if isinstance(text, LabelSource) else cls(str(text))
+
+
+GIVEN = LabelSource("given")
+DATASET = LabelSource("dataset", "dataset")
+LOADER = LabelSource("loader", "loader")
+FOLDER = LabelSource("folder name", "folder")
+PREDICTION = LabelSource("model prediction", "prediction")
+"""No label: the model's clean prediction is the label."""
 
 
 @dataclass
@@ -35,7 +68,7 @@ class Batch:
     pixels: torch.Tensor
     names: list[str]
     labels: list[int | None]
-    sources: list[str]
+    sources: list[LabelSource]
     notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -85,8 +118,8 @@ class ImageSet(ImageSource):
         names: one per image; default ``image 0``, ``image 1``, ...
         labels: per image a class index, a class name (with ``class_names``) or None (the model's clean
             prediction is used): a list, a tensor or a numpy array; default None.
-        label_sources: where each label came from; default ``"given"`` for labels, else
-            ``"model prediction"``.
+        label_sources: where each label came from (text, or :class:`LabelSource`); default ``"given"``
+            for labels, else ``"model prediction"``.
         notes: conversions made while loading (reported with the run).
         class_names: the names the labels were read with (a list, ``"a,b,c"``, a file, ``"imagenet"``
             or a :class:`ClassNames`); :func:`~pytest_advrobust.attack` uses them unless given others.
@@ -95,7 +128,7 @@ class ImageSet(ImageSource):
     pixels: torch.Tensor
     names: list[str] | None = None
     labels: list[int | None] | None = None
-    label_sources: list[str] | None = None
+    label_sources: Sequence[str] | None = None
     notes: list[str] = field(default_factory=list)
     class_names: ClassNames | None = None
 
@@ -111,7 +144,8 @@ class ImageSet(ImageSource):
         classes = self.class_names or ClassNames()
         self.labels = [None] * n if self.labels is None else label_indices(self.labels, self.names, classes, "ImageSet")
         if self.label_sources is None:
-            self.label_sources = ["model prediction" if label is None else "given" for label in self.labels]
+            self.label_sources = [PREDICTION if label is None else GIVEN for label in self.labels]
+        self.label_sources = [LabelSource.described(source) for source in self.label_sources]
         for what, values in (("names", self.names), ("labels", self.labels), ("label_sources", self.label_sources)):
             if len(values) != n:
                 raise OptionError(f"ImageSet: {len(values)} {what} for {n} images")
@@ -124,7 +158,7 @@ class ImageSet(ImageSource):
             stop = min(start + step, n)
             yield Batch(
                 self.pixels[start:stop], self.names[start:stop], self.labels[start:stop],
-                self.label_sources[start:stop],
+                [LabelSource.described(source) for source in self.label_sources[start:stop]],
             )  # fmt: skip
 
     def shard(self, index: int, count: int) -> ImageSet:
@@ -169,8 +203,6 @@ def _pixels(image: Any, what: str, notes: list[str]) -> torch.Tensor:
             raise OptionError(f"{what}: images must be float pixels in [0,1] or uint8, got dtype {image.dtype}")
         return image
     if type(image).__module__.startswith("PIL."):
-        from .images import pil_pixels
-
         return pil_pixels(image, what, notes)
     raise OptionError(
         f"{what}: a dataset item's image must be a tensor or a PIL image, got {type(image).__name__}; "
@@ -295,7 +327,7 @@ class DatasetImages(ImageSource):
                 pixels,
                 names,
                 labels,
-                ["model prediction" if label is None else "dataset" for label in labels],
+                [PREDICTION if label is None else DATASET for label in labels],
                 [note for r in rows for note in r[2]],
             )
 
@@ -358,7 +390,7 @@ class BatchIterable(ImageSource):
                 pixels,
                 [names[i] for i in keep],
                 [given[i] for i in keep],
-                ["model prediction" if given[i] is None else "loader" for i in keep],
+                [PREDICTION if given[i] is None else LOADER for i in keep],
             )
 
     def _name(self, index: int) -> str:
@@ -478,7 +510,7 @@ def _with_labels(images: ImageSet, labels: Any, names: Sequence[str] | None, cla
         given = label_indices(labels, images.names, classes, "given labels")
         if len(given) != n:
             raise OptionError(f"{len(given)} labels given for {n} images")
-        sources = ["given" if v is not None else "model prediction" for v in given]
+        sources: list[str] = [GIVEN if v is not None else PREDICTION for v in given]
     else:
         given, sources = list(images.labels or []), list(images.label_sources or [])
     if names is not None and len(names) != n:

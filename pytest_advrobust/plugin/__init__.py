@@ -20,9 +20,11 @@ from ..core.errors import AdvRobustError
 from ..core.report import TestReport
 from ..core.settings import OPTIONS_BY_NAME, PER_TEST
 from .annotations import ANNOTATIONS_NAME, GithubAnnotations
-from .cache import Cache
-from .collector import Collector
+from .cache import CACHE_KEY, Cache
+from .collector import COLLECTOR_KEY, Collector
 from .fixtures import (
+    PLAN_KEY,
+    RUNS_KEY,
     _adv_robust_marker,
     _fail,
     adv_attack,
@@ -34,9 +36,8 @@ from .fixtures import (
     adv_shard,
 )
 from .html_extras import HTML_EXTRAS_NAME, PytestHtmlExtras
-from .judge import judge
-from .keys import CACHE_KEY, COLLECTOR_KEY, PLAN_KEY, RUNS_KEY, SETTINGS_KEY, VERDICT_KEY
-from .options import Settings, add_options
+from .judge import VERDICT_KEY, judge
+from .options import SETTINGS_KEY, Settings, add_options
 from .writers import WRITER_NAMES, writers_for
 
 COLLECTOR_NAME = "advrobust-collector"

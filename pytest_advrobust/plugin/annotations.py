@@ -19,7 +19,7 @@ import pytest
 
 from ..core.errors import NotRobustError
 from ..core.github import error_command
-from .keys import VERDICT_KEY
+from .judge import VERDICT_KEY
 
 ANNOTATIONS_NAME = "advrobust-github-annotations"
 MESSAGE_LINES = 25

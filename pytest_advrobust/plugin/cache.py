@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from ..core.settings import AttackConfig
+
+if TYPE_CHECKING:
+    from ..core.baseline import BaselineEntry
 
 
 @dataclass(eq=False)
@@ -21,7 +26,7 @@ class Cache:
     models: dict[tuple[str, bool, str], Any] = field(default_factory=dict)
     image_sets: dict[tuple[Any, ...], Any] = field(default_factory=dict)
     fingerprints: dict[int, str] = field(default_factory=dict)
-    baseline_files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    baseline_files: dict[str, dict[str, BaselineEntry]] = field(default_factory=dict)
 
     def model(self, spec: str, allow_pickle: bool, device: str) -> Any:
         """Load (once per session) the model a spec names and put it on ``device``."""
@@ -59,11 +64,14 @@ class Cache:
             self.fingerprints[key] = model_fingerprint(model)
         return self.fingerprints[key]
 
-    def stored_baseline(self, module: str, test: str) -> dict[str, Any] | None:
+    def stored_baseline(self, module: str, test: str) -> BaselineEntry | None:
         """The stored baseline of one test, or None (each file is read once per session)."""
         from ..core.baseline_store import baseline_file, read_baselines
 
         if module not in self.baseline_files:
             self.baseline_files[module] = read_baselines(baseline_file(self.baseline_dir, module))
-        entry: dict[str, Any] | None = self.baseline_files[module].get(test)
-        return entry
+        return self.baseline_files[module].get(test)
+
+
+CACHE_KEY: pytest.StashKey[Cache] = pytest.StashKey()
+"""config.stash: models, images, fingerprints and baseline files, loaded once per session."""

@@ -91,3 +91,7 @@ class Collector:
                 f"advrobust: {len(entries)} baseline entr{'y has' if len(entries) == 1 else 'ies have'} no test "
                 f"any more (a full --adv-baseline-update removes them): {', '.join(entries)}"
             )
+
+
+COLLECTOR_KEY: pytest.StashKey[Collector] = pytest.StashKey()
+"""config.stash: the test reports gathered in this process (on the xdist controller: from all workers)."""

@@ -40,9 +40,8 @@ _DROPPED_FLAGS = {
 def _is_ours(name: str) -> tuple[bool, bool]:
     """(whether ``name`` is one of our options, whether it takes a value)."""
     for option in OPTIONS_BY_NAME.values():
-        off = option.cli.replace("--adv-", "--adv-no-", 1)
-        if name in (option.cli, off):
-            return True, option.metavar != "BOOL"
+        if name in (option.cli, option.negative_cli):
+            return True, not option.is_flag
     return False, False
 
 
@@ -87,7 +86,7 @@ def node_arg(item: pytest.Item, invocation_dir: Path) -> str:
 def _setting_args(name: str, value: object, invocation_dir: Path) -> list[str]:
     option = OPTIONS_BY_NAME[name]
     if isinstance(value, bool):
-        return [option.cli if value else option.cli.replace("--adv-", "--adv-no-", 1)]
+        return [option.cli if value else option.negative_cli]
     text = unparse(name, value, lambda path: os.path.relpath(path, invocation_dir))
     return [f"{option.cli}={text}"]
 

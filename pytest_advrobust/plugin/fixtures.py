@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
 from ..core.errors import AdvRobustError
 from ..core.settings import AttackConfig, RunConfig
-from .cache import Cache
+from .cache import CACHE_KEY, Cache
 from .commands import reproduce_command
-from .keys import CACHE_KEY, PLAN_KEY, RUNS_KEY, SETTINGS_KEY
-from .options import Settings, on_this_worker
+from .options import SETTINGS_KEY, Settings, on_this_worker
+
+if TYPE_CHECKING:
+    from ..core.report import RunReport
 
 
 @dataclass
@@ -27,6 +29,12 @@ class Plan:
     image_names: list[str] | None = None
     """Every image of the test, all shards (None when the test is not sharded, or its source's names are
     known only once read)."""
+
+
+PLAN_KEY: pytest.StashKey[Plan] = pytest.StashKey()
+"""item.stash: what the marker attacks after the test body."""
+RUNS_KEY: pytest.StashKey[list[RunReport]] = pytest.StashKey()
+"""item.stash: the reports of the test's attack runs (the marker's and each adv_attack call)."""
 
 
 def _settings(request: pytest.FixtureRequest) -> Settings:

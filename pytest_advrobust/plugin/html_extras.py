@@ -9,14 +9,20 @@ Nothing here imports pytest-html until it is in use: it is no dependency.
 from __future__ import annotations
 
 from collections.abc import Generator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .keys import CARDS_KEY, RUNS_KEY
+from .fixtures import RUNS_KEY
+
+if TYPE_CHECKING:
+    from ..core.report import HtmlCard
 
 HTML_EXTRAS_NAME = "advrobust-pytest-html"
 SHOWN_IMAGES = 5
 """Images drawn per test; the row's log lists every failed image."""
+CARDS_KEY: pytest.StashKey[list[HtmlCard]] = pytest.StashKey()
+"""item.stash: the first failed images' cards, for pytest-html's extras (only when pytest-html writes a report)."""
 
 
 class PytestHtmlExtras:

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from ..core.baseline import BaselineStatus, Comparison, baseline_entry, compare, library_versions
+from ..core.baseline import BaselineEntry, BaselineStatus, Comparison, baseline_entry, compare, library_versions
 from ..core.baseline_store import baseline_file
 from ..core.report import RunReport, unsharded
 from ..core.settings import AttackConfig
-from .cache import Cache
+from ..core.settings.table import auto_minimal_epsilon
+from .cache import CACHE_KEY, Cache
 from .commands import accept_command, reproduce_command
-from .fixtures import Plan
-from .html_extras import HTML_EXTRAS_NAME, SHOWN_IMAGES
-from .keys import CACHE_KEY, CARDS_KEY, RUNS_KEY, SETTINGS_KEY
-from .options import Settings
+from .fixtures import RUNS_KEY, Plan
+from .html_extras import CARDS_KEY, HTML_EXTRAS_NAME, SHOWN_IMAGES
+from .options import SETTINGS_KEY, Settings
 
 
 @dataclass
@@ -27,6 +27,10 @@ class Verdict:
 
     message: str | None
     baseline: BaselineStatus | None
+
+
+VERDICT_KEY: pytest.StashKey[Verdict] = pytest.StashKey()
+"""item.stash: what the marker's attack means for the test."""
 
 
 def module_key(item: pytest.Item) -> tuple[str, str]:
@@ -123,11 +127,11 @@ def _show(item: pytest.Item, settings: Settings, shown: _Cards, run: RunReport, 
         extra_cards += [card.to_html() for card in cards if card.record.failed][: SHOWN_IMAGES - len(extra_cards)]
 
 
-def _with_auto_minimal(config: AttackConfig, update: bool, stored: dict[str, Any] | None) -> AttackConfig:
-    """minimal_epsilon=auto: search when a baseline is recorded, or compared and it has minimal ε."""
+def _with_auto_minimal(config: AttackConfig, update: bool, stored: BaselineEntry | None) -> AttackConfig:
+    """The config with minimal_epsilon=auto decided (:func:`auto_minimal_epsilon`)."""
     if config.minimal_epsilon is not None:
         return config
-    wanted = update or (stored is not None and stored["settings"].get("minimal_epsilon") is not None)
+    wanted = auto_minimal_epsilon(update, stored is not None and stored.searched_minimal_epsilon)
     return dataclasses.replace(config, minimal_epsilon=wanted)
 
 

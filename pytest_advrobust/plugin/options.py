@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ..core.settings import OPTIONS, AttackConfig, RunConfig, Source, resolve, resolve_run
+from ..core.settings.table import auto_baseline_dir
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -22,11 +23,10 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("advrobust", "adversarial robustness (pytest-advrobust)")
     for option in OPTIONS:
         help_text = option.full_help.replace("%", "%%")
-        if option.metavar == "BOOL":
-            off = option.cli.replace("--adv-", "--adv-no-", 1)
+        if option.is_flag:
             flag = {"dest": option.ini, "action": "store_const", "default": None}
             group.addoption(option.cli, const="true", help=help_text, **flag)
-            group.addoption(off, const="false", help=f"Turn {option.cli} off.", **flag)
+            group.addoption(option.negative_cli, const="false", help=f"Turn {option.cli} off.", **flag)
         else:
             group.addoption(option.cli, dest=option.ini, default=None, metavar=option.metavar, help=help_text)
         parser.addini(option.ini, help=option.full_help, type="string", default="")
@@ -114,10 +114,14 @@ class Settings:
 
     @property
     def baseline_dir(self) -> Path:
-        return self.run.baseline_dir or self.rootpath / "advrobust-baselines"
+        return self.run.baseline_dir or auto_baseline_dir(self.rootpath)
 
     def header(self) -> dict[str, Any]:
         """What the JSON and HTML reports say about the run as a whole."""
         from ..core.version import __version__
 
         return {"pytest_advrobust": __version__, "defaults": self.base.describe(), "rootdir": self.shown(self.rootpath)}
+
+
+SETTINGS_KEY: pytest.StashKey[Settings] = pytest.StashKey()
+"""config.stash: the CLI/ini settings of the session."""

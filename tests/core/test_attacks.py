@@ -335,7 +335,7 @@ def test_result_tensors_belong_to_the_result(method: str, verdict: str, epsilon:
 
 
 def test_rows_taken_into_a_trajectory_of_8bit_images_keep_float_and_8bit_apart() -> None:
-    from pytest_advrobust.core.attacks import Trajectory
+    from pytest_advrobust.core.loop import Trajectory
 
     def trajectory(adversarial: torch.Tensor, rounded: torch.Tensor) -> Trajectory:
         n = adversarial.shape[0]

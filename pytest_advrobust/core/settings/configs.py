@@ -1,0 +1,117 @@
+"""The resolved configs: per-test settings (:class:`AttackConfig`) and session-wide ones (:class:`RunConfig`).
+
+Each field's default comes from the options table; each ``resolved_*`` value applies the table's auto rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .table import auto_loss, auto_step_size, auto_steps, auto_workers, default
+from .values import LossKind, Source, TargetSpec
+
+
+def _default_field(name: str) -> Any:
+    return field(default=default(name))
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """The resolved per-test settings (those with a marker spelling), with the source of each value."""
+
+    epsilon: float = _default_field("epsilon")
+    attack: str = _default_field("attack")
+    loss: str = _default_field("loss")
+    steps: int | None = _default_field("steps")
+    step_size: float | None = _default_field("step_size")
+    targets: TargetSpec = _default_field("targets")
+    seed: int = _default_field("seed")
+    device: str = _default_field("device")
+    model: str | None = _default_field("model")
+    images: tuple[Path, ...] | None = _default_field("images")
+    labels: Path | None = _default_field("labels")
+    class_names: str | tuple[str, ...] | Path | None = _default_field("class_names")
+    mean: tuple[float, ...] | None = _default_field("mean")
+    std: tuple[float, ...] | None = _default_field("std")
+    input_size: tuple[int, int] | None = _default_field("input_size")
+    image_mode: str = _default_field("image_mode")
+    output: str | int | None = _default_field("output")
+    early_stop: bool = _default_field("early_stop")
+    verdict: str = _default_field("verdict")
+    batch_size: int | None = _default_field("batch_size")
+    workers: int | None = _default_field("workers")
+    shards: int = _default_field("shards")
+    minimal_epsilon: bool | None = _default_field("minimal_epsilon")
+    epsilon_max: float = _default_field("epsilon_max")
+    epsilon_precision: float = _default_field("epsilon_precision")
+    tolerance: tuple[float, float] = _default_field("tolerance")
+    sanity_checks: bool = _default_field("sanity_checks")
+    allow_pickle: bool = _default_field("allow_pickle")
+    sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def resolved_steps(self) -> int:
+        return self.steps if self.steps is not None else auto_steps(self.attack)
+
+    @property
+    def resolved_step_size(self) -> float:
+        if self.step_size is not None:
+            return self.step_size
+        return auto_step_size(self.attack, self.epsilon, self.resolved_steps)
+
+    @property
+    def resolved_loss(self) -> LossKind:
+        """The loss as set, or ``auto``'s choice before the model's class count is known."""
+        return self.loss_for(None)
+
+    def loss_for(self, num_classes: int | None) -> LossKind:
+        """The loss as set, or ``auto``'s choice for a model with ``num_classes`` outputs (see
+        :func:`~pytest_advrobust.core.settings.table.auto_loss`)."""
+        if self.loss in ("ce", "dlr"):
+            return "ce" if self.loss == "ce" else "dlr"
+        return auto_loss(self.attack, self.targets, num_classes)
+
+    def workers_for(self, total: int | None) -> int:
+        """The decoding processes for ``total`` images (None: unknown), or ``auto``'s choice."""
+        return self.workers if self.workers is not None else auto_workers(total, self.batch_size)
+
+    @property
+    def step_size_factor(self) -> float:
+        """Step size as a multiple of ε, so any budget is attacked like the configured one."""
+        if self.step_size is not None and self.epsilon > 0:
+            return self.step_size / self.epsilon
+        return auto_step_size(self.attack, 1.0, self.resolved_steps)
+
+    def source(self, name: str) -> Source:
+        return self.sources.get(name, Source("default"))
+
+    def describe(self) -> str:
+        """One line with what reproduces a run: attack, ε, steps, step size, targets, seed."""
+        step = "2ε,adaptive" if self.attack == "apgd" else f"{self.resolved_step_size:.6g}"
+        loss = f" loss={self.resolved_loss}" if self.resolved_loss != "ce" else ""
+        return (
+            f"attack={self.attack} epsilon={self.epsilon:g} steps={self.resolved_steps} "
+            f"step_size={step}{loss} targets={self.targets} seed={self.seed} "
+            f"verdict={self.verdict} device={self.device}"
+        )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The resolved session-wide settings (reports, artifacts, baselines): CLI and ini only."""
+
+    baseline_update: bool = _default_field("baseline_update")
+    baseline_dir: Path | None = _default_field("baseline_dir")
+    baseline_strict: bool = _default_field("baseline_strict")
+    artifacts: Path | None = _default_field("artifacts")
+    artifacts_all: bool = _default_field("artifacts_all")
+    artifacts_max: int = _default_field("artifacts_max")
+    amplify: float = _default_field("amplify")
+    html: Path | None = _default_field("html")
+    report: Path | None = _default_field("report")
+    markdown: Path | None = _default_field("markdown")
+    github_summary: bool = _default_field("github_summary")
+    sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)

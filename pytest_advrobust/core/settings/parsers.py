@@ -1,0 +1,380 @@
+"""Parsers of raw setting values, one per kind of setting.
+
+Each takes the raw value (a string from CLI/ini, any Python value from a marker or a call) and the folder
+relative paths start from, and returns the parsed value or raises ``ValueError("must ...")``; the caller
+(:func:`~pytest_advrobust.core.settings.precedence.parse_one`) names where the value came from.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .values import ATTACKS, IMAGENET_MEAN, IMAGENET_STD, LOSSES, VERDICTS, TargetSpec
+
+
+def _number(raw: Any) -> float:
+    """A float, or a fraction as papers write budgets: ``8/255``."""
+    if isinstance(raw, bool):
+        raise ValueError("must be a number, not a bool")
+    try:
+        if isinstance(raw, str) and raw.count("/") == 1:
+            numerator, denominator = (float(part) for part in raw.split("/"))
+            value = numerator / denominator
+        else:
+            value = float(raw)
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise ValueError("must be a number (or a fraction such as 8/255)") from None
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _integer(raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise ValueError("must be a whole number, not a bool")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+
+
+def parse_epsilon(raw: Any, base: Path | None = None) -> float:
+    value = _number(raw)
+    if value < 0:
+        raise ValueError("must be ≥ 0 (an L∞ budget in [0,1] pixel units)")
+    if value > 1:
+        raise ValueError(f"must be ≤ 1: ε is in [0,1] pixel units, not 0–255 (did you mean {value / 255:.4g}?)")
+    return value
+
+
+def parse_attack(raw: Any, base: Path | None = None) -> str:
+    value = str(raw).strip().lower()
+    aliases = {"ifgsm": "bim", "iterative-fgsm": "bim", "i-fgsm": "bim"}
+    value = aliases.get(value, value)
+    if value not in ATTACKS:
+        raise ValueError(f"must be one of {', '.join(ATTACKS)} (got {raw!r})")
+    return value
+
+
+def parse_loss(raw: Any, base: Path | None = None) -> str:
+    value = str(raw).strip().lower()
+    if value not in LOSSES:
+        raise ValueError(f"must be one of {', '.join(LOSSES)} (got {raw!r})")
+    return value
+
+
+def parse_steps(raw: Any, base: Path | None = None) -> int | None:
+    if raw is None or str(raw).strip().lower() in ("", "auto"):
+        return None
+    value = _integer(raw)
+    if value < 1:
+        raise ValueError("must be ≥ 1")
+    return value
+
+
+def parse_step_size(raw: Any, base: Path | None = None) -> float | None:
+    if raw is None or str(raw).strip().lower() in ("", "auto"):
+        return None
+    value = _number(raw)
+    if value <= 0:
+        raise ValueError("must be > 0 (in [0,1] pixel units), or 'auto'")
+    return value
+
+
+def _split(raw: Any) -> list[Any]:
+    if isinstance(raw, str):
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if isinstance(raw, Sequence):
+        return list(raw)
+    return [raw]
+
+
+def parse_targets(raw: Any, base: Path | None = None) -> TargetSpec:
+    if isinstance(raw, TargetSpec):
+        return raw
+    if raw is None:
+        return TargetSpec()
+    if hasattr(raw, "tolist") and hasattr(raw, "dim"):  # a tensor: one target class per image
+        if raw.dim() != 1:
+            raise ValueError("a targets tensor must hold one class index per image (shape N)")
+        return TargetSpec("per-image", classes=tuple(int(v) for v in raw.tolist()))
+    if isinstance(raw, str):
+        word = raw.strip().lower()
+        if word in ("", "untargeted", "none"):
+            return TargetSpec()
+        if word in ("least-likely", "least_likely", "ll"):
+            return TargetSpec("least-likely")
+        if word in ("runner-up", "runner_up"):
+            return TargetSpec("runner-up", k=1)
+        match = re.fullmatch(r"top-?(\d+)", word)
+        if match:
+            k = int(match.group(1))
+            if k < 1:
+                raise ValueError("top-K needs K ≥ 1")
+            return TargetSpec("runner-up", k=k)
+    classes: list[int | str] = []
+    for item in _split(raw):
+        if isinstance(item, bool):
+            raise ValueError("must be class indices or names, not a bool")
+        if isinstance(item, int):
+            classes.append(item)
+        elif isinstance(item, str) and item.strip().isdigit():
+            classes.append(int(item))
+        elif isinstance(item, str) and item.strip():
+            classes.append(item.strip())
+        else:
+            raise ValueError(f"must be 'untargeted', 'least-likely', 'top-K', or class indices/names (got {item!r})")
+    if any(isinstance(c, int) and c < 0 for c in classes):
+        raise ValueError("class indices must be ≥ 0")
+    if not classes:
+        return TargetSpec()
+    return TargetSpec("classes", classes=tuple(dict.fromkeys(classes)))
+
+
+def parse_seed(raw: Any, base: Path | None = None) -> int:
+    value = _integer(raw)
+    if value < 0:
+        raise ValueError("must be ≥ 0")
+    return value
+
+
+def parse_device(raw: Any, base: Path | None = None) -> str:
+    value = str(raw).strip().lower()
+    if value in ("model", "auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", value):
+        return value
+    raise ValueError("must be 'model', 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+
+
+def _unset(raw: Any) -> bool:
+    """``None``, an empty string or the word ``none``: the setting is not given (its default applies)."""
+    return raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none"))
+
+
+def _path(raw: Any, base: Path | None) -> Path:
+    # "imgs /" is "imgs": blanks around the path and its separators are never part of a name here
+    path = Path("/".join(part.strip() for part in str(raw).strip().split("/")))
+    try:
+        path = path.expanduser()
+    except RuntimeError:  # "~name/..." for a user that does not exist, or no home directory at all
+        raise ValueError(f"{path.parts[0]!r} names no home directory here; write the path out") from None
+    if not path.is_absolute() and base is not None:
+        path = Path(os.path.normpath(base / path))
+    return path
+
+
+def parse_optional_path(raw: Any, base: Path | None = None) -> Path | None:
+    if _unset(raw):
+        return None
+    return _path(str(raw).strip(), base)
+
+
+def parse_paths(raw: Any, base: Path | None = None) -> tuple[Path, ...] | None:
+    if _unset(raw):
+        return None
+    items = _split(raw) if not isinstance(raw, (str, Path)) else [raw]
+    paths = tuple(_path(str(item).strip(), base) for item in items if str(item).strip())
+    return paths or None
+
+
+def parse_labels(raw: Any, base: Path | None = None) -> Path | None:
+    """A labels file; ``prediction`` (or empty) means: use the model's clean prediction as the label."""
+    if raw is None or str(raw).strip().lower() in ("", "prediction"):
+        return None
+    return _path(str(raw).strip(), base)
+
+
+def parse_model(raw: Any, base: Path | None = None) -> str | None:
+    """A spec string; files in it are made absolute now, so loading does not depend on the cwd."""
+    if _unset(raw):
+        return None
+    spec = str(raw).strip()
+    if "@" in spec:
+        arch, _, file = spec.partition("@")
+        return f"{arch}@{_path(file, base)}"
+    looks_like_file = spec.endswith((".pt", ".pth", ".ts", ".bin", ".ckpt")) or "/" in spec
+    if looks_like_file and ":" not in spec.replace("\\", "/").split("/")[-1]:
+        return str(_path(spec, base))
+    return spec
+
+
+def parse_class_names(raw: Any, base: Path | None = None) -> str | tuple[str, ...] | Path | None:
+    if _unset(raw):
+        return None
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text == "":
+            return None
+        if text.lower() == "imagenet":
+            return "imagenet"
+        if "," in text:
+            names = tuple(_split(text))
+            if not names:
+                raise ValueError("must name at least one class")
+            return names
+        return _path(text, base)
+    if isinstance(raw, Path):
+        return _path(raw, base)
+    names = tuple(str(item) for item in _split(raw))
+    if not names:
+        raise ValueError("must not be an empty list")
+    return names
+
+
+def _triple(raw: Any, preset: tuple[float, float, float], positive: bool) -> tuple[float, ...] | None:
+    if _unset(raw):
+        return None
+    if isinstance(raw, str) and raw.strip().lower() == "imagenet":
+        return preset
+    values = tuple(_number(item) for item in _split(raw))
+    if len(values) not in (1, 3):
+        raise ValueError("must be one number or three (one per RGB channel), or 'imagenet'")
+    if positive and any(v <= 0 for v in values):
+        raise ValueError("must be > 0")
+    return values
+
+
+def parse_mean(raw: Any, base: Path | None = None) -> tuple[float, ...] | None:
+    return _triple(raw, IMAGENET_MEAN, positive=False)
+
+
+def parse_std(raw: Any, base: Path | None = None) -> tuple[float, ...] | None:
+    return _triple(raw, IMAGENET_STD, positive=True)
+
+
+def parse_input_size(raw: Any, base: Path | None = None) -> tuple[int, int] | None:
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none")):
+        return None
+    if isinstance(raw, str):
+        parts: list[Any] = [p for p in re.split(r"[x,×\s]+", raw.strip().lower()) if p]
+    else:
+        parts = _split(raw)
+    sizes = tuple(_integer(p) for p in parts)
+    if len(sizes) == 1:
+        sizes = (sizes[0], sizes[0])
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise ValueError("must be one positive size or HxW (e.g. 224 or 224x224)")
+    return sizes[0], sizes[1]
+
+
+def parse_bool(raw: Any, base: Path | None = None) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false (yes/no, 1/0)")
+
+
+def parse_auto_bool(raw: Any, base: Path | None = None) -> bool | None:
+    if raw is None or str(raw).strip().lower() in ("", "auto", "none"):
+        return None
+    return parse_bool(raw)
+
+
+def parse_budget(raw: Any, base: Path | None = None) -> float:
+    value = parse_epsilon(raw)
+    if value == 0:
+        raise ValueError("must be > 0")
+    return value
+
+
+def parse_tolerance(raw: Any, base: Path | None = None) -> tuple[float, float]:
+    """``0.0005`` (absolute, [0,1] pixel units), ``10%`` (relative), or both: ``0.0005,10%``."""
+    absolute, relative = 0.0, 0.0
+    parts = _split(raw) if not isinstance(raw, (int, float)) else [raw]
+    if not parts or len(parts) > 2:
+        raise ValueError("must be an absolute ε (0.0005), a percentage (10%), or both (0.0005,10%)")
+    for part in parts:
+        text = str(part).strip()
+        if text.endswith("%"):
+            relative = _number(text[:-1]) / 100
+            if not 0 <= relative <= 1:
+                raise ValueError("a relative tolerance must be between 0% and 100%")
+        else:
+            absolute = _number(text)
+            if absolute < 0:
+                raise ValueError("must be ≥ 0")
+    return absolute, relative
+
+
+def parse_amplify(raw: Any, base: Path | None = None) -> float:
+    value = _number(raw)
+    if value <= 0:
+        raise ValueError("must be > 0")
+    return value
+
+
+def parse_verdict(raw: Any, base: Path | None = None) -> str:
+    value = str(raw).strip().lower()
+    if value not in VERDICTS:
+        raise ValueError(f"must be one of {', '.join(VERDICTS)}")
+    return value
+
+
+def parse_shards(raw: Any, base: Path | None = None) -> int:
+    value = _integer(raw)
+    if value < 1:
+        raise ValueError("must be ≥ 1")
+    return value
+
+
+def parse_image_mode(raw: Any, base: Path | None = None) -> str:
+    value = str(raw).strip().upper()
+    value = {"GRAY": "L", "GREY": "L", "GRAYSCALE": "L", "GREYSCALE": "L"}.get(value, value)
+    if value not in ("RGB", "L"):
+        raise ValueError("must be RGB (3 channels) or L (1 channel, grayscale)")
+    return value
+
+
+def parse_output(raw: Any, base: Path | None = None) -> str | int | None:
+    """auto: a tensor, or an output's ``.logits`` / ``["logits"]``; else a key (``logits``) or index (``0``)."""
+    if raw is None or isinstance(raw, bool):
+        if raw is None:
+            return None
+        raise ValueError("must be auto, an output key (logits) or an index (0)")
+    if isinstance(raw, int):
+        return raw
+    text = str(raw).strip()
+    if text.lower() in ("", "auto"):
+        return None
+    if text.lstrip("-").isdigit():
+        return int(text)
+    if not text.replace("_", "a").replace(".", "a").isalnum():
+        raise ValueError("must be auto, an output key (logits) or an index (0)")
+    return text
+
+
+def parse_workers(raw: Any, base: Path | None = None) -> int | None:
+    if raw is None or str(raw).strip().lower() in ("", "auto"):
+        return None
+    value = _integer(raw)
+    if value < 0:
+        raise ValueError("must be ≥ 0 (0: decode in the test's own process), or auto")
+    return value
+
+
+def parse_count(raw: Any, base: Path | None = None) -> int:
+    value = _integer(raw)
+    if value < 0:
+        raise ValueError("must be ≥ 0")
+    return value
+
+
+def parse_batch_size(raw: Any, base: Path | None = None) -> int | None:
+    if raw is None or str(raw).strip().lower() in ("", "all", "none"):
+        return None
+    value = _integer(raw)
+    if value < 1:
+        raise ValueError("must be ≥ 1, or 'all'")
+    return value

@@ -1,0 +1,143 @@
+"""The one precedence rule: *call > marker > CLI > ini > default*, each value remembering its source.
+
+:func:`resolve` parses and validates every layer's raw values (the first bad one raises
+:class:`~pytest_advrobust.core.errors.OptionError` naming where it came from, e.g. "epsilon=-1 in the
+adv_robust marker on test_x: must be ≥ 0"); :func:`unparse` spells a parsed value back so that parsing it
+gives the value again (for the reproduce command).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import OptionError
+from .configs import AttackConfig, RunConfig
+from .table import OPTIONS_BY_NAME, PER_TEST, SESSION_WIDE
+from .values import Source
+
+
+def unparse(name: str, value: Any, path_text: Callable[[Path], str] = str) -> str:
+    """A parsed value spelled so that parsing it gives the value back (``parse(unparse(v)) == v``).
+
+    ``path_text`` spells paths (e.g. relative to the folder a command will run in).
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        auto = {"batch_size": "all", "labels": "prediction", "steps": "auto", "step_size": "auto", "output": "auto",
+                "workers": "auto"}  # fmt: skip
+        return auto.get(name, "none")
+    if isinstance(value, Path):
+        return path_text(value)
+    if isinstance(value, float):
+        return repr(value)
+    if name == "model" and isinstance(value, str):
+        arch, at, file = value.rpartition("@")
+        if at:
+            return f"{arch}@{path_text(Path(file))}"
+        return path_text(Path(value)) if Path(value).is_absolute() else value
+    if name == "tolerance":
+        absolute, relative = value
+        return ",".join([repr(absolute), *([f"{relative * 100!r}%"] if relative else [])])
+    if name == "input_size":
+        return f"{value[0]}x{value[1]}"
+    if isinstance(value, tuple):
+        return ",".join(unparse(name, item, path_text) for item in value)
+    return str(value)
+
+
+def parse_one(name: str, raw: Any, source: Source) -> Any:
+    """Parse one raw value, turning a parser's ValueError into an OptionError that names the source."""
+    option = OPTIONS_BY_NAME.get(name)
+    if option is None:
+        close = _close_names(name)
+        hint = f" (did you mean {close}?)" if close else ""
+        raise OptionError(f"unknown setting {name!r} in {source.label or source.kind}{hint}")
+    try:
+        return option.parse(raw, source.base)
+    except ValueError as exc:
+        raise OptionError(f"{source.spell(name, raw)}: {exc}") from None
+
+
+def _close_names(name: str) -> str:
+    import difflib
+
+    matches = difflib.get_close_matches(name.replace("-", "_"), list(OPTIONS_BY_NAME), n=3)
+    return ", ".join(matches)
+
+
+def _resolve_values(
+    layers: Sequence[tuple[Mapping[str, Any], Source]], names: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, Source]]:
+    """Parse the values of ``names`` from layers given lowest precedence first; later layers win."""
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+    for raw_values, source in layers:
+        for name, raw in raw_values.items():
+            if raw is None:
+                continue
+            option = OPTIONS_BY_NAME.get(name)
+            if option is not None and source.kind in ("marker", "call") and not option.per_test:
+                raise OptionError(
+                    f"{name} in {source.label} is a session-wide setting: use {option.cli} or "
+                    f"{option.ini} in the ini file"
+                )
+            parsed = parse_one(name, raw, source)
+            if name in names:
+                values[name], sources[name] = parsed, source
+    return values, sources
+
+
+def resolve(
+    layers: Sequence[tuple[Mapping[str, Any], Source]],
+    base: AttackConfig | None = None,
+) -> AttackConfig:
+    """Resolve per-test settings from layers given lowest precedence first (e.g. ini, CLI, marker, call).
+
+    ``None`` in a layer means "not given". Values are parsed and validated; the first bad one raises
+    :class:`OptionError` naming where it came from. ``base`` is an already resolved config to start from.
+    Session-wide settings in a layer are validated too, but belong to :func:`resolve_run`.
+    """
+    values, sources = _resolve_values(layers, PER_TEST)
+    if base is not None:
+        values = {**{name: getattr(base, name) for name in PER_TEST}, **values}
+        sources = {**base.sources, **sources}
+    config = AttackConfig(**values, sources=sources)
+    _check_combination(config)
+    return config
+
+
+def resolve_run(layers: Sequence[tuple[Mapping[str, Any], Source]]) -> RunConfig:
+    """Resolve the session-wide settings (see :func:`resolve` for the layers)."""
+    values, sources = _resolve_values(layers, SESSION_WIDE)
+    return RunConfig(**values, sources=sources)
+
+
+def _check_combination(config: AttackConfig) -> None:
+    if config.attack == "fgsm" and config.step_size is not None:
+        src = config.source("step_size")
+        raise OptionError(
+            f"{src.spell('step_size', config.step_size)}: fgsm is exactly one step of size ε; leave step_size at "
+            "auto, or use attack=bim for steps of another size"
+        )
+    if config.attack == "apgd" and config.step_size is not None:
+        src = config.source("step_size")
+        raise OptionError(
+            f"{src.spell('step_size', config.step_size)}: apgd sets its own step size (2ε, halved when progress "
+            "stalls); leave step_size at auto, or use attack=pgd for a fixed step size"
+        )
+    if config.attack == "fgsm" and config.steps not in (None, 1):
+        src = config.source("steps")
+        raise OptionError(
+            f"{src.spell('steps', config.steps)}: fgsm is exactly one step of size ε; use attack=bim for several steps"
+        )
+    if (config.mean is None) != (config.std is None):
+        given = "mean" if config.mean is not None else "std"
+        missing = "std" if given == "mean" else "mean"
+        src = config.source(given)
+        raise OptionError(
+            f"{src.spell(given, getattr(config, given))}: {given} was given without {missing}; "
+            f"set both (e.g. --adv-mean=imagenet --adv-std=imagenet)"
+        )

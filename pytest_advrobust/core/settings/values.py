@@ -1,0 +1,65 @@
+"""The values settings are made of: names of choices, where a value came from, and what an attack aims for.
+
+Shared by the parsers, the options table and the resolved configs; pure Python (no pytest, no torch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+ATTACKS = ("fgsm", "bim", "pgd", "apgd")
+LOSSES = ("auto", "ce", "dlr")
+VERDICTS = ("rounded", "float")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+LossKind = Literal["ce", "dlr"]
+SourceKind = Literal["default", "ini", "override", "cli", "marker", "call"]
+"""``override`` is pytest's ``-o adv_name=value``: an ini value given on the command line."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a value came from: its kind, a human label, and the folder relative paths start from."""
+
+    kind: SourceKind
+    label: str = ""
+    base: Path | None = None
+
+    def spell(self, name: str, raw: object) -> str:
+        """The value as the user wrote it, e.g. ``--adv-epsilon=-1`` or ``epsilon=-1 in ...``."""
+        if self.kind == "cli":
+            return f"--adv-{name.replace('_', '-')}={raw}"
+        if self.kind == "ini":
+            return f"adv_{name} = {raw} in {self.label}"
+        if self.kind == "override":
+            return f"-o adv_{name}={raw}"
+        if self.kind == "default":
+            return f"{name}={raw!r} (the default)"
+        return f"{name}={raw!r} in {self.label}"
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """What the attack aims for.
+
+    ``mode`` is ``"untargeted"`` (ascend the loss of the true label), ``"classes"`` (descend the loss
+    toward each class in ``classes``: indices or names), ``"per-image"`` (a tensor of targets, one per
+    image), ``"least-likely"`` (the clean prediction's
+    least likely class) or ``"runner-up"`` (the ``k`` next most likely classes after the top one).
+    """
+
+    mode: Literal["untargeted", "classes", "per-image", "least-likely", "runner-up"] = "untargeted"
+    classes: tuple[int | str, ...] = ()
+    k: int = 1
+
+    def __str__(self) -> str:
+        if self.mode == "per-image":
+            return f"per-image ({len(self.classes)} targets)"
+        if self.mode == "classes":
+            return ",".join(str(c) for c in self.classes)
+        if self.mode == "runner-up":
+            return f"top-{self.k}"
+        return self.mode
