@@ -84,3 +84,28 @@ def test_every_reported_class_is_a_real_imagenet_name(report: tuple[dict, str]) 
         for image in test["images"]:
             for key in ("clean_label_name", "adv_label_name", "adv_label_8bit_name", "label_name"):
                 assert image[key] in names
+
+
+QUOTED_IN = ("README.md", "docs/getting-started.md")
+
+
+def _quoted_output_lines(text: str) -> list[str]:
+    """The lines of a page's quoted terminal output that a run prints the same from any folder: the
+    per-image lines, their curves and paths, and the summary's per-test lines."""
+    lines = []
+    for line in text.splitlines():
+        per_image = line.startswith("  ") and (".png: " in line or "per step" in line or "passed through" in line)
+        if per_image or line.startswith("test_article.py::test_"):
+            lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("page", QUOTED_IN)
+def test_the_output_the_docs_quote_is_what_the_main_job_prints(page: str, report: tuple[dict, str]) -> None:
+    """The pages quote the main job's output: each quoted line is printed, verbatim, by a real run."""
+    _, output = report
+    quoted = _quoted_output_lines((EXAMPLE.parents[1] / page).read_text(encoding="utf-8"))
+    assert len(quoted) >= 8, f"{page} quotes no output of the main job any more"
+    printed = set(output.splitlines())
+    stale = [line for line in quoted if line not in printed]
+    assert not stale, f"{page} quotes output the main job no longer prints (rerun it and paste): {stale}"

@@ -44,7 +44,7 @@ def test_the_workflow_is_copy_ready() -> None:
 
 def test_the_readme_shows_the_same_commands() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## CI: GitHub Actions", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("\n## CI\n", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
     assert block is not None
     assert block.group(1).strip().splitlines() == _commands()
