@@ -1,26 +1,35 @@
-"""Draw docs/job-summary.png: the GitHub job summary of a real run of examples/custom_model.
+"""Draw docs/images/job-summary.png: the GitHub job summary of a real run of examples/custom_model.
 
-Runs the example with ``--adv-markdown`` (the text GitHub's job summary receives), renders that Markdown
-to HTML with the ``markdown`` package, styles it roughly like a job summary on github.com, and screenshots
-it with headless Chromium. GitHub draws the status emoji as images; a machine without an emoji font gets
-look-alike marks instead. A docs tool, not part of the package or its tests::
+Runs the example in a copy of its folder (so nothing is written into the repository) with
+``--adv-markdown`` (the text GitHub's job summary receives), renders that Markdown to HTML with the
+``markdown`` package, styles it roughly like a job summary on github.com, and screenshots it with headless
+Chromium, as tall as the summary. GitHub draws the status emoji as images; a machine without an emoji font
+gets look-alike marks instead. A docs tool, not part of the package (tests/test_pictures.py runs it)::
 
-    pip install markdown && python docs/render_job_summary.py
+    pip install markdown && python scripts/render_job_summary.py [--output PATH]
+
+``OUTPUT`` is the picture it draws by default; tests/test_pictures.py reads it to check that every picture
+the README and docs show is drawn by a script.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import markdown
-
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "custom_model"
-OUTPUT = ROOT / "docs" / "job-summary.png"
+OUTPUT = ROOT / "docs" / "images" / "job-summary.png"
+WIDTH = 1000  # CSS pixels; the summary's widest table needs about 960
+SCALE = 2  # device pixels per CSS pixel: sharp on a high-density screen
+# a CI runner's variables, left out of the example's environment: it must not write to a real job summary
+CI_VARIABLES = ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_WORKSPACE")
 
 GITHUB_STYLE = """
 body{margin:0;padding:16px;background:#f6f8fa;color:#1f2328;
@@ -47,9 +56,11 @@ EMOJI = {
 
 
 def summary_markdown(folder: Path) -> str:
-    """The example's summary, from a real run (its muted colours flip on purpose)."""
+    """The example's summary, from a real run in a copy of the example (its muted colours flip on purpose)."""
+    copy = folder / "custom_model"
+    shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     out = folder / "summary.md"
-    subprocess.run(
+    run = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -60,47 +71,86 @@ def summary_markdown(folder: Path) -> str:
             "--adv-minimal-epsilon",
             f"--adv-markdown={out}",
         ],
-        cwd=EXAMPLE,
-        check=False,  # red on purpose
+        cwd=copy,
+        env={key: value for key, value in os.environ.items() if key not in CI_VARIABLES},
+        check=False,  # red on purpose: exit status 1
         capture_output=True,
+        text=True,
     )
-    return out.read_text(encoding="utf-8")
+    text = out.read_text(encoding="utf-8") if out.is_file() else ""
+    # the test that flips on purpose must be in the summary (an import error, say, gives "No robustness test ran")
+    if run.returncode != 1 or "test_muted_colors_flip" not in text.replace("\\_", "_"):
+        tail = run.stdout[-4000:] + run.stderr[-2000:]
+        sys.exit(f"examples/custom_model did not run as expected (exit status {run.returncode}):\n{tail}")
+    return text
+
+
+# Run in the page once it is laid out: note how tall it is, for the second Chromium pass to size its window.
+MEASURE = """<script>
+window.addEventListener("load", function () {
+  document.body.setAttribute("data-height", String(Math.ceil(document.documentElement.scrollHeight)));
+});
+</script>"""
 
 
 def page(text: str) -> str:
+    import markdown  # imported here: tests/test_pictures.py imports this file for OUTPUT alone
+
     body = markdown.markdown(text, extensions=["tables"])
     for emoji, look_alike in EMOJI.items():
         body = body.replace(emoji, look_alike)
     return (
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><style>{GITHUB_STYLE}</style></head><body>'
         '<div class="box"><div class="box-header">robustness summary <span>· pytest</span></div>'
-        f'<div class="markdown-body">{body}</div></div></body></html>'
+        f'<div class="markdown-body">{body}</div></div>{MEASURE}</body></html>'
     )
 
 
-def main() -> None:
+def _chromium(chromium: str, folder: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--force-device-scale-factor={SCALE}",
+            f"--user-data-dir={folder / 'profile'}",
+            *arguments,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--output", type=Path, default=OUTPUT, help=f"the PNG to write (default: {OUTPUT.relative_to(ROOT)})"
+    )
+    output = parser.parse_args(argv).output.resolve()
     chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
     if chromium is None:
         sys.exit("needs Chromium (Debian: apt-get install chromium)")
+    output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         html_file = folder / "summary.html"
         html_file.write_text(page(summary_markdown(folder)), encoding="utf-8")
-        subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--hide-scrollbars",
-                f"--user-data-dir={folder / 'profile'}",
-                f"--screenshot={OUTPUT}",
-                "--window-size=1000,700",
-                html_file.as_uri(),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        # pass 1: lay the page out at WIDTH and read back how tall it is; pass 2: the screenshot, that tall
+        dom = _chromium(chromium, folder, f"--window-size={WIDTH},800", "--dump-dom", html_file.as_uri()).stdout
+        height = re.search(r'<body\b[^>]*\bdata-height="(\d+)"', dom)
+        if height is None:
+            sys.exit("Chromium did not lay the page out (no data-height on <body>)")
+        shot = folder / "summary.png"
+        size = f"--window-size={WIDTH},{height.group(1)}"
+        _chromium(chromium, folder, size, f"--screenshot={shot}", html_file.as_uri())
+        if not shot.is_file() or shot.stat().st_size == 0:
+            sys.exit("Chromium wrote no screenshot")
+        shutil.copyfile(shot, output)
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":
