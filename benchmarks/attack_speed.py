@@ -21,9 +21,10 @@ are compared with FGSM's floor (one step of size ε).
     python benchmarks/attack_speed.py --only fgsm      # FGSM, its floor and the bare loop, nothing else
     python benchmarks/attack_speed.py --threads 1      # one CPU thread: steadier ratios on a small machine
 
-After the table it prints, per model, the defaults' time over their floor (the median of the paired
-ratios, with a 90% bootstrap interval over rounds) against the targets of issue 12 (bim ≤ 1.05×, fgsm
-≤ 1.10×). On a small machine the C allocator moves these ratios by up to ±10% between processes (a
+After the table it prints, per model, the defaults' time over their reference (the median of the paired
+ratios, with a 90% bootstrap interval over rounds) against the speed targets (:data:`TARGETS`). The FGSM
+floor check runs on every image that held, so checked bim is measured against the floor plus that
+check's one forward pass (target ≤ 1.03×); fgsm against its own floor (≤ 1.10×). On a small machine the C allocator moves these ratios by up to ±10% between processes (a
 process whose freed tensors go back to the system faults their pages in again on the next call);
 ``MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=100000000000`` before the command keeps
 freed memory in the process, which makes runs repeat within about 2% (set both: either one alone turns
@@ -314,8 +315,13 @@ MALLOC_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 MEMORY_KEPT = all(name in os.environ for name in MALLOC_SETTINGS)
 """The allocator keeps freed memory (see the module's docstring): the peak-memory column is then not shown."""
 
-TARGETS = {"advrobust, bim + default checks": 1.05, "advrobust, fgsm + default checks": 1.10}
-"""Issue 12's targets: the defaults' time over the floor of the same attack."""
+TARGETS = {
+    "advrobust, bim + default checks": ("floor + check", 1.03),
+    "advrobust, fgsm + default checks": ("fgsm floor", 1.10),
+}
+"""The speed targets: row → (the row it is timed against, the largest ratio that meets the target). bim's
+reference includes the forward pass of the FGSM floor check, which runs on every image that held (a
+weaker-than-FGSM attack must never read as robustness), so only the plugin's own overhead is held to 3%."""
 
 
 def table(models: list[str], repeats: int, only: str | None = None) -> None:
@@ -370,7 +376,7 @@ def table(models: list[str], repeats: int, only: str | None = None) -> None:
                 print(f"| {model_name} | {name} | not installed | | | | | |")
         verdicts.extend(against_targets(samples, model_name))
     print()
-    print(f"torch threads: {torch.get_num_threads()}, rounds: {repeats}; the defaults against the floor "
+    print(f"torch threads: {torch.get_num_threads()}, rounds: {repeats}; the defaults against their reference "
           "(median of the paired ratios, 90% bootstrap interval over rounds):")  # fmt: skip
     for line in verdicts:
         print(f"- {line}")
@@ -379,18 +385,20 @@ def table(models: list[str], repeats: int, only: str | None = None) -> None:
 def against_targets(samples: dict[str, list[dict[str, Any]]], model_name: str) -> list[str]:
     """For each row with a target, its ratio to its floor with an interval, and whether the target holds."""
     lines = []
-    for name, target in TARGETS.items():
-        if name not in samples:
+    for name, (reference, target) in TARGETS.items():
+        if name not in samples or reference not in samples:
             continue
-        own_floor = "fgsm floor" if "fgsm" in name else "floor"
-        ratios = paired_ratios(samples, name, own_floor)
+        ratios = paired_ratios(samples, name, reference)
         low, high = interval(ratios)
         median = statistics.median(ratios)
         verdict = "met" if median <= target else "not met"
         if low <= target < high:
             verdict += ", but the interval straddles it"
         short = name.removeprefix("advrobust, ")
-        line = f"{model_name}, {short}: {median:.3f}× ({low:.3f}–{high:.3f}), target ≤ {target:.2f}: {verdict}"
+        line = (
+            f"{model_name}, {short}: {median:.3f}× {reference} ({low:.3f}–{high:.3f}), target ≤ {target:.2f}: "
+            f"{verdict}"
+        )
         if name == "advrobust, bim + default checks" and "floor + check" in samples:
             check = paired_ratios(samples, "floor + check", "floor")
             check_low, check_high = interval(check)
