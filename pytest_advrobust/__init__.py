@@ -25,10 +25,12 @@ if TYPE_CHECKING:
         OptionError,
         UnsafeModelFileError,
     )
+    from .core.formats import ShippedModel, load_shipped
     from .core.images import find_images, load_images
     from .core.loading import load_model
     from .core.loop import quantize_8bit
     from .core.model import WrappedModel
+    from .core.preprocessing import Preprocessing
     from .core.results import AttackResult, ImageRecord
     from .core.sources import ImageSet
     from .plugin.marker import adv_robust
@@ -42,6 +44,9 @@ _LAZY = {
     "find_images": ".core.images",
     "load_images": ".core.images",
     "load_model": ".core.loading",
+    "load_shipped": ".core.formats",
+    "ShippedModel": ".core.formats",
+    "Preprocessing": ".core.preprocessing",
     "WrappedModel": ".core.model",
     "AttackResult": ".core.results",
     "ImageRecord": ".core.results",
@@ -75,6 +80,8 @@ __all__ = [
     "ModelOutputError",
     "NotRobustError",
     "OptionError",
+    "Preprocessing",
+    "ShippedModel",
     "UnsafeModelFileError",
     "WrappedModel",
     "__version__",
@@ -84,6 +91,7 @@ __all__ = [
     "load_class_names",
     "load_images",
     "load_model",
+    "load_shipped",
     "quantize_8bit",
 ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,13 @@ from .attacks import build_attack
 from .batch import BatchContext, BatchImages, BatchResult
 from .classes import ClassNames, load_class_names
 from .errors import AdvRobustError, OptionError
+from .formats import ShippedModel
 from .model import WrappedModel, eval_mode
 from .pipeline import attack_batch
 from .report import ImageRecord, RunSettings
 from .results import AttackResult
 from .settings import AttackConfig, Source, TargetSpec, resolve
+from .settings.precedence import with_model_metadata
 from .settings.table import DLR_CLASSES
 from .sources import ImageSource, as_source
 
@@ -28,7 +31,7 @@ _NOT_OPTIONS = ("model", "images", "labels", "class_names", "names")
 
 
 def attack(
-    model: Callable[[torch.Tensor], torch.Tensor] | WrappedModel,
+    model: Callable[[torch.Tensor], torch.Tensor] | WrappedModel | ShippedModel,
     images: Any,
     labels: LabelsArg = None,
     *,
@@ -60,7 +63,10 @@ def attack(
     Every default is the options table's (``pytest --help`` shows it; a test checks they agree).
 
     Args:
-        model: an ``nn.Module`` or callable mapping a (normalized) N×C×H×W batch to N×K logits.
+        model: an ``nn.Module`` or callable mapping a (normalized) N×C×H×W batch to N×K logits, or a
+            :class:`~pytest_advrobust.core.formats.ShippedModel` from :func:`load_shipped` (``timm:<folder>``,
+            ``hf:<folder>``, ``model.onnx``), whose own metadata then supplies mean, std, input size,
+            channels and class names that the call leaves unset.
         images: N×C×H×W float pixels in [0,1] (never modified), an ``(x, y)`` pair, an :class:`ImageSet`,
             image files from :func:`find_images` (read batch by batch), a map-style ``Dataset`` of
             ``(image, label)`` (e.g. torchvision's ``ImageFolder`` with ``ToTensor()``; its ``classes``
@@ -137,6 +143,17 @@ def _batch_config(config: AttackConfig, start: int, stop: int, n: int | None) ->
     return dataclasses.replace(config, targets=TargetSpec("per-image", classes=spec.classes[start:stop]))
 
 
+def _with_metadata(config: AttackConfig, shipped: ShippedModel) -> AttackConfig:
+    """The settings completed with the model's own metadata (call > model > default); a value set that
+    contradicts it is kept, with a warning naming both."""
+    completed, contradictions = with_model_metadata(
+        config, *shipped.preprocessing.as_settings(), image_fit=shipped.preprocessing
+    )
+    for message in contradictions:
+        warnings.warn(message, stacklevel=4)
+    return completed
+
+
 def _loss_used(config: AttackConfig, outputs: int, notes: list[str]) -> AttackConfig:
     """The config as run: ``loss=auto`` that would choose DLR for a model with too few classes ran
     cross-entropy (and says so), so reports and baselines name the loss that was used."""
@@ -171,6 +188,7 @@ def run_settings(config: AttackConfig, device: torch.device, notes: list[str], r
         describe=config.describe(),
         notes=notes,
         reproduce=reproduce,
+        from_model=config.from_model(),
     )
 
 
@@ -186,7 +204,7 @@ def _joined(kept: dict[str, list[torch.Tensor]], name: str) -> torch.Tensor:
 
 def run_attack(
     config: AttackConfig,
-    model: Callable[[torch.Tensor], torch.Tensor] | WrappedModel,
+    model: Callable[[torch.Tensor], torch.Tensor] | WrappedModel | ShippedModel,
     images: Any,
     labels: LabelsArg = None,
     *,
@@ -205,6 +223,8 @@ def run_attack(
     batch's result. ``keep_images=False`` keeps no tensors in the result (``adversarial`` etc. are
     empty), so memory does not grow with the number of images.
     """
+    if isinstance(model, ShippedModel):
+        config, model = _with_metadata(config, model), model.module
     if isinstance(model, WrappedModel):
         wrapped = model
     else:

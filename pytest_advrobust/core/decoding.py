@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .errors import ImageLoadError
+from .preprocessing import Preprocessing, fit_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 IMAGE_MODES = ("RGB", "L")
@@ -77,11 +78,7 @@ def _convert(image: Any, mode: str, name: str, notes: list[str]) -> Any:
     return image.convert(mode)
 
 
-def _fit(image: Any, size: tuple[int, int] | None, name: str, notes: list[str]) -> Any:
-    from PIL import Image
-
-    if size is None:
-        return image
+def _warn_if_upscaled(image: Any, size: tuple[int, int], name: str, notes: list[str]) -> None:
     height, width = size
     if image.height < height or image.width < width:
         message = (
@@ -89,7 +86,17 @@ def _fit(image: Any, size: tuple[int, int] | None, name: str, notes: list[str]) 
             "upscaled, which blurs it"
         )
         notes.append(message)
-        warnings.warn(message, stacklevel=3)
+        warnings.warn(message, stacklevel=4)
+
+
+def _fit(image: Any, size: tuple[int, int] | None, name: str, notes: list[str]) -> Any:
+    """The plugin's rule: scale so the image covers ``size`` (bilinear), then centre-crop."""
+    from PIL import Image
+
+    if size is None:
+        return image
+    _warn_if_upscaled(image, size, name, notes)
+    height, width = size
     scale = max(height / image.height, width / image.width)
     new_w, new_h = max(width, round(image.width * scale)), max(height, round(image.height * scale))
     if (new_w, new_h) != image.size:
@@ -112,7 +119,14 @@ def pil_pixels(image: Any, name: str, notes: list[str], mode: str | None = None)
     return _to_tensor(_convert(image, wanted, name, notes))
 
 
-def decode(path: Path, name: str, mode: str, size: tuple[int, int] | None, notes: list[str]) -> torch.Tensor:
-    """One image file as C×H×W float in [0,1]: opened, upright, converted, fitted to ``size``."""
-    image = _upright(_open(path), name, notes)
-    return _to_tensor(_fit(_convert(image, mode, name, notes), size, name, notes))
+def decode(
+    path: Path, name: str, mode: str, size: tuple[int, int] | None, notes: list[str], fit: Preprocessing | None = None
+) -> torch.Tensor:
+    """One image file as C×H×W float in [0,1]: opened, upright, converted, fitted to ``size`` by the
+    plugin's rule, or, with ``fit`` (the model's eval transform), resized and cropped as the model's own
+    library does it."""
+    image = _convert(_upright(_open(path), name, notes), mode, name, notes)
+    if fit is not None and fit.input_size is not None:
+        _warn_if_upscaled(image, fit.input_size, name, notes)
+        return _to_tensor(fit_image(image, fit))
+    return _to_tensor(_fit(image, size, name, notes))

@@ -22,6 +22,7 @@ import torch
 from .classes import ClassNames, load_class_names
 from .decoding import IMAGE_MODES, IMAGE_SUFFIXES, decode
 from .errors import AdvRobustError, ImageLoadError, OptionError
+from .preprocessing import Preprocessing
 from .sources import FOLDER, PREDICTION, Batch, ImageSet, ImageSource, LabelSource, as_list, shard_range, warn_notes
 
 
@@ -96,8 +97,10 @@ class FileEntry:
 class _Decoded(torch.utils.data.Dataset[tuple[torch.Tensor, list[str]]]):
     """Image files decoded one by one (in DataLoader workers when there are any)."""
 
-    def __init__(self, entries: list[FileEntry], mode: str, size: tuple[int, int] | None) -> None:
-        self.entries, self.mode, self.size = entries, mode, size
+    def __init__(
+        self, entries: list[FileEntry], mode: str, size: tuple[int, int] | None, fit: Preprocessing | None
+    ) -> None:
+        self.entries, self.mode, self.size, self.fit = entries, mode, size, fit
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -107,7 +110,7 @@ class _Decoded(torch.utils.data.Dataset[tuple[torch.Tensor, list[str]]]):
         entry = self.entries[i]
         with warnings.catch_warnings():  # noted, and warned about once by the reading process
             warnings.simplefilter("ignore")
-            return decode(entry.path, entry.name, self.mode, self.size, notes), notes
+            return decode(entry.path, entry.name, self.mode, self.size, notes, self.fit), notes
 
 
 class ImageFiles(ImageSource):
@@ -122,9 +125,11 @@ class ImageFiles(ImageSource):
         image_mode: str,
         class_names: ClassNames | None,
         notes: list[str],
+        image_fit: Preprocessing | None = None,
     ) -> None:
         self.entries = entries
         self.input_size = input_size
+        self.image_fit = image_fit
         self.image_mode = image_mode
         self.class_names = class_names
         self.notes = notes
@@ -132,7 +137,7 @@ class ImageFiles(ImageSource):
 
     def batches(self, batch_size: int | None, workers: int = 0) -> Iterator[Batch]:
         loader = torch.utils.data.DataLoader(
-            _Decoded(self.entries, self.image_mode, self.input_size),
+            _Decoded(self.entries, self.image_mode, self.input_size, self.image_fit),
             batch_size=batch_size or max(len(self.entries), 1),
             num_workers=workers,
             collate_fn=as_list,
@@ -178,6 +183,7 @@ class ImageFiles(ImageSource):
             image_mode=self.image_mode,
             class_names=self.class_names,
             notes=list(self.notes),
+            image_fit=self.image_fit,
         )
 
     def load(self) -> ImageSet:
@@ -204,11 +210,14 @@ def find_images(
     labels_file: str | Path | None = None,
     class_names: str | Path | Sequence[str] | ClassNames | None = None,
     image_mode: str = "RGB",
+    image_fit: Preprocessing | None = None,
 ) -> ImageFiles:
     """List image files and folders with their labels, without decoding them (see the module docstring).
 
     ``input_size``: 224 or (H, W); ``class_names``: anything :func:`load_class_names` takes, used to
-    read labels given as names (folder names or the labels file); ``image_mode``: ``RGB`` or ``L``.
+    read labels given as names (folder names or the labels file); ``image_mode``: ``RGB`` or ``L``;
+    ``image_fit``: a model's own resize and crop (a :class:`~pytest_advrobust.core.preprocessing.Preprocessing`
+    read from its metadata), used instead of the plugin's rule for ``input_size``.
     """
     if image_mode not in IMAGE_MODES:
         raise OptionError(f"image_mode={image_mode!r}: must be one of {', '.join(IMAGE_MODES)}")
@@ -255,6 +264,7 @@ def find_images(
         image_mode=image_mode,
         class_names=names_map if len(names_map) else None,
         notes=notes,
+        image_fit=image_fit,
     )
 
 

@@ -1,11 +1,17 @@
 """Loading a model from a spec string, without unpickling untrusted data by default.
 
 Specs:
-    ``package.module:factory``   import the module; call ``factory()`` (or take it, if it is a module)
-    ``path/to/model.pt``         a TorchScript file (``torch.jit.save``); a full pickled module only with
-                                 ``allow_pickle=True``
-    ``resnet18@weights.pth``     a torchvision architecture with a state dict loaded with
-                                 ``torch.load(weights_only=True)``
+
+- ``package.module:factory``: import the module; call ``factory()`` (or take it, if it is a module).
+- ``path/to/model.pt``: a TorchScript file (``torch.jit.save``); a full pickled module only with
+  ``allow_pickle=True``.
+- ``resnet18@weights.pth`` or ``resnet18@weights.safetensors``: a torchvision architecture with a state
+  dict, loaded with ``torch.load(weights_only=True)`` or safetensors (which never unpickles).
+- ``timm:<folder>``, ``timm:<name>@<weights>``, ``hf:<folder>``, a model folder, ``<file>.onnx``: a model
+  as its library saved it, with its own preprocessing (:mod:`pytest_advrobust.core.formats`).
+
+Every file is sniffed before it is read: a Git LFS pointer, an HTML page saved under a model's name, an
+empty or truncated file is a one-line error naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import torch
 from torch import nn
 
 from .errors import ModelLoadError, UnsafeModelFileError
+from .formats import check_state_dict, load_shipped, load_state_dict_file, shipped_kind, sniff_file
 
 PICKLE_RISK = (
     "Unpickling a file can run arbitrary code, so pytest-advrobust loads model files with "
@@ -30,8 +37,13 @@ PICKLE_RISK = (
 
 
 def load_model(spec: str, *, allow_pickle: bool = False) -> Any:
-    """Load the model a spec string names (see the module docstring); the caller moves it to a device."""
+    """Load the model a spec string names (see the module docstring); the caller moves it to a device.
+
+    A model in a library's format comes without its preprocessing here: :func:`load_shipped` returns
+    both, and the plugin and :func:`pytest_advrobust.attack` use it."""
     spec = spec.strip()
+    if shipped_kind(spec) is not None:
+        return load_shipped(spec).module
     if "@" in spec:
         arch, _, file = spec.partition("@")
         return _torchvision_with_state_dict(arch.strip(), Path(file.strip()), allow_pickle)
@@ -104,6 +116,12 @@ def _safe_load(path: Path, allow_pickle: bool) -> Any:
 def _model_file(path: Path, allow_pickle: bool) -> Any:
     if not path.is_file():
         raise ModelLoadError(f"model file {path} does not exist")
+    sniff_file(path)
+    if path.suffix == ".safetensors":
+        raise ModelLoadError(
+            f"model file {path} holds weights only (safetensors), which need an architecture: use "
+            f"'<torchvision arch>@{path}' or 'timm:<name>@{path}', or the folder saved with it"
+        )
     if _is_torchscript(path):
         try:
             return torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
@@ -146,7 +164,12 @@ def _torchvision_with_state_dict(arch: str, path: Path, allow_pickle: bool) -> n
         close = difflib.get_close_matches(arch, names, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ModelLoadError(f"unknown torchvision architecture {arch!r}{hint}") from None
-    state = _state_dict(_safe_load(path, allow_pickle), path)
+    if path.suffix == ".safetensors":
+        state = load_state_dict_file(path)  # sniffed there
+    else:
+        if path.is_file():
+            sniff_file(path)
+        state = _state_dict(_safe_load(path, allow_pickle), path)
     model: nn.Module = builder(weights=None)
     try:
         model.load_state_dict(state)
@@ -157,8 +180,6 @@ def _torchvision_with_state_dict(arch: str, path: Path, allow_pickle: bool) -> n
         if not heads:
             raise ModelLoadError(f"{path} does not match {arch}: {first_error}") from None
         model = builder(weights=None, num_classes=heads[-1].shape[0])
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ModelLoadError(f"{path} does not match {arch}: {exc}") from None
+        check_state_dict(model, state, path, arch)
+        model.load_state_dict(state)
         return model

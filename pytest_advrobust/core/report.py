@@ -251,6 +251,9 @@ class RunSettings:
     describe: str
     notes: list[str] = field(default_factory=list)
     reproduce: str | None = None
+    from_model: list[str] = field(default_factory=list)
+    """The settings the model's own metadata supplied, with where each came from
+    (``mean=(0.485, 0.456, 0.406) from timm pretrained_cfg``), and how image files were fitted to it."""
 
     def how(self) -> str:
         """``bim eps=0.007 seed=0``: the short label of a run in summaries."""

@@ -139,11 +139,35 @@ def _is_robustness_test(item: pytest.Item) -> bool:
     return item.get_closest_marker("adv_robust") is not None or "adv_attack" in getattr(item, "fixturenames", ())
 
 
-def pytest_report_collectionfinish(config: pytest.Config, start_path: Path, items: list[pytest.Item]) -> str | None:
+def pytest_report_collectionfinish(
+    config: pytest.Config, start_path: Path, items: list[pytest.Item]
+) -> str | list[str] | None:
     """The run's defaults, only when robustness tests were collected (like Hypothesis' header)."""
     if config.get_verbosity() < 0 or not any(_is_robustness_test(item) for item in items):
         return None
-    return f"advrobust: {config.stash[SETTINGS_KEY].base.describe()} (marker keywords override per test)"
+    base = config.stash[SETTINGS_KEY].base
+    lines = [f"advrobust: {base.describe()} (marker keywords override per test)"]
+    if base.model is not None:
+        lines += _model_header(config, base)
+    return lines
+
+
+def _model_header(config: pytest.Config, base: Any) -> list[str]:
+    """What the model named on the command line or in the ini file supplies from its own metadata."""
+    from ..core.settings.precedence import with_model_metadata
+
+    try:
+        shipped = config.stash[CACHE_KEY].shipped(base.model)
+    except AdvRobustError as exc:  # the tests that use the model fail with the same message
+        return [f"advrobust: model {base.model}: {exc}"]
+    if shipped is None:
+        return []
+    try:
+        completed, _ = with_model_metadata(base, *shipped.preprocessing.as_settings(), image_fit=shipped.preprocessing)
+    except AdvRobustError as exc:
+        return [f"advrobust: model {base.model}: {exc}"]
+    values = completed.from_model()
+    return [f"advrobust: model {shipped.kind}:{shipped.path}" + (f": {'; '.join(values)}" if values else "")]
 
 
 @pytest.hookimpl(wrapper=True)

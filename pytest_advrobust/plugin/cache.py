@@ -6,6 +6,7 @@ model or images are actually needed.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from ..core.settings import AttackConfig
 
 if TYPE_CHECKING:
     from ..core.baseline import BaselineEntry
+    from ..core.formats import ShippedModel
 
 
 @dataclass(eq=False)
@@ -24,6 +26,8 @@ class Cache:
 
     baseline_dir: Path
     models: dict[tuple[str, bool, str], Any] = field(default_factory=dict)
+    shipped_models: dict[str, ShippedModel | None] = field(default_factory=dict)
+    warned: set[str] = field(default_factory=set)
     image_sets: dict[tuple[Any, ...], Any] = field(default_factory=dict)
     fingerprints: dict[int, str] = field(default_factory=dict)
     baseline_files: dict[str, dict[str, BaselineEntry]] = field(default_factory=dict)
@@ -35,8 +39,28 @@ class Cache:
             from ..core.loading import load_model
             from ..core.model import place_model
 
-            self.models[key] = place_model(load_model(spec, allow_pickle=allow_pickle), device)
+            shipped = self.shipped(spec)
+            loaded = shipped.module if shipped is not None else load_model(spec, allow_pickle=allow_pickle)
+            self.models[key] = place_model(loaded, device)
         return self.models[key]
+
+    def shipped(self, spec: str) -> ShippedModel | None:
+        """The model a spec names with its own preprocessing, loaded once per session, when the spec names
+        a library's format (timm, Hugging Face, ONNX); None for the other specs."""
+        if spec not in self.shipped_models:
+            from ..core.formats import load_shipped, shipped_kind
+
+            shipped = load_shipped(spec) if shipped_kind(spec) is not None else None
+            for note in shipped.notes if shipped is not None else ():
+                self.warn_once(note)
+            self.shipped_models[spec] = shipped
+        return self.shipped_models[spec]
+
+    def warn_once(self, message: str) -> None:
+        """A UserWarning, the first time this session says it (settings resolve per fixture and test)."""
+        if message not in self.warned:
+            self.warned.add(message)
+            warnings.warn(message, stacklevel=4)
 
     def images(self, config: AttackConfig) -> Any:
         """The image files the settings name, with their labels (listed once per session; decoded batch
@@ -45,7 +69,7 @@ class Cache:
         from ..core.images import find_images
 
         assert config.images is not None
-        key = (config.images, config.input_size, config.labels, config.class_names, config.image_mode)
+        key = (config.images, config.input_size, config.labels, config.class_names, config.image_mode, config.image_fit)
         if key not in self.image_sets:
             self.image_sets[key] = find_images(
                 list(config.images),
@@ -53,6 +77,7 @@ class Cache:
                 labels_file=config.labels,
                 class_names=load_class_names(config.class_names),
                 image_mode=config.image_mode,
+                image_fit=config.image_fit,
             )
         return self.image_sets[key]
 

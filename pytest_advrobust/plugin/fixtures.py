@@ -45,6 +45,24 @@ def _cache(request: pytest.FixtureRequest) -> Cache:
     return request.config.stash[CACHE_KEY]
 
 
+def _resolved(request: pytest.FixtureRequest, overrides: dict[str, Any] | None = None, where: str = "") -> AttackConfig:
+    """The test's settings (:meth:`Settings.resolve_for`), completed with the model's own metadata when
+    the model spec names a library's format: marker > CLI > ini > model > default. A value set that
+    contradicts the metadata is kept, with a warning naming both."""
+    config = _settings(request).resolve_for(request.node, overrides, *((where,) if where else ()))
+    shipped = _cache(request).shipped(config.model) if config.model is not None else None
+    if shipped is None:
+        return config
+    from ..core.settings.precedence import with_model_metadata
+
+    completed, contradictions = with_model_metadata(
+        config, *shipped.preprocessing.as_settings(), image_fit=shipped.preprocessing
+    )
+    for message in contradictions:
+        _cache(request).warn_once(message)
+    return completed
+
+
 def _fail(exc: Exception, prefix: str = "adv_robust") -> NoReturn:
     """Fail the test with our message only (no traceback, no chained exception)."""
     raise pytest.fail.Exception(f"{prefix}: {exc}", pytrace=False) from None
@@ -60,8 +78,8 @@ def adv_model(pytestconfig: pytest.Config) -> Any:
     if base.model is None:
         pytest.fail(
             "adv_robust: no model: set --adv-model (or ini adv_model, or model= on the marker) to "
-            "'package.module:factory', a TorchScript file or '<arch>@<state dict>', or define an "
-            "adv_model fixture in conftest.py",
+            "'package.module:factory', a TorchScript file, '<arch>@<state dict>', 'timm:<folder>', "
+            "'hf:<folder>' or a .onnx file, or define an adv_model fixture in conftest.py",
             pytrace=False,
         )
     try:
@@ -80,7 +98,7 @@ def adv_run_config(pytestconfig: pytest.Config) -> RunConfig:
 def adv_config(request: pytest.FixtureRequest) -> AttackConfig:
     """This test's resolved settings (marker > CLI > ini > default), each with its source."""
     try:
-        return _settings(request).resolve_for(request.node)
+        return _resolved(request)
     except (AdvRobustError, TypeError) as exc:
         _fail(exc)
 
@@ -131,7 +149,7 @@ def adv_attack(request: pytest.FixtureRequest, adv_config: AttackConfig) -> Call
     def run(model: Any = None, images: Any = None, labels: Any = None, **overrides: Any) -> Any:
         if _are_paths(images):
             overrides["images"], images = images, None  # paths: the images setting, relative to the test file
-        config = settings.resolve_for(request.node, overrides) if overrides else adv_config
+        config = _resolved(request, overrides) if overrides else adv_config
         chosen_model = model if model is not None else _model_for(request, config)
         chosen_images = (
             images
@@ -165,14 +183,14 @@ def _adv_robust_marker(request: pytest.FixtureRequest, adv_shard: int | None) ->
     if request.node.get_closest_marker("adv_robust") is None:
         return
     try:
-        config = _settings(request).resolve_for(request.node)
+        config = _resolved(request)
         model = _model_for(request, config)
     except (AdvRobustError, TypeError) as exc:
         _fail(exc)
     images, labels = request.getfixturevalue("adv_images"), request.getfixturevalue("adv_labels")
     try:
         if _are_paths(images):  # files: read with this test's settings (image mode, size, labels file)
-            given = _settings(request).resolve_for(request.node, {"images": images}, where="the adv_images fixture")
+            given = _resolved(request, {"images": images}, where="the adv_images fixture")
             images = _cache(request).images(given)
         source = _source(images, labels, config)
     except AdvRobustError as exc:

@@ -126,7 +126,8 @@ def test_the_config_dataclasses_take_their_defaults_from_the_table() -> None:
     for option in OPTIONS:
         holder = config if option.per_test else run
         assert getattr(holder, option.name) == option.default, option.name
-    assert {f.name for f in dataclasses.fields(AttackConfig)} - {"sources"} == {o.name for o in OPTIONS if o.per_test}
+    # besides the settings: where each value came from, and the model's own image fit (not a setting)
+    assert {f.name for f in dataclasses.fields(AttackConfig)} - {"sources", "image_fit"} == {o.name for o in OPTIONS if o.per_test}
     assert {f.name for f in dataclasses.fields(RunConfig)} - {"sources"} == {o.name for o in OPTIONS if not o.per_test}
 
 

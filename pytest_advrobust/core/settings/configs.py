@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .table import auto_loss, auto_step_size, auto_steps, auto_workers, default
 from .values import LossKind, Source, TargetSpec
+
+if TYPE_CHECKING:
+    from ..preprocessing import Preprocessing
 
 
 def _default_field(name: str) -> Any:
@@ -51,6 +54,10 @@ class AttackConfig:
     sanity_checks: bool = _default_field("sanity_checks")
     allow_pickle: bool = _default_field("allow_pickle")
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
+    image_fit: Preprocessing | None = field(default=None, repr=False)
+    """How image files are resized and cropped when the model's own metadata says (its eval transform);
+    None: the plugin's rule (shorter side to ``input_size``, centre crop). Not a setting: it comes with
+    the model (:func:`~pytest_advrobust.core.settings.precedence.with_model_metadata`)."""
 
     @property
     def resolved_steps(self) -> int:
@@ -88,6 +95,18 @@ class AttackConfig:
     def source(self, name: str) -> Source:
         return self.sources.get(name, Source("default"))
 
+    def from_model(self) -> list[str]:
+        """The values the model's own metadata supplied, each with where it came from, for the header
+        and reports: ``mean=(0.485, 0.456, 0.406) from timm pretrained_cfg``."""
+        shown = [
+            f"{name}={_shown(getattr(self, name))} from {source.label}"
+            for name, source in self.sources.items()
+            if source.kind == "model"
+        ]
+        if self.image_fit is not None:
+            shown.append(f"image files: {self.image_fit.describe()}")
+        return shown
+
     def describe(self) -> str:
         """One line with what reproduces a run: attack, ε, steps, step size, targets, seed."""
         step = "2ε,adaptive" if self.attack == "apgd" else f"{self.resolved_step_size:.6g}"
@@ -115,3 +134,13 @@ class RunConfig:
     markdown: Path | None = _default_field("markdown")
     github_summary: bool = _default_field("github_summary")
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple) and value and isinstance(value[0], float):
+        return "(" + ", ".join(f"{v:g}" for v in value) + ")"
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return f"{value[0]}x{value[1]}"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value[:5]) + (f",… ({len(value)})" if len(value) > 5 else "")
+    return str(value)

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .values import ATTACKS, IMAGENET_MEAN, IMAGENET_STD, LOSSES, VERDICTS, TargetSpec
+from .values import ATTACKS, IMAGENET_MEAN, IMAGENET_STD, LOSSES, MODEL_PREFIXES, VERDICTS, TargetSpec
+
+MODEL_FILE_SUFFIXES = (".pt", ".pth", ".ts", ".bin", ".ckpt", ".safetensors", ".onnx")
 
 
 def _number(raw: Any) -> float:
@@ -197,10 +199,19 @@ def parse_model(raw: Any, base: Path | None = None) -> str | None:
     if _unset(raw):
         return None
     spec = str(raw).strip()
+    prefix = next((p for p in MODEL_PREFIXES if spec.startswith(p)), "")
+    if prefix:
+        rest = spec[len(prefix) :].strip()
+        if not rest:
+            raise ValueError(f"must name a folder after {prefix!r} (or, for timm, <name>@<weights file>)")
+        if "@" in rest:  # timm:<architecture>@<weights file>
+            arch, _, file = rest.partition("@")
+            return f"{prefix}{arch.strip()}@{_path(file, base)}"
+        return f"{prefix}{_path(rest, base)}"
     if "@" in spec:
         arch, _, file = spec.partition("@")
         return f"{arch}@{_path(file, base)}"
-    looks_like_file = spec.endswith((".pt", ".pth", ".ts", ".bin", ".ckpt")) or "/" in spec
+    looks_like_file = spec.endswith(MODEL_FILE_SUFFIXES) or "/" in spec
     if looks_like_file and ":" not in spec.replace("\\", "/").split("/")[-1]:
         return str(_path(spec, base))
     return spec

@@ -8,6 +8,7 @@ gives the value again (for the reproduce command).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from ..errors import OptionError
 from .configs import AttackConfig, RunConfig
 from .table import OPTIONS_BY_NAME, PER_TEST, SESSION_WIDE
-from .values import Source
+from .values import MODEL_PREFIXES, Source
 
 
 def unparse(name: str, value: Any, path_text: Callable[[Path], str] = str) -> str:
@@ -34,6 +35,9 @@ def unparse(name: str, value: Any, path_text: Callable[[Path], str] = str) -> st
     if isinstance(value, float):
         return repr(value)
     if name == "model" and isinstance(value, str):
+        prefix = next((p for p in MODEL_PREFIXES if value.startswith(p)), "")
+        if prefix and "@" not in value:
+            return prefix + path_text(Path(value[len(prefix) :]))
         arch, at, file = value.rpartition("@")
         if at:
             return f"{arch}@{path_text(Path(file))}"
@@ -141,3 +145,56 @@ def _check_combination(config: AttackConfig) -> None:
             f"{src.spell(given, getattr(config, given))}: {given} was given without {missing}; "
             f"set both (e.g. --adv-mean=imagenet --adv-std=imagenet)"
         )
+
+
+MODEL_SETTINGS = ("mean", "std", "input_size", "image_mode", "class_names")
+"""The settings a model's own metadata can supply (a timm ``pretrained_cfg``, a Hugging Face processor)."""
+
+
+def _agree(name: str, set_value: Any, model_value: Any) -> bool:
+    if name in ("mean", "std"):
+        mine, theirs = tuple(set_value), tuple(model_value)
+        width = max(len(mine), len(theirs))
+        mine, theirs = (mine * width if len(mine) == 1 else mine), (theirs * width if len(theirs) == 1 else theirs)
+        return len(mine) == len(theirs) and all(abs(a - b) <= 1e-6 for a, b in zip(mine, theirs, strict=True))
+    if name == "class_names" and not isinstance(set_value, tuple):
+        return True  # a file or "imagenet": compared with the model's outputs when the model answers
+    return bool(set_value == model_value)
+
+
+def with_model_metadata(
+    config: AttackConfig, values: Mapping[str, Any], origins: Mapping[str, str], image_fit: Any = None
+) -> tuple[AttackConfig, list[str]]:
+    """The config with the model's own metadata where no marker, CLI or ini value is set (*call > marker >
+    CLI > ini > model > default*), and one message per set value that contradicts the metadata.
+
+    ``values`` maps settings of :data:`MODEL_SETTINGS` to the model's values (None: it does not say),
+    ``origins`` each to where in the metadata it came from (``"timm pretrained_cfg"``): each filled value's
+    source is ``Source("model", origin)``. ``image_fit`` (how the model's eval transform resizes and crops
+    image files) is kept when the input size and channels in effect are the model's, else dropped, so an
+    input size set by hand uses the plugin's own rule.
+    """
+    updates: dict[str, Any] = {}
+    sources = dict(config.sources)
+    contradictions = []
+    for name in MODEL_SETTINGS:
+        value = values.get(name)
+        if value is None:
+            continue
+        source = config.source(name)
+        origin = origins.get(name, "the model's metadata")
+        if source.kind in ("default", "model"):
+            updates[name], sources[name] = value, Source("model", origin)
+        elif not _agree(name, getattr(config, name), value):
+            mine = source.spell(name, unparse(name, getattr(config, name)))
+            contradictions.append(
+                f"{mine} overrides the model's {name}={unparse(name, value)} (from {origin}): the attack runs "
+                "on inputs the model was not evaluated on unless you meant it"
+            )
+    completed = dataclasses.replace(config, **updates, sources=sources)
+    own_input = completed.input_size == values.get("input_size") and completed.image_mode == values.get(
+        "image_mode", completed.image_mode
+    )
+    completed = dataclasses.replace(completed, image_fit=image_fit if image_fit is not None and own_input else None)
+    _check_combination(completed)
+    return completed, contradictions

@@ -16,8 +16,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 LossKind = Literal["ce", "dlr"]
-SourceKind = Literal["default", "ini", "override", "cli", "marker", "call"]
-"""``override`` is pytest's ``-o adv_name=value``: an ini value given on the command line."""
+SourceKind = Literal["default", "model", "ini", "override", "cli", "marker", "call"]
+"""``override`` is pytest's ``-o adv_name=value``: an ini value given on the command line; ``model``: the
+model's own metadata (a timm ``pretrained_cfg``, a Hugging Face ``preprocessor_config.json``), which
+applies where nothing else sets a value."""
+MODEL_PREFIXES = ("timm:", "hf:")
+"""Model specs that name a library's format (``timm:<folder>``, ``timm:<name>@<weights>``, ``hf:<folder>``)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class Source:
             return f"-o adv_{name}={raw}"
         if self.kind == "default":
             return f"{name}={raw!r} (the default)"
+        if self.kind == "model":
+            return f"{name}={raw!r} from {self.label}"
         return f"{name}={raw!r} in {self.label}"
 
 
