@@ -330,12 +330,14 @@ def _judge_image(name: str, before: BaselineImage | None, now: BaselineImage, re
         )
     elif now.flipped and not before.flipped:
         result.regressions.append(f"{name}: held -> flips to {now.adv_label_name!r} {span}")
-    elif drop is not None and drop > absolute and drop > relative * (before.minimal_epsilon or top or 0):
+    elif (
+        drop is not None and _beyond(drop, absolute) and _beyond(drop, relative * (before.minimal_epsilon or top or 0))
+    ):
         limit = f"{absolute:g}" + (f", {relative:.0%}" if relative else "")
         result.regressions.append(f"{name}: minimal eps dropped {eps_change} (more than the tolerance {limit})")
     elif before.flipped and not now.flipped:
         result.improvements.append(f"{name}: flipped to {before.adv_label_name!r} -> holds")
-    elif drop is not None and -drop > absolute:
+    elif drop is not None and _beyond(-drop, absolute):
         result.improvements.append(f"{name}: minimal eps rose {eps_change}")
     elif now.flipped and not now.misclassified and now.adv_label != before.adv_label:
         result.changed.append(
@@ -381,6 +383,17 @@ def compare(
     present = {image_of(name) for name in new_images} | set(image_names or ())
     result.missing = sorted(name for name in old_images if name not in new_images and image_of(name) not in present)
     return result
+
+
+FLOAT_NOISE = 1e-9
+"""Minimal ε values are decimals (rounded to the search precision, stored to 10 digits): a change that
+exceeds the tolerance by less than this is the binary noise of subtracting them (0.0105 - 0.01 is
+0.000500000000000001), not a change beyond it."""
+
+
+def _beyond(change: float, limit: float) -> bool:
+    """``change`` is more than ``limit``, by more than float noise."""
+    return change - limit > FLOAT_NOISE
 
 
 def _drop(before: float | None, now: float | None, top: float | None) -> float | None:

@@ -442,11 +442,6 @@ def test_the_message_states_the_drop_and_the_tolerance(tolerance: tuple[float, f
     assert comparison.regressions == [f"a.png: minimal eps dropped 0.03125 -> 0.005 (more than the tolerance {shown})"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="docs: a drop 'by more than' the tolerance fails; in floating point 0.0105 - 0.0100 > 0.0005, so a "
-    "drop of exactly the default tolerance between two 5-decimal minimal eps values (as stored) usually fails",
-)
 def test_a_drop_of_exactly_the_default_tolerance_in_stored_decimals_passes() -> None:
     comparison = compare(entry({"a.png": row(minimal=0.0105)}), entry({"a.png": row(minimal=0.01)}), DEFAULT_TOLERANCE)
 
