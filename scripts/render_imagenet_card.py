@@ -33,7 +33,6 @@ OUTPUT = ROOT / "docs" / "images" / "imagenet-card.png"
 TEST = "test_photo_becomes_vulture"
 IMAGE = "coffee.png"
 WIDTH = 900  # CSS pixels: about the width of a README on github.com, so the text is read at its own size
-SCALE = 2  # device pixels per CSS pixel: sharp on a high-density screen, GitHub shows it WIDTH wide
 # a CI runner's variables, left out of the example's environment: it must not write to a real job summary
 CI_VARIABLES = ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_WORKSPACE")
 
@@ -79,33 +78,16 @@ def html_report(folder: Path) -> str:
     return report.read_text(encoding="utf-8")
 
 
-def _chromium(chromium: str, folder: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            f"--force-device-scale-factor={SCALE}",
-            f"--user-data-dir={folder / 'profile'}",
-            *arguments,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def screenshot(chromium: str, report: str, folder: Path, output: Path) -> None:
+    from headless import run_chromium  # beside this script, on sys.path when it runs
+
     page = folder / "card.html"
     script = KEEP_ONE_CARD % {"test": json.dumps(TEST), "image": json.dumps(IMAGE)}
     if "</body>" not in report:
         sys.exit("the HTML report has no </body>: has its markup changed? (pytest_advrobust/core/html_report.py)")
     page.write_text(report.replace("</body>", script + "</body>", 1), encoding="utf-8")
     # pass 1: lay the page out at WIDTH and read back whether the card is there and how tall the page is
-    dom = _chromium(chromium, folder, f"--window-size={WIDTH},800", "--dump-dom", page.as_uri()).stdout
+    dom = run_chromium(chromium, folder, f"--window-size={WIDTH},800", "--dump-dom", page.as_uri()).stdout
     body = re.search(r"<body\b[^>]*>", dom)
     attributes = dict(re.findall(r'(data-[a-z-]+)="([^"]*)"', body.group(0))) if body else {}
     if attributes.get("data-card-found") != "yes":
@@ -113,7 +95,7 @@ def screenshot(chromium: str, report: str, folder: Path, output: Path) -> None:
     height = int(attributes["data-height"])
     # pass 2: the screenshot, exactly as tall as the content
     shot = folder / "card.png"
-    _chromium(chromium, folder, f"--window-size={WIDTH},{height}", f"--screenshot={shot}", page.as_uri())
+    run_chromium(chromium, folder, f"--window-size={WIDTH},{height}", f"--screenshot={shot}", page.as_uri())
     if not shot.is_file() or shot.stat().st_size == 0:
         sys.exit("Chromium wrote no screenshot")
     shutil.copyfile(shot, output)
@@ -125,9 +107,9 @@ def main(argv: list[str] | None = None) -> None:
         "--output", type=Path, default=OUTPUT, help=f"the PNG to write (default: {OUTPUT.relative_to(ROOT)})"
     )
     output = parser.parse_args(argv).output.resolve()
-    chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-    if chromium is None:
-        sys.exit("needs Chromium (Debian: apt-get install chromium)")
+    from headless import find_chromium  # beside this script, on sys.path when it runs
+
+    chromium = find_chromium()
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

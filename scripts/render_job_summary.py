@@ -27,7 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "custom_model"
 OUTPUT = ROOT / "docs" / "images" / "job-summary.png"
 WIDTH = 1000  # CSS pixels; the summary's widest table needs about 960
-SCALE = 2  # device pixels per CSS pixel: sharp on a high-density screen
 # a CI runner's variables, left out of the example's environment: it must not write to a real job summary
 CI_VARIABLES = ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_WORKSPACE")
 
@@ -106,47 +105,28 @@ def page(text: str) -> str:
     )
 
 
-def _chromium(chromium: str, folder: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            f"--force-device-scale-factor={SCALE}",
-            f"--user-data-dir={folder / 'profile'}",
-            *arguments,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--output", type=Path, default=OUTPUT, help=f"the PNG to write (default: {OUTPUT.relative_to(ROOT)})"
     )
     output = parser.parse_args(argv).output.resolve()
-    chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-    if chromium is None:
-        sys.exit("needs Chromium (Debian: apt-get install chromium)")
+    from headless import find_chromium, run_chromium  # beside this script, on sys.path when it runs
+
+    chromium = find_chromium()
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         html_file = folder / "summary.html"
         html_file.write_text(page(summary_markdown(folder)), encoding="utf-8")
         # pass 1: lay the page out at WIDTH and read back how tall it is; pass 2: the screenshot, that tall
-        dom = _chromium(chromium, folder, f"--window-size={WIDTH},800", "--dump-dom", html_file.as_uri()).stdout
+        dom = run_chromium(chromium, folder, f"--window-size={WIDTH},800", "--dump-dom", html_file.as_uri()).stdout
         height = re.search(r'<body\b[^>]*\bdata-height="(\d+)"', dom)
         if height is None:
             sys.exit("Chromium did not lay the page out (no data-height on <body>)")
         shot = folder / "summary.png"
         size = f"--window-size={WIDTH},{height.group(1)}"
-        _chromium(chromium, folder, size, f"--screenshot={shot}", html_file.as_uri())
+        run_chromium(chromium, folder, size, f"--screenshot={shot}", html_file.as_uri())
         if not shot.is_file() or shot.stat().st_size == 0:
             sys.exit("Chromium wrote no screenshot")
         shutil.copyfile(shot, output)

@@ -17,7 +17,6 @@ empty or truncated file is a one-line error naming the file and the fix.
 from __future__ import annotations
 
 import importlib
-import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from torch import nn
 
 from .errors import ModelLoadError, UnsafeModelFileError
 from .formats import check_state_dict, load_shipped, load_state_dict_file, shipped_kind, sniff_file
+from .formats.files import torch_load_weights_only
 
 PICKLE_RISK = (
     "Unpickling a file can run arbitrary code, so pytest-advrobust loads model files with "
@@ -95,18 +95,10 @@ def _safe_load(path: Path, allow_pickle: bool) -> Any:
     if not path.is_file():
         raise ModelLoadError(f"model file {path} does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+        return torch_load_weights_only(path, PICKLE_RISK, label="model file ")
+    except UnsafeModelFileError:
         if not allow_pickle:
-            raise UnsafeModelFileError(
-                f"model file {path} is not a plain state dict: loading it needs full unpickling "
-                f"({str(exc).splitlines()[0]}). {PICKLE_RISK}"
-            ) from None
-    except Exception as exc:  # torch.load raises many types for files that are not its own
-        raise ModelLoadError(
-            f"model file {path} is not a PyTorch file torch.load can read ({exc.__class__.__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'empty'})"
-        ) from None
+            raise
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # a trusted pickle that still fails: say which file

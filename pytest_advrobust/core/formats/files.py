@@ -97,19 +97,26 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
         except Exception as exc:  # safetensors raises its own SafetensorError and OSError
             raise ModelLoadError(f"{path} is not a safetensors file safetensors can read: {exc}") from None
         return tensors
+    fix = "Unpickling can run arbitrary code: save model.state_dict() with torch.save or safetensors instead"
+    return _unwrap(torch_load_weights_only(path, fix), path)
+
+
+def torch_load_weights_only(path: Path, fix: str, label: str = "") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain containers, never arbitrary
+    objects. A file that needs full unpickling raises :class:`UnsafeModelFileError` ending with ``fix``;
+    one that is not torch's raises :class:`ModelLoadError`. ``label`` starts the messages (``"model file "``)."""
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise UnsafeModelFileError(
-            f"{path} is not a plain state dict: loading it needs full unpickling, which can run arbitrary code "
-            f"({str(exc).splitlines()[0]}); save model.state_dict() with torch.save or safetensors instead"
+            f"{label}{path} is not a plain state dict: loading it needs full unpickling "
+            f"({str(exc).splitlines()[0]}). {fix}"
         ) from None
     except Exception as exc:  # torch.load raises many types for files that are not its own
         raise ModelLoadError(
-            f"{path} is not a PyTorch file torch.load can read ({type(exc).__name__}: "
+            f"{label}{path} is not a PyTorch file torch.load can read ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else 'empty'})"
         ) from None
-    return _unwrap(loaded, path)
 
 
 def _unwrap(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
