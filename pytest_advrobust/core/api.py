@@ -17,7 +17,7 @@ from .errors import AdvRobustError, OptionError
 from .formats import ShippedModel
 from .model import WrappedModel, eval_mode
 from .pipeline import attack_batch
-from .report import ImageRecord, RunSettings
+from .report import VERDICT_ROUNDED, ImageRecord, RunSettings
 from .results import AttackResult
 from .settings import AttackConfig, Source, TargetSpec, resolve
 from .settings.precedence import with_model_metadata
@@ -154,6 +154,28 @@ def _with_metadata(config: AttackConfig, shipped: ShippedModel) -> AttackConfig:
     return completed
 
 
+ONE_LEVEL = 1 / 255
+"""One 8-bit level in [0,1] pixel units."""
+
+
+def _warn_below_one_level(config: AttackConfig, clean: torch.Tensor, notes: list[str]) -> None:
+    """Under the rounded verdict the image that is judged is the adversarial one rounded to 8 bits within
+    the ε-ball: with ε below one level and clean pixels on the 8-bit grid, that is the clean image itself,
+    so nothing can flip and a pass would prove nothing. Said once per run, as a warning and a note."""
+    if config.verdict != VERDICT_ROUNDED or not 0 < config.epsilon < ONE_LEVEL * (1 - 1e-6):
+        return
+    levels = clean.detach() * 255
+    if float((levels - levels.round()).abs().max()) > 1e-3:
+        return  # off the grid: rounding can move a pixel by less than one level
+    message = (
+        f"epsilon={config.epsilon:g} is below one 8-bit level (1/255 ≈ 0.0039): under verdict=rounded an 8-bit "
+        "image cannot change at all within it, so no image can flip and a pass proves nothing; use epsilon ≥ "
+        "1/255, or verdict=float to judge the float image"
+    )
+    warnings.warn(message, stacklevel=4)
+    notes.append(message)
+
+
 def _loss_used(config: AttackConfig, outputs: int, notes: list[str]) -> AttackConfig:
     """The config as run: ``loss=auto`` that would choose DLR for a model with too few classes ran
     cross-entropy (and says so), so reports and baselines name the loss that was used."""
@@ -248,6 +270,8 @@ def run_attack(
             wrapped.check_images(batch.pixels)
             clean = batch.pixels.detach().to(wrapped.device, torch.float32)
             labels = batch.labels if remap is None else [None if i is None else remap.get(i, i) for i in batch.labels]
+            if done == 0:
+                _warn_below_one_level(config, clean, notes)
             context = BatchContext(_batch_config(config, done, done + len(batch), total), attack, wrapped, classes)
             part = attack_batch(context, BatchImages(clean, labels, batch.sources, batch.names), first=done == 0)
             done += len(batch)

@@ -210,3 +210,29 @@ def test_the_determinism_check_runs_once_per_run_not_per_batch() -> None:
     assert len(checked.calls) == len(unchecked.calls) + 3  # an FGSM image per batch
     rows = sum(n for n, _ in checked.calls) - sum(n for n, _ in unchecked.calls)
     assert rows == 6 + 1  # the FGSM images, and one clean image predicted a second time
+
+
+def test_a_budget_below_one_8bit_level_warns_that_nothing_can_flip() -> None:
+    """Within ε < 1/255 of an 8-bit image, its 8-bit rounding is the image itself: under the rounded verdict
+    nothing can flip, whatever the model. A linear model with a tiny margin shows it: the float image flips,
+    the judged one cannot, and the run says why instead of reading as robustness."""
+    x = grid_images(1, size=4)
+    weight = torch.zeros(2, x[0].numel())
+    weight[0], weight[1] = 1.0, -1.0
+    model = linear_model(weight, torch.tensor([-2 * float(weight[0] @ x.flatten()) + 0.01, 0.0]))  # margin 0.01
+    with torch.no_grad():
+        margin = float(model(x)[0, 0] - model(x)[0, 1])
+    assert 0 < margin < 2 * 0.003 * weight[0].abs().sum()  # one FGSM step of 0.003 crosses it in float
+    with pytest.warns(UserWarning, match=r"epsilon=0.003 is below one 8-bit level .* no image can flip"):
+        rounded = attack(model, x, epsilon=0.003, method="fgsm", labels=[0])
+    assert rounded.flips == [] and any("below one 8-bit level" in note for note in rounded.settings.notes)
+    assert torch.equal(rounded.adversarial_8bit, x)
+    floated = attack(model, x, epsilon=0.003, method="fgsm", labels=[0], verdict="float")
+    assert len(floated.flips) == 1 and not any("below one 8-bit level" in n for n in floated.settings.notes)
+
+
+def test_a_budget_below_one_level_on_images_off_the_8bit_grid_does_not_warn() -> None:
+    x = grid_images(1, size=4) + 0.5 / 255  # halfway between levels: rounding can move a pixel
+    model = linear_model(torch.randn(2, x[0].numel(), generator=torch.Generator().manual_seed(0)))
+    result = attack(model, x.clamp(0, 1), epsilon=0.003, method="fgsm")
+    assert not any("below one 8-bit level" in note for note in result.settings.notes)

@@ -69,6 +69,8 @@ def test_paths_are_relative_to_their_source() -> None:
         ("mean", "1,2", CLI, "--adv-mean=1,2: must be one number or three"),
         ("early_stop", "maybe", CLI, "--adv-early-stop=maybe: must be true or false"),
         ("input_size", "0", CLI, "--adv-input-size=0: must be one positive size or HxW"),
+        ("step_size", "3", CLI, r"--adv-step-size=3: must be ≤ 1: steps are in \[0,1\] pixel units, not 0–255 \(did"),
+        ("tolerance", "5", CLI, r"--adv-tolerance=5: an absolute tolerance .* must be ≤ 1 \(did you mean 0.0196.*5% as a"),
     ],
 )
 def test_bad_values_name_the_setting_and_source(name: str, raw: object, source: Source, message: str) -> None:

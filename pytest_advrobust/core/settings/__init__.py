@@ -3,7 +3,7 @@
 Each setting has three spellings: CLI ``--adv-epsilon``, ini ``adv_epsilon`` and marker keyword
 ``epsilon``. The package is split by job: :mod:`.values` (the value types), :mod:`.parsers` (raw value →
 value), :mod:`.table` (the options table, its defaults and auto rules), :mod:`.configs` (the resolved
-configs) and :mod:`.precedence` (*call > marker > CLI > ini > default*). Pure Python: it imports neither
+configs) and :mod:`.precedence` (*call > marker > CLI > -o > ini > model > default*). Pure Python: it imports neither
 pytest nor torch, so the plugin can use it at load time. The names below are the ones other modules use.
 """
 

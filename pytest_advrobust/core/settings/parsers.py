@@ -89,6 +89,8 @@ def parse_step_size(raw: Any, base: Path | None = None) -> float | None:
     value = _number(raw)
     if value <= 0:
         raise ValueError("must be > 0 (in [0,1] pixel units), or 'auto'")
+    if value > 1:
+        raise ValueError(f"must be ≤ 1: steps are in [0,1] pixel units, not 0–255 (did you mean {value / 255:.4g}?)")
     return value
 
 
@@ -316,6 +318,11 @@ def parse_tolerance(raw: Any, base: Path | None = None) -> tuple[float, float]:
             absolute = _number(text)
             if absolute < 0:
                 raise ValueError("must be ≥ 0")
+            if absolute > 1:
+                raise ValueError(
+                    f"an absolute tolerance is in [0,1] pixel units, so must be ≤ 1 (did you mean "
+                    f"{absolute / 255:.4g}, or {absolute:g}% as a relative one?)"
+                )
     return absolute, relative
 
 

@@ -1,4 +1,6 @@
-"""The one precedence rule: *call > marker > CLI > ini > default*, each value remembering its source.
+"""The one precedence rule: *call > marker > CLI > -o > ini > model > default*, each value remembering its
+source (``-o adv_name=value`` is an ini value given on the command line; ``model``: the model's own
+metadata, see :func:`with_model_metadata`).
 
 :func:`resolve` parses and validates every layer's raw values (the first bad one raises
 :class:`~pytest_advrobust.core.errors.OptionError` naming where it came from, e.g. "epsilon=-1 in the

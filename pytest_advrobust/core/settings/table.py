@@ -187,8 +187,9 @@ OPTIONS: tuple[Option, ...] = (
         metavar="ALPHA",
         help="Size of each step in [0,1] pixel units.",
         default_doc=(
-            f"auto: {STEP_SIZE_FACTOR:g}·ε/STEPS (Madry et al.), so the iterates can reach the ε-ball's corners; "
-            "ε for fgsm"
+            f"auto: {APGD_INITIAL_STEP:g}ε to start with for apgd, which adapts it (and refuses a set one); "
+            f"{STEP_SIZE_FACTOR:g}·ε/STEPS for bim and pgd (Madry et al.), so the iterates can reach the ε-ball's "
+            "corners; ε for fgsm and for a single step"
         ),
     ),
     Option(
