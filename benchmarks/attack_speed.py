@@ -24,8 +24,9 @@ are compared with FGSM's floor (one step of size ε).
 After the table it prints, per model, the defaults' time over their reference (the median of the paired
 ratios, with a 90% bootstrap interval over rounds) against the speed targets (:data:`TARGETS`). The FGSM
 floor check runs on every image that held, so checked bim is measured against the floor plus that
-check's one forward pass (target ≤ 1.03×); fgsm against its own floor (≤ 1.10×). On a small machine the C allocator moves these ratios by up to ±10% between processes (a
-process whose freed tensors go back to the system faults their pages in again on the next call);
+check's one forward pass (target ≤ 1.03×); fgsm against its own floor (≤ 1.10×). On a small machine
+the C allocator moves these ratios by up to ±10% between processes (a process whose freed tensors go
+back to the system faults their pages in again on the next call);
 ``MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=100000000000`` before the command keeps
 freed memory in the process, which makes runs repeat within about 2% (set both: either one alone turns
 off glibc's own tuning of the other, and the trim threshold alone made the small CNN 3× slower here).
