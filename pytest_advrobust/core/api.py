@@ -14,7 +14,8 @@ from .attacks import build_attack
 from .batch import BatchContext, BatchImages, BatchResult
 from .classes import ClassNames, load_class_names
 from .errors import AdvRobustError, OptionError
-from .formats import ShippedModel
+from .formats import ShippedModel, normalization_hint
+from .images import ImageFiles
 from .model import WrappedModel, eval_mode
 from .pipeline import attack_batch
 from .report import VERDICT_ROUNDED, ImageRecord, RunSettings
@@ -149,9 +150,23 @@ def _with_metadata(config: AttackConfig, shipped: ShippedModel) -> AttackConfig:
     completed, contradictions = with_model_metadata(
         config, *shipped.preprocessing.as_settings(), image_fit=shipped.preprocessing
     )
+    if completed.mean is None:
+        contradictions.append(normalization_hint(shipped))
     for message in contradictions:
         warnings.warn(message, stacklevel=4)
     return completed
+
+
+def _fitted(source: ImageSource, config: AttackConfig) -> tuple[ImageSource, AttackConfig]:
+    """Image files listed without a size are read the way the model's own eval transform reads them
+    (``config.image_fit``, from its metadata); any other images are attacked as given, and the report
+    then names no resize of the model's."""
+    fit = config.image_fit
+    if fit is None or (isinstance(source, ImageFiles) and source.image_fit == fit):
+        return source, config
+    if isinstance(source, ImageFiles) and source.image_fit is None and source.input_size is None:
+        return source.fitted(fit), config
+    return source, dataclasses.replace(config, image_fit=None)
 
 
 ONE_LEVEL = 1 / 255
@@ -256,6 +271,7 @@ def run_attack(
     wrapped.place(config.device)
     given = images if isinstance(images, ImageSource) else None  # labels given as names need class names
     source = as_source(images, labels, names, _class_names(class_names, config, given))
+    source, config = _fitted(source, config)
     classes = _class_names(class_names, config, source)
     remap = _label_map(source.class_names, classes)
     attack = build_attack(config)

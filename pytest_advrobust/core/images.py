@@ -175,6 +175,17 @@ class ImageFiles(ImageSource):
         warn_notes(conversions, f"converted {len(conversions)} image(s) to 8-bit {self.image_mode}")
         warn_notes(turned, f"turned {len(turned)} image(s) upright as their EXIF orientation says")
 
+    def fitted(self, fit: Preprocessing) -> ImageFiles:
+        """The same files, brought to the model's input by its own eval transform (``fit``)."""
+        return ImageFiles(
+            self.entries,
+            input_size=fit.input_size,
+            image_mode=fit.image_mode,
+            class_names=self.class_names,
+            notes=list(self.notes),
+            image_fit=fit,
+        )
+
     def shard(self, index: int, count: int) -> ImageFiles:
         part = shard_range(index, count, len(self.entries))
         return ImageFiles(
@@ -275,11 +286,17 @@ def load_images(
     labels_file: str | Path | None = None,
     class_names: str | Path | Sequence[str] | ClassNames | None = None,
     image_mode: str = "RGB",
+    image_fit: Preprocessing | None = None,
 ) -> ImageSet:
     """Load image files and folders into an :class:`ImageSet` in memory (see :func:`find_images`; for
     many images, pass :func:`find_images`' result to :func:`~pytest_advrobust.attack` instead: it is
     read batch by batch)."""
     files = find_images(
-        paths, input_size=input_size, labels_file=labels_file, class_names=class_names, image_mode=image_mode
+        paths,
+        input_size=input_size,
+        labels_file=labels_file,
+        class_names=class_names,
+        image_mode=image_mode,
+        image_fit=image_fit,
     )
     return files.load()

@@ -53,11 +53,14 @@ def _resolved(request: pytest.FixtureRequest, overrides: dict[str, Any] | None =
     shipped = _cache(request).shipped(config.model) if config.model is not None else None
     if shipped is None:
         return config
+    from ..core.formats import normalization_hint
     from ..core.settings.precedence import with_model_metadata
 
     completed, contradictions = with_model_metadata(
         config, *shipped.preprocessing.as_settings(), image_fit=shipped.preprocessing
     )
+    if completed.mean is None:
+        contradictions.append(normalization_hint(shipped))
     for message in contradictions:
         _cache(request).warn_once(message)
     return completed

@@ -255,7 +255,6 @@ def test_onnx_conversion_gives_the_original_logits_and_gradients(
 ) -> None:
     loaded = load_shipped(str(onnx_file))
     assert (loaded.kind, loaded.preprocessing.mean, loaded.preprocessing.input_size) == ("onnx", None, (32, 32))
-    assert "ONNX files carry no preprocessing" in loaded.notes[0]
     x = _timm_input(photos).requires_grad_()
     logits = loaded.module(x)
     torch.testing.assert_close(
@@ -367,8 +366,9 @@ def test_state_dict_files_never_unpickle(tmp_path: Path) -> None:
     torch.save({"model": {"module.w": torch.ones(2)}}, tmp_path / "ckpt.pth")
     assert list(load_state_dict_file(tmp_path / "ckpt.pth")) == ["w"]
     torch.save({"w": torch.ones(2), "optimizer": object()}, tmp_path / "pickled.pth")
-    with pytest.raises(ModelLoadError, match="needs full unpickling"):
+    with pytest.raises(ModelLoadError, match="needs full unpickling") as refused:
         load_state_dict_file(tmp_path / "pickled.pth")
+    assert "\x1b" not in str(refused.value)  # torch's message carries terminal colour codes; ours does not
 
 
 # Specs and missing libraries -------------------------------------------------------------------------
@@ -417,3 +417,27 @@ def test_the_libraries_are_imported_only_when_a_spec_needs_them() -> None:
         "assert not eager, eager\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_attack_on_a_shipped_model_reads_listed_files_as_its_eval_transform_does(
+    timm_folder: Path, tmp_path: Path
+) -> None:
+    """``attack(load_shipped(...), find_images(folder))``: files listed without a size are resized and
+    cropped as timm's eval transform does (the report says so); tensors are attacked as given (it does not)."""
+    from PIL import Image
+
+    from pytest_advrobust import attack, find_images
+
+    folder = tmp_path / "photos" / "red"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (48, 40), (230, 20, 20)).save(folder / "big.png")  # not the model's 32x32
+    model = load_shipped(f"timm:{timm_folder}")
+    with pytest.warns(UserWarning, match="below one 8-bit level"):  # the metadata, not the call, sets the size
+        result = attack(model, find_images(tmp_path / "photos"), epsilon=0.001, method="fgsm")
+    assert result.clean.shape[-2:] == (32, 32)
+    assert "image files: resized (bicubic) so the shorter side is 36, then centre-cropped to 32x32" in (
+        result.settings.from_model
+    )
+    tensors = attack(model, result.clean, epsilon=0.01, method="fgsm")
+    assert not any(line.startswith("image files:") for line in tensors.settings.from_model)
+    assert "mean=(0.45, 0.5, 0.55) from config.json pretrained_cfg" in tensors.settings.from_model

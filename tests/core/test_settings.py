@@ -220,3 +220,12 @@ def test_budgets_may_be_written_as_fractions(raw: str, value: float) -> None:
 def test_a_class_list_of_only_commas_is_refused() -> None:
     with pytest.raises(OptionError, match=r"--adv-class-names=,: must name at least one class"):
         parse_one("class_names", ",", CLI)
+
+
+def test_a_bare_model_folder_name_is_relative_to_its_source(tmp_path: Path) -> None:
+    """``--adv-model=vit`` naming a folder beside the ini file resolves there, not in the cwd, like
+    ``timm:vit`` and ``hf:vit`` do; a factory spec or an architecture name stays as written."""
+    (tmp_path / "vit").mkdir()
+    assert parse_one("model", "vit", Source("ini", "tox.ini", tmp_path)) == str(tmp_path / "vit")
+    assert parse_one("model", "hf:vit", Source("ini", "tox.ini", tmp_path)) == f"hf:{tmp_path / 'vit'}"
+    assert parse_one("model", "pkg.models:build", Source("ini", "tox.ini", tmp_path)) == "pkg.models:build"

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ModelLoadError
-from .base import EXTRAS, ShippedKind, ShippedModel
+from .base import EXTRAS, ShippedKind, ShippedModel, normalization_hint
 from .files import check_state_dict, load_state_dict_file, load_weights, read_json, sniff_file
 from .hf_models import hf_preprocessing, load_hf_folder
 from .onnx_models import RELATIVE_TOLERANCE, OnnxCheck, check_onnx_conversion, load_onnx
@@ -40,6 +40,7 @@ __all__ = [
     "load_timm_folder",
     "load_timm_weights",
     "load_weights",
+    "normalization_hint",
     "shipped_kind",
     "sniff_file",
 ]

@@ -44,6 +44,16 @@ class ShippedModel:
     notes: tuple[str, ...] = ()
 
 
+def normalization_hint(shipped: ShippedModel) -> str:
+    """What to say when neither the model's metadata nor any setting names its normalization: the model is
+    then fed [0,1] pixels as they are, which is right only for a model that normalizes inside."""
+    what = "ONNX files carry no preprocessing" if shipped.kind == "onnx" else "its metadata names no mean and std"
+    return (
+        f"{shipped.path}: {what}, so the model is fed [0,1] pixels unnormalized; if it expects normalized "
+        "input, set mean and std (--adv-mean/--adv-std, or in the marker)"
+    )
+
+
 def import_extra(module: str, *, extra: str, purpose: str) -> ModuleType:
     """Import an optional library, or raise a :class:`ModelLoadError` naming the install command."""
     try:

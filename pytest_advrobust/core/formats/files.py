@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import struct
 import zipfile
 from pathlib import Path
@@ -101,6 +102,12 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     return _unwrap(torch_load_weights_only(path, fix), path)
 
 
+def _first_line(exc: BaseException) -> str:
+    """An exception's first line without terminal colour codes (torch.load's messages carry some)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
 def torch_load_weights_only(path: Path, fix: str, label: str = "") -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain containers, never arbitrary
     objects. A file that needs full unpickling raises :class:`UnsafeModelFileError` ending with ``fix``;
@@ -109,13 +116,12 @@ def torch_load_weights_only(path: Path, fix: str, label: str = "") -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise UnsafeModelFileError(
-            f"{label}{path} is not a plain state dict: loading it needs full unpickling "
-            f"({str(exc).splitlines()[0]}). {fix}"
+            f"{label}{path} is not a plain state dict: loading it needs full unpickling ({_first_line(exc)}). {fix}"
         ) from None
     except Exception as exc:  # torch.load raises many types for files that are not its own
         raise ModelLoadError(
             f"{label}{path} is not a PyTorch file torch.load can read ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'empty'})"
+            f"{_first_line(exc) or 'empty'})"
         ) from None
 
 

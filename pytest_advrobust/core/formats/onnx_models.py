@@ -78,7 +78,7 @@ def load_onnx(path: Path) -> ShippedModel:
             "and of torch's dynamo exporter: export with torch.onnx.export(..., opset_version=17, dynamo=False), "
             "or ship the PyTorch model instead"
         ) from None
-    notes = [f"{path}: ONNX files carry no preprocessing; set mean and std (and input_size) yourself"]
+    notes: list[str] = []
     if len(shape) != 4:
         raise ModelLoadError(f"{path}: input {name!r} has shape {shape}; an image classifier takes N×C×H×W")
     batch, channels, height, width = shape

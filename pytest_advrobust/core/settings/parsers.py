@@ -213,7 +213,9 @@ def parse_model(raw: Any, base: Path | None = None) -> str | None:
     if "@" in spec:
         arch, _, file = spec.partition("@")
         return f"{arch}@{_path(file, base)}"
-    looks_like_file = spec.endswith(MODEL_FILE_SUFFIXES) or "/" in spec
+    looks_like_file = (
+        spec.endswith(MODEL_FILE_SUFFIXES) or "/" in spec or (base is not None and (base / spec).is_dir())
+    )  # a bare name that is a model folder beside the ini file or test
     if looks_like_file and ":" not in spec.replace("\\", "/").split("/")[-1]:
         return str(_path(spec, base))
     return spec
