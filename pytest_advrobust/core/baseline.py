@@ -102,8 +102,43 @@ class BaselineImage:
         return dict(self.__dict__)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> BaselineImage:
-        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+    def from_json(cls, data: Any, where: str = "image") -> BaselineImage:
+        """An image row as stored; raises ``ValueError`` naming the field (``where`` is its path) when the
+        row is not what :meth:`to_json` writes."""
+        row = _field_of(data, dict, where)
+        return cls(
+            clean_label=_field_of(row.get("clean_label"), int, f"{where}.clean_label"),
+            clean_label_name=_field_of(row.get("clean_label_name"), str, f"{where}.clean_label_name"),
+            misclassified=_field_of(row.get("misclassified"), bool, f"{where}.misclassified"),
+            flipped=_field_of(row.get("flipped"), bool, f"{where}.flipped"),
+            adv_label=_field_of(row.get("adv_label"), int, f"{where}.adv_label"),
+            adv_label_name=_field_of(row.get("adv_label_name"), str, f"{where}.adv_label_name"),
+            minimal_epsilon=_budget(
+                _field_of(row.get("minimal_epsilon"), float, f"{where}.minimal_epsilon", optional=True),
+                f"{where}.minimal_epsilon",
+            ),
+        )
+
+
+_KIND_NAMES = {dict: "an object", str: "a string", bool: "true or false", int: "a whole number", float: "a number"}
+
+
+def _field_of(value: Any, kind: type, where: str, *, optional: bool = False) -> Any:
+    """``value`` if it is of ``kind`` (a bool is no number here), else ``ValueError`` naming ``where``."""
+    if value is None and optional:
+        return None
+    kinds = (float, int) if kind is float else (kind,)  # JSON writes 0.0 as 0
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kinds):
+        wanted = _KIND_NAMES[kind] + (" or null" if optional else "")
+        got = "missing" if value is None else f"{type(value).__name__} {value!r}"[:60]
+        raise ValueError(f"{where} must be {wanted}, not {got}")
+    return value
+
+
+def _budget(value: float | None, where: str) -> float | None:
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{where} must be a budget ≥ 0 in [0,1] pixel units, not {value!r}")
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -133,12 +168,18 @@ class BaselineEntry:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> BaselineEntry:
+    def from_json(cls, data: Any, where: str = "entry") -> BaselineEntry:
+        """An entry as stored; raises ``ValueError`` naming the first field (``where`` is its path) that
+        is not what :meth:`to_json` writes."""
+        entry = _field_of(data, dict, where)
+        images = _field_of(entry.get("images"), dict, f"{where}.images")
         return cls(
-            settings=dict(data["settings"]),
-            model_fingerprint=data.get("model_fingerprint", "n/a"),
-            versions=dict(data.get("versions", {})),
-            images={name: BaselineImage.from_json(image) for name, image in data["images"].items()},
+            settings=dict(_field_of(entry.get("settings"), dict, f"{where}.settings")),
+            model_fingerprint=_field_of(entry.get("model_fingerprint", "n/a"), str, f"{where}.model_fingerprint"),
+            versions=dict(_field_of(entry.get("versions", {}), dict, f"{where}.versions")),
+            images={
+                name: BaselineImage.from_json(image, f"{where}.images[{name!r}]") for name, image in images.items()
+            },
         )
 
 

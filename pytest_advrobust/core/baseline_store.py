@@ -10,7 +10,6 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .baseline import BaselineEntry, image_of, settings_differences
 from .errors import AdvRobustError
@@ -35,19 +34,24 @@ def read_baselines(path: Path) -> dict[str, BaselineEntry]:
             f"baseline file {path} cannot be read ({exc}); fix it, or delete it and re-record with "
             "--adv-baseline-update"
         ) from None
-    if not isinstance(data, dict) or data.get("schema_version") != BASELINE_SCHEMA_VERSION:
-        version = data.get("schema_version") if isinstance(data, dict) else "?"
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or isinstance(version, bool) or version != BASELINE_SCHEMA_VERSION:
+        shown = "no schema version" if version is None else f"schema version {version!r}"
         raise AdvRobustError(
-            f"baseline file {path} has schema version {version}, "
-            f"this pytest-advrobust reads version {BASELINE_SCHEMA_VERSION}; re-record with --adv-baseline-update"
+            f"baseline file {path} has {shown}; this pytest-advrobust reads schema version "
+            f"{BASELINE_SCHEMA_VERSION} (the number); re-record with --adv-baseline-update"
         )
-    tests: dict[str, Any] = data.get("tests", {})
     try:
-        return {test: BaselineEntry.from_json(entry) for test, entry in tests.items()}
-    except (KeyError, TypeError, AttributeError) as exc:
+        tests = data.get("tests", {})
+        if not isinstance(tests, dict):
+            raise ValueError(
+                f"tests must be an object of test name → entry, not {type(tests).__name__} {tests!r}"[:120]
+            )
+        return {test: BaselineEntry.from_json(entry, f"tests[{test!r}]") for test, entry in tests.items()}
+    except ValueError as exc:
         raise AdvRobustError(
-            f"baseline file {path} does not hold baseline entries ({type(exc).__name__}: {exc}); fix it, or "
-            "delete it and re-record with --adv-baseline-update"
+            f"baseline file {path} is not a baseline file this pytest-advrobust wrote: {exc}; fix it, or delete "
+            "it and re-record with --adv-baseline-update"
         ) from None
 
 
