@@ -58,9 +58,24 @@ def resolve_device(name: str, model: object) -> torch.device:
     return device
 
 
+def _refuse_meta(model: object) -> None:
+    if not isinstance(model, nn.Module):
+        return
+    meta = [name for name, tensor in itertools.chain(model.named_parameters(), model.named_buffers()) if tensor.is_meta]
+    if meta:
+        shown = ", ".join(meta[:3]) + (", …" if len(meta) > 3 else "")
+        raise ModelOutputError(
+            f"the model's parameters are on the meta device (not materialized: {shown}), so it computes nothing; "
+            "load its weights first (for example model.to_empty(device='cpu') and then load_state_dict, or "
+            "from_pretrained without a meta device map)"
+        )
+
+
 def place_model(model: object, device: str) -> object:
     """The one device policy: ``device="model"`` leaves the model where it is; any other setting is
-    checked (:func:`resolve_device`) and the model is moved there once (``model.to``)."""
+    checked (:func:`resolve_device`) and the model is moved there once (``model.to``). A model whose
+    tensors were never materialized (the ``meta`` device) is refused: nothing can be computed with it."""
+    _refuse_meta(model)
     if device == "model":
         return model
     wanted = resolve_device(device, model)

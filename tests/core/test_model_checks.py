@@ -105,3 +105,16 @@ def test_the_core_never_imports_pytest() -> None:
         "epsilon=0.1); assert 'pytest' not in sys.modules and '_pytest' not in sys.modules, 'pytest imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_model_on_the_meta_device_is_refused_by_name() -> None:
+    """A model built on the meta device (never materialized) computes nothing: refused with the reason,
+    instead of ``Tensor.item() cannot be called on meta tensors`` from deep in a check."""
+    from pytest_advrobust import ModelOutputError, attack
+
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    with pytest.raises(ModelOutputError, match=r"parameters are on the meta device \(not materialized: 1.weight"):
+        attack(model, torch.rand(1, 3, 2, 2), epsilon=0.01)
+    with pytest.raises(ModelOutputError, match="meta device"):
+        attack(model, torch.rand(1, 3, 2, 2), epsilon=0.01, device="cpu")

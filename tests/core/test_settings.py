@@ -64,6 +64,7 @@ def test_paths_are_relative_to_their_source() -> None:
         ),
         ("epsilon", "nan", INI, "adv_epsilon = nan in tox.ini: must be a finite number"),
         ("steps", "0", CLI, "--adv-steps=0: must be ≥ 1"),
+        ("steps", "1000000000", CLI, r"--adv-steps=1000000000: must be ≤ 10000: each step keeps a point"),
         ("attack", "cw", CLI, "--adv-attack=cw: must be one of fgsm, bim, pgd"),
         ("device", "tpu", CLI, "--adv-device=tpu: must be 'model', 'auto'"),
         ("mean", "1,2", CLI, "--adv-mean=1,2: must be one number or three"),

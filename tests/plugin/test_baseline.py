@@ -288,6 +288,23 @@ def test_a_missing_baseline_is_reported_and_fails_only_when_strict(project: pyte
     )
 
 
+def test_a_baseline_file_of_the_wrong_shape_fails_its_test_and_the_session_goes_on(project: pytest.Pytester) -> None:
+    """``"tests": null`` used to kill the session with a traceback; now the test that reads it fails, naming
+    the file and the field, and the session ends as usual (its summary is printed)."""
+    (project.path / "advrobust-baselines").mkdir()
+    (project.path / "advrobust-baselines" / "test_model.py.json").write_text('{"schema_version": 1, "tests": null}')
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*baseline file */test_model.py.json is not a baseline file this pytest-advrobust wrote: tests must be "
+            "an object of test name → entry, not NoneType None*",
+            "*= 1 failed in *",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
 def test_a_corrupt_baseline_file_is_named(project: pytest.Pytester) -> None:
     (project.path / "advrobust-baselines").mkdir()
     (project.path / "advrobust-baselines" / "test_model.py.json").write_text("{not json")

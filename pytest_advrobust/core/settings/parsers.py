@@ -16,6 +16,8 @@ from typing import Any
 
 from .values import ATTACKS, IMAGENET_MEAN, IMAGENET_STD, LOSSES, MODEL_PREFIXES, VERDICTS, TargetSpec
 
+MAX_STEPS = 10_000
+"""The most sign-gradient steps an attack may take."""
 MODEL_FILE_SUFFIXES = (".pt", ".pth", ".ts", ".bin", ".ckpt", ".safetensors", ".onnx")
 
 
@@ -80,6 +82,11 @@ def parse_steps(raw: Any, base: Path | None = None) -> int | None:
     value = _integer(raw)
     if value < 1:
         raise ValueError("must be ≥ 1")
+    if value > MAX_STEPS:
+        raise ValueError(
+            f"must be ≤ {MAX_STEPS}: each step keeps a point of every image's probability curves (images × "
+            "steps in memory), and attacks converge long before (AutoAttack runs 100)"
+        )
     return value
 
 
