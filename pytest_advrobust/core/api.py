@@ -152,7 +152,7 @@ def _with_metadata(config: AttackConfig, shipped: ShippedModel) -> AttackConfig:
     )
     if completed.mean is None:
         contradictions.append(normalization_hint(shipped))
-    for message in contradictions:
+    for message in [*shipped.notes, *contradictions]:
         warnings.warn(message, stacklevel=4)
     return completed
 
@@ -164,8 +164,8 @@ def _fitted(source: ImageSource, config: AttackConfig) -> tuple[ImageSource, Att
     fit = config.image_fit
     if fit is None or (isinstance(source, ImageFiles) and source.image_fit == fit):
         return source, config
-    if isinstance(source, ImageFiles) and source.image_fit is None and source.input_size is None:
-        return source.fitted(fit), config
+    if isinstance(source, ImageFiles) and source.image_fit is None and source.input_size in (None, fit.input_size):
+        return source.fitted(fit), config  # listed at no size, or at the model's: read as the model reads them
     return source, dataclasses.replace(config, image_fit=None)
 
 

@@ -179,7 +179,7 @@ class WrappedModel:
         x = self._model_input(pixels, along)
         try:
             raw = self.model(x)
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:  # torch raises RuntimeError, transformers ValueError
             if self.forward_passes == 0 and re.search(r"channel|shape|size", str(exc)):  # a shape it cannot take
                 shape = "×".join(map(str, pixels.shape))
                 raise ModelOutputError(

@@ -85,6 +85,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", marker_doc())
     try:
         settings = Settings.from_config(config)
+        if not hasattr(config, "workerinput"):  # the controller checks; xdist workers write nothing
+            settings.check_paths()  # a path that cannot be written is a usage error now, not a traceback at the end
     except AdvRobustError as exc:
         raise pytest.UsageError(str(exc)) from None
     collector = Collector(settings)
@@ -167,7 +169,8 @@ def _model_header(config: pytest.Config, base: Any) -> list[str]:
     except AdvRobustError as exc:
         return [f"advrobust: model {base.model}: {exc}"]
     values = completed.from_model()
-    return [f"advrobust: model {shipped.kind}:{shipped.path}" + (f": {'; '.join(values)}" if values else "")]
+    spec = base.model if base.model.startswith(f"{shipped.kind}:") else f"{shipped.kind}:{base.model}"
+    return [f"advrobust: model {spec}" + (f": {'; '.join(values)}" if values else "")]
 
 
 @pytest.hookimpl(wrapper=True)

@@ -438,6 +438,8 @@ def test_attack_on_a_shipped_model_reads_listed_files_as_its_eval_transform_does
     assert "image files: resized (bicubic) so the shorter side is 36, then centre-cropped to 32x32" in (
         result.settings.from_model
     )
+    at_its_size = attack(model, find_images(tmp_path / "photos", input_size=32), epsilon=0.01, method="fgsm")
+    assert torch.equal(at_its_size.clean, result.clean)  # listed at the model's own size: still its resize
     tensors = attack(model, result.clean, epsilon=0.01, method="fgsm")
     assert not any(line.startswith("image files:") for line in tensors.settings.from_model)
     assert "mean=(0.45, 0.5, 0.55) from config.json pretrained_cfg" in tensors.settings.from_model

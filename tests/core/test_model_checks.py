@@ -118,3 +118,16 @@ def test_a_model_on_the_meta_device_is_refused_by_name() -> None:
         attack(model, torch.rand(1, 3, 2, 2), epsilon=0.01)
     with pytest.raises(ModelOutputError, match="meta device"):
         attack(model, torch.rand(1, 3, 2, 2), epsilon=0.01, device="cpu")
+
+
+def test_a_model_that_refuses_the_input_size_with_a_value_error_gets_the_plain_message() -> None:
+    """transformers raises ValueError ("Input image size (40*40) doesn't match model (32*32)"), torch a
+    RuntimeError: either way the first forward's refusal is one message about the input, not a traceback."""
+    from pytest_advrobust import ModelOutputError, attack
+
+    class SizeChecked(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise ValueError(f"Input image size ({x.shape[2]}*{x.shape[3]}) doesn't match model (32*32).")
+
+    with pytest.raises(ModelOutputError, match=r"the model refused a batch of 1×3×40×40 images \(Input image size"):
+        attack(SizeChecked(), torch.rand(1, 3, 40, 40), epsilon=0.01)
