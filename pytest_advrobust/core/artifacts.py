@@ -9,10 +9,11 @@ plotting library, renders headless with its Agg backend, and writes a PNG an HTM
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,18 +164,68 @@ def build_cards(
     return cards
 
 
-def safe_name(name: str) -> str:
-    """An image or test name as a file name: ``cat/a.png`` -> ``cat_a``."""
+MAX_FILE_NAME_BYTES = 255
+"""The longest file name, in bytes, that ext4, APFS, NTFS and most other file systems allow."""
+ARTIFACT_KINDS = ("clean", "adversarial", "perturbation", "curve")
+MAX_STEM_BYTES = 200
+"""The longest stem (UTF-8 bytes) of an image's files: ``<stem>-perturbation.png`` and the JSON writer's
+temp file beside ``<stem>.json`` both stay well within :data:`MAX_FILE_NAME_BYTES`."""
+HASH_CHARS = 8
+"""Hex digits of sha256 that tell apart names which coincide once file-safe, or once shortened."""
+
+
+def _file_safe(name: str) -> str:
+    """Letters, digits (of any script), ``.``, ``_`` and ``-``; the image extension dropped; any length."""
     stem = re.sub(r"\.(png|jpe?g|bmp|webp|gif|tiff?)$", "", name, flags=re.IGNORECASE)
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("_") or "image"
+    return re.sub(r"[^\w.-]+", "_", stem).strip("_") or "image"
 
 
-def write_artifacts(cards: list[Card], folder: Path) -> None:
-    """``<image>-clean.png``, ``-adversarial.png``, ``-perturbation.png``, ``-curve.png``, ``<image>.json``."""
+def _with_hash(stem: str, name: str, max_bytes: int, chars: int = HASH_CHARS) -> str:
+    """``<stem>-<hash of name>``, the stem cut (at a character boundary) so the whole fits ``max_bytes`` of
+    UTF-8."""
+    tag = "-" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:chars]
+    room = max_bytes - len(tag)
+    cut = stem.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore").rstrip("_.-")
+    return (cut or "image") + tag
+
+
+def safe_name(name: str, max_bytes: int = MAX_STEM_BYTES) -> str:
+    """An image or test name as a file name: ``cat/a.png`` -> ``cat_a``. A name longer than ``max_bytes``
+    in UTF-8 is cut and ends with a short hash of the whole name, so it stays apart from its neighbours."""
+    stem = _file_safe(name)
+    return stem if len(stem.encode("utf-8", "surrogatepass")) <= max_bytes else _with_hash(stem, name, max_bytes)
+
+
+def unique_stems(names: Iterable[str], max_bytes: int = MAX_STEM_BYTES) -> dict[str, str]:
+    """Each distinct name's :func:`safe_name`, made unique where file systems ignore case: names that
+    coincide (``red/a b.png``, ``red/a_b.png``, ``red/a b.jpg``) all get a short hash of their own name
+    (``red_a_b-1c0f3e9a``), the same whatever the order of the names; the others keep their plain stem."""
+    plain = {name: safe_name(name, max_bytes) for name in dict.fromkeys(names)}
+    uses: dict[str, int] = {}
+    for stem in plain.values():
+        uses[stem.casefold()] = uses.get(stem.casefold(), 0) + 1
+    stems = {name: stem for name, stem in plain.items() if uses[stem.casefold()] == 1}
+    taken = {stem.casefold() for stem in stems.values()}
+    for name in sorted(set(plain) - set(stems)):
+        chars = HASH_CHARS
+        stem = _with_hash(_file_safe(name), name, max_bytes, chars)
+        while stem.casefold() in taken:  # a hash that meets another name's stem: use more of it
+            chars += 4
+            stem = _with_hash(_file_safe(name), name, max_bytes, chars)
+        taken.add(stem.casefold())
+        stems[name] = stem
+    return {name: stems[name] for name in plain}
+
+
+def write_artifacts(cards: list[Card], folder: Path, names: Iterable[str] = ()) -> None:
+    """``<image>-clean.png``, ``-adversarial.png``, ``-perturbation.png``, ``-curve.png``, ``<image>.json``,
+    each file name within :data:`MAX_FILE_NAME_BYTES`. ``names``: every image of the test, so that an
+    image's stem (:func:`unique_stems`) does not depend on which images have cards."""
     if cards:
         folder.mkdir(parents=True, exist_ok=True)
+    stems = unique_stems([*names, *(card.record.name for card in cards)])
     for card in cards:
-        stem = safe_name(card.record.name)
+        stem = stems[card.record.name]
         files = {
             "clean": card.clean_png,
             "adversarial": card.adversarial_png,

@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from .display import quoted, shown
+
 COMPARED_SETTINGS = (
     "attack",
     "loss",
@@ -289,8 +291,10 @@ class Comparison:
         return ", ".join(parts)
 
     def lines(self) -> list[str]:
+        """The comparison as message lines; what names images (``missing`` holds their real names) is shown
+        escaped."""
         if self.incomparable:
-            return [self.incomparable]
+            return [shown(self.incomparable)]
         weights = "model weights differ from the baseline's" if self.model_changed else "same model weights"
         out = [f"against the baseline: {self.counts()}, {self.unchanged} unchanged ({weights})"]
         for title, items in (
@@ -303,7 +307,7 @@ class Comparison:
         ):
             if items:
                 out.append(f"{title}:")
-                out += [f"  {item}" for item in items]
+                out += [f"  {shown(item)}" for item in items]
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -351,15 +355,16 @@ def _eps(value: float | None) -> str:
 
 def _judge_image(name: str, before: BaselineImage | None, now: BaselineImage, result: Comparison,
                  tolerance: tuple[float, float], top: float | None) -> None:  # fmt: skip
-    """File one image under the comparison's headings."""
-    flips_to = f"{now.clean_label_name!r} -> {now.adv_label_name!r}"
+    """File one image under the comparison's headings (names shown escaped: the lines are printed as they are)."""
+    name = shown(name)
+    flips_to = f"{quoted(now.clean_label_name)} -> {quoted(now.adv_label_name)}"
     if before is None:
         if now.misclassified:
             result.regressions.append(f"{name}: new image, not in the baseline: misclassified before any attack")
         elif now.flipped:
             result.regressions.append(f"{name}: new image, not in the baseline: flips {flips_to}")
         else:
-            result.new.append(f"{name}: new image, not in the baseline: {now.clean_label_name!r} holds")
+            result.new.append(f"{name}: new image, not in the baseline: {quoted(now.clean_label_name)} holds")
         return
     eps_change = f"{_eps(before.minimal_epsilon)} -> {_eps(now.minimal_epsilon)}"
     span = f"(minimal eps {eps_change})"
@@ -367,26 +372,28 @@ def _judge_image(name: str, before: BaselineImage | None, now: BaselineImage, re
     drop = _drop(before.minimal_epsilon, now.minimal_epsilon, top)
     if now.clean_label != before.clean_label:
         result.regressions.append(
-            f"{name}: clean prediction changed: {before.clean_label_name!r} -> {now.clean_label_name!r}"
+            f"{name}: clean prediction changed: {quoted(before.clean_label_name)} -> {quoted(now.clean_label_name)}"
         )
     elif now.flipped and not before.flipped:
-        result.regressions.append(f"{name}: held -> flips to {now.adv_label_name!r} {span}")
+        result.regressions.append(f"{name}: held -> flips to {quoted(now.adv_label_name)} {span}")
     elif (
         drop is not None and _beyond(drop, absolute) and _beyond(drop, relative * (before.minimal_epsilon or top or 0))
     ):
         limit = f"{absolute:g}" + (f", {relative:.0%}" if relative else "")
         result.regressions.append(f"{name}: minimal eps dropped {eps_change} (more than the tolerance {limit})")
     elif before.flipped and not now.flipped:
-        result.improvements.append(f"{name}: flipped to {before.adv_label_name!r} -> holds")
+        result.improvements.append(f"{name}: flipped to {quoted(before.adv_label_name)} -> holds")
     elif drop is not None and _beyond(-drop, absolute):
         result.improvements.append(f"{name}: minimal eps rose {eps_change}")
     elif now.flipped and not now.misclassified and now.adv_label != before.adv_label:
         result.changed.append(
-            f"{name}: known flip changed class: {before.clean_label_name!r} -> {before.adv_label_name!r} "
+            f"{name}: known flip changed class: {quoted(before.clean_label_name)} -> {quoted(before.adv_label_name)} "
             f"in the baseline, {flips_to} now {span}"
         )
     elif now.misclassified:
-        result.known.append(f"{name}: misclassified before any attack ({now.clean_label_name!r}), in the baseline too")
+        result.known.append(
+            f"{name}: misclassified before any attack ({quoted(now.clean_label_name)}), in the baseline too"
+        )
     elif now.flipped:
         result.known.append(f"{name}: {flips_to}, in the baseline too {span}")
     else:
@@ -409,7 +416,7 @@ def compare(
     if differing:
         return Comparison(
             incomparable="cannot compare: the settings differ from the baseline's ("
-            + "; ".join(differing)
+            + shown("; ".join(differing))  # values read from the baseline file
             + "), so the verdict is absolute. Use the baseline's settings, or re-record with --adv-baseline-update"
         )
     result = Comparison(model_changed=baseline.model_fingerprint != current.model_fingerprint)

@@ -7,13 +7,15 @@ and finding entries whose test no longer exists. The rules live in :mod:`.baseli
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .baseline import BaselineEntry, image_of, settings_differences
 from .errors import AdvRobustError
-from .jsonfile import write_json
+from .jsonfile import locked, refuse_link, write_json
 
 BASELINE_SCHEMA_VERSION = 1
 
@@ -78,28 +80,112 @@ def merge_entry(stored: BaselineEntry | None, update: Update) -> BaselineEntry:
 
 
 def write_baselines(
-    baseline_dir: Path, updates: Iterable[Update], unused: Mapping[str, Sequence[str]] | None = None
+    baseline_dir: Path,
+    updates: Iterable[Update],
+    unused: Mapping[str, Sequence[str]] | None = None,
+    notes: list[str] | None = None,
 ) -> list[Path]:
     """Merge updates into the baseline files (other tests' entries are kept) and drop ``unused``
-    entries ({module: [test, ...]}, from a full run); a file left with no test is deleted."""
+    entries ({module: [test, ...]}, from a full run); a file left with no test is deleted.
+
+    Each file is updated under its lock (:func:`.jsonfile.locked`): it is re-read there, so runs updating
+    the same file at once (other tests of the module, or the same test) all land. A file that cannot be
+    read as a baseline (not JSON, wrong shape, other schema version) is replaced by this run's entries,
+    with a one-line note: appended to ``notes`` when given, else a ``UserWarning``. A file that fails
+    (a symbolic link, a folder that cannot be written) fails alone: the others are written, then one
+    :class:`~.errors.AdvRobustError` names each failed file and why.
+    """
     by_module: dict[str, list[Update]] = {}
     for update in updates:
         by_module.setdefault(update.module, []).append(update)
-    written = []
+    written: list[Path] = []
+    failed: list[str] = []
     for module in sorted(set(by_module) | set(unused or {})):
         path = baseline_file(baseline_dir, module)
-        tests = read_baselines(path)
-        for update in by_module.get(module, []):
+        try:
+            done, note = _update_file(path, module, by_module.get(module, []), (unused or {}).get(module, []))
+        except AdvRobustError as exc:
+            failed.append(str(exc))
+            continue
+        if done:
+            written.append(path)
+        if note is not None:
+            _note(note, notes)
+    if failed:
+        others = f" ({len(written)} other(s) written)" if written else ""
+        raise AdvRobustError(f"{len(failed)} baseline file(s) not written{others}: " + "; ".join(failed))
+    return written
+
+
+def _update_file(path: Path, module: str, updates: Sequence[Update], gone: Sequence[str]) -> tuple[bool, str | None]:
+    """Re-read, merge and write (or delete) one baseline file under its lock: (whether it was written or
+    deleted, a note about a file that could not be read and was replaced)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AdvRobustError(f"cannot write {path}: cannot create its folder: {exc.strerror or exc}") from exc
+    with locked(path):
+        refuse_link(path)  # a committed link is neither read through, written through, nor replaced
+        note = None
+        try:
+            tests = read_baselines(path)
+        except AdvRobustError as exc:
+            _refuse_unreadable_bytes(path)
+            if not updates:
+                return False, None  # nothing recorded: an unreadable file is left for its tests to report
+            tests = {}
+            note = _replaced_note(path, exc)
+        for update in updates:
             tests[update.test] = merge_entry(tests.get(update.test), update)
-        for test in (unused or {}).get(module, []):
+        for test in gone:
             tests.pop(test, None)
         if tests:
             stored = {test: entry.to_json() for test, entry in tests.items()}
             write_json(path, {"schema_version": BASELINE_SCHEMA_VERSION, "module": module, "tests": stored})
         elif path.exists():
-            path.unlink()
-        written.append(path)
-    return written
+            try:
+                path.unlink()
+            except OSError as exc:
+                raise AdvRobustError(f"cannot delete {path} (no test left in it): {exc.strerror or exc}") from exc
+    return True, note
+
+
+def _refuse_unreadable_bytes(path: Path) -> None:
+    """A file the OS will not let us read (permissions) may be fine: it is not replaced."""
+    try:
+        with path.open("rb"):
+            pass
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise AdvRobustError(
+            f"cannot update {path}: it cannot be opened ({exc.strerror or exc}); it was left as it is"
+        ) from exc
+
+
+def _replaced_note(path: Path, exc: AdvRobustError) -> str:
+    """``advrobust: baseline file X <why>: replaced by this run's entries``, the why without the read
+    error's advice to re-record (that is what just happened)."""
+    why = str(exc)
+    prefix = f"baseline file {path} "
+    if why.startswith(prefix):
+        why = why[len(prefix) :]
+        head, _, advice = why.rpartition("; ")
+        if head and "--adv-baseline-update" in advice:
+            why = head
+    else:
+        why = f"could not be read ({why})"
+    return f"advrobust: baseline file {path} {why}: replaced by this run's entries"
+
+
+def _note(note: str, notes: list[str] | None) -> None:
+    if notes is not None:
+        notes.append(note)
+        return
+    with warnings.catch_warnings():
+        # a note, never an error (as with -W error): the file is already written
+        warnings.filterwarnings("always", message=re.escape(note))
+        warnings.warn(note, UserWarning, stacklevel=3)
 
 
 def find_unused(baseline_dir: Path, rootdir: Path, collected: Mapping[str, set[str]]) -> dict[str, list[str]]:

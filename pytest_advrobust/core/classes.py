@@ -6,14 +6,38 @@ import difflib
 from collections.abc import Sequence
 from pathlib import Path
 
+from .display import quoted
 from .errors import AdvRobustError, ClassNameError
 
 
+def repeated_name(names: Sequence[str]) -> tuple[int, int] | None:
+    """The indices of the first name that appears twice (exactly: ``Cardigan`` and ``cardigan`` are two
+    ImageNet classes), or None."""
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in first:
+            return first[name], i
+        first[name] = i
+    return None
+
+
 class ClassNames:
-    """Maps class indices to names and back; indices without names print as ``class 7``."""
+    """Maps class indices to names and back; indices without names print as ``class 7``.
+
+    Each class needs its own name: a name given twice (``red,green,red``) raises :class:`ClassNameError`,
+    since a label given by that name, and a flip from one to the other, could not be told apart.
+    """
 
     def __init__(self, names: Sequence[str] = ()) -> None:
         self.names = tuple(names)
+        twice = repeated_name(self.names)
+        if twice is not None:
+            first, second = twice
+            raise ClassNameError(
+                f"class name {quoted(self.names[first])} is given twice (classes {first} and {second}); "
+                "each class needs its own name"
+            )
+        self._exact = {name: i for i, name in enumerate(self.names)}
         self._index: dict[str, int] = {}
         for i, name in enumerate(self.names):
             self._index.setdefault(name.casefold(), i)
@@ -27,7 +51,10 @@ class ClassNames:
         return f"class {index}"
 
     def index(self, label: int | str, num_classes: int | None = None) -> int:
-        """The index of a class given by index or name (case-insensitive); suggests close names."""
+        """The index of a class given by index or name (its exact spelling first, else case-insensitive);
+        suggests close names."""
+        if isinstance(label, str) and label.strip() in self._exact:
+            return self._exact[label.strip()]
         if isinstance(label, str) and label.strip().casefold() in self._index:
             return self._index[label.strip().casefold()]  # a name, even one made of digits ("10")
         if isinstance(label, int) or (isinstance(label, str) and label.strip().isdigit()):
@@ -67,15 +94,29 @@ def load_class_names(spec: str | Path | Sequence[str] | ClassNames | None) -> Cl
     if isinstance(spec, str) and "," in spec and not Path(spec).exists():  # "cat,dog,bird", as in the ini file
         return ClassNames([name.strip() for name in spec.split(",") if name.strip()])
     if isinstance(spec, (str, Path)):
-        path = Path(spec)
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            raise AdvRobustError(f"class names file {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AdvRobustError(f"class names file {path} cannot be read as UTF-8 text: {exc}") from None
-        names = [line.strip() for line in lines if line.strip()]
-        if not names:
-            raise AdvRobustError(f"class names file {path} is empty; write one class name per line")
-        return ClassNames(names)
+        return _class_names_file(Path(spec))
     return ClassNames([str(name) for name in spec])
+
+
+def _class_names_file(path: Path) -> ClassNames:
+    """One class name per line (blank lines skipped); a byte-order mark, as some editors write, is no part
+    of the first name."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise AdvRobustError(f"class names file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AdvRobustError(f"class names file {path} cannot be read as UTF-8 text: {exc}") from None
+    numbered = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not numbered:
+        raise AdvRobustError(f"class names file {path} is empty; write one class name per line")
+    names = [name for _, name in numbered]
+    twice = repeated_name(names)
+    if twice is not None:
+        first, second = twice
+        raise ClassNameError(
+            f"class names file {path} gives the class name {quoted(names[first])} twice (line "
+            f"{numbered[first][0]}, class {first}, and line {numbered[second][0]}, class {second}); "
+            "each class needs its own name"
+        )
+    return ClassNames(names)

@@ -12,6 +12,7 @@ stay on the 8-bit grid. :func:`find_images` lists the files and their labels wit
 from __future__ import annotations
 
 import csv
+import io
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import torch
 
 from .classes import ClassNames, load_class_names
 from .decoding import IMAGE_MODES, IMAGE_SUFFIXES, decode
+from .display import quoted, shown
 from .errors import AdvRobustError, ImageLoadError, OptionError
 from .preprocessing import Preprocessing
 from .sources import FOLDER, PREDICTION, Batch, ImageSet, ImageSource, LabelSource, as_list, shard_range, warn_notes
@@ -64,20 +66,37 @@ def _collect(path: Path) -> list[tuple[Path, str, str | None]]:
 
 
 def read_labels_file(path: Path) -> dict[str, str]:
-    """``filename,label`` lines (``#`` comments and blank lines ignored) as a dict."""
+    """``filename,label`` lines (``#`` comments and blank lines ignored) as a dict.
+
+    UTF-8, with or without the byte-order mark some editors and spreadsheets write. An image named twice
+    with the same label is fine (files joined together); with two different labels it is refused, naming
+    both lines.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ImageLoadError(f"labels file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ImageLoadError(f"labels file {path} cannot be read as UTF-8 text: {exc}") from None
     labels: dict[str, str] = {}
-    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+    line_of: dict[str, int] = {}
+    reader = csv.reader(io.StringIO(text, newline=""))
+    for row in reader:
+        number = reader.line_num  # the file's line (a quoted field may span lines: its last one)
         if not row or not row[0].strip() or row[0].lstrip().startswith("#"):
             continue
         if len(row) != 2 or not row[1].strip():
-            raise ImageLoadError(f"labels file {path}, line {number}: expected 'filename,label', got {','.join(row)!r}")
-        labels[row[0].strip()] = row[1].strip()
+            raise ImageLoadError(
+                f"labels file {path}, line {number}: expected 'filename,label', got {quoted(','.join(row))}"
+            )
+        name, label = row[0].strip(), row[1].strip()
+        if name in labels and labels[name] != label:
+            raise ImageLoadError(
+                f"labels file {path} gives image {shown(name)} two labels: {quoted(labels[name])} on line "
+                f"{line_of[name]} and {quoted(label)} on line {number}; keep one"
+            )
+        labels[name] = label
+        line_of.setdefault(name, number)
     if not labels:
         raise ImageLoadError(f"labels file {path} has no 'filename,label' lines")
     return labels
@@ -255,20 +274,23 @@ def find_images(
             raw_label = file_labels.get(name, file_labels.get(file.name))
             source = LabelSource.labels_file(Path(labels_file).name) if labels_file is not None else source
             if raw_label is None:
-                raise ImageLoadError(f"labels file {labels_file} has no line for image {name}; add '{name},<label>'")
+                raise ImageLoadError(
+                    f"labels file {labels_file} has no line for image {shown(name)}; add '{shown(name)},<label>'"
+                )
         if raw_label is None:
             entries.append(FileEntry(file, name, None, PREDICTION))
             continue
         try:
             entries.append(FileEntry(file, name, names_map.index(raw_label), source))
         except AdvRobustError as exc:
-            raise ImageLoadError(f"label of image {name} ({source}): {exc}") from None
+            raise ImageLoadError(f"label of image {shown(name)} ({shown(source)}): {exc}") from None
     if file_labels is not None and any(Path(path).is_dir() for path in paths):
         # A folder was given: its labels file must not name images the folder lacks (typos, moves).
         known = {name for _, name, _ in found} | {file.name for file, _, _ in found}
         extra = sorted(set(file_labels) - known)
         if extra:
-            raise ImageLoadError(f"labels file {labels_file} names images that were not found: {', '.join(extra[:5])}")
+            shown_extra = ", ".join(shown(name) for name in extra[:5])
+            raise ImageLoadError(f"labels file {labels_file} names images that were not found: {shown_extra}")
     return ImageFiles(
         entries,
         input_size=input_size,

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .baseline import BaselineStatus
+from .display import quoted, shown
 
 VERDICT_ROUNDED = "rounded"
 PROBABILITY_DIGITS = 4
@@ -113,12 +114,12 @@ class ImageRecord:
         if self.runner_ups_tried is not None:
             tried = self.runner_ups_tried
             tags.append(
-                f"while attacked toward {self.target_name!r}, runner-up {tried}"
+                f"while attacked toward {quoted(self.target_name)}, runner-up {tried}"
                 if self.flipped
                 else f"held against {tried} runner-up target{'s' if tried != 1 else ''}"
             )
         elif self.target is not None:
-            tags.append("target reached" if self.target_reached else f"target {self.target_name!r} not reached")
+            tags.append("target reached" if self.target_reached else f"target {quoted(self.target_name)} not reached")
         if self.found_by == FOUND_BY_FLOOR:
             tags.append("found by the FGSM sanity check, not by the configured attack")
         if (
@@ -126,7 +127,7 @@ class ImageRecord:
             and self.flipped_8bit
             and (self.adv_label != self.adv_label_8bit or abs(self.adv_prob - self.adv_prob_8bit) > 0.05)
         ):
-            tags.append(f"before 8-bit rounding: {self.adv_label_name!r} {self.adv_prob:.2f}")
+            tags.append(f"before 8-bit rounding: {quoted(self.adv_label_name)} {self.adv_prob:.2f}")
         if self.flipped_float != self.flipped_8bit:
             tags.append(
                 "flip survives only in float, not after 8-bit rounding"
@@ -138,12 +139,14 @@ class ImageRecord:
         return tags
 
     def line(self) -> str:
-        """``chelsea.png: 'Egyptian cat' 0.78 -> 'paper towel' 0.91 at eps=0.007, step 4/10 [...]``."""
-        clean = f"{self.clean_label_name!r} {self.clean_prob:.2f}"
+        """``chelsea.png: 'Egyptian cat' 0.78 -> 'paper towel' 0.91 at eps=0.007, step 4/10 [...]``; names
+        shown escaped (:func:`~pytest_advrobust.core.display.shown`)."""
+        clean = f"{quoted(self.clean_label_name)} {self.clean_prob:.2f}"
+        name = shown(self.name)
         if self.misclassified:
             return (
-                f"{self.name}: misclassified before any attack: {clean}, "
-                f"but its label is {self.label_name!r} ({self.label_source})"
+                f"{name}: misclassified before any attack: {clean}, "
+                f"but its label is {quoted(self.label_name)} ({shown(self.label_source)})"
             )
         _, adv_name, adv_prob = self.shown_label
         step = self.first_flip_step if self.first_flip_step is not None else self.steps_run
@@ -151,13 +154,12 @@ class ImageRecord:
         suffix = f" [{'; '.join(tags)}]" if tags else ""
         if self.flipped:
             return (
-                f"{self.name}: {clean} -> {adv_name!r} {adv_prob:.2f} at eps={self.epsilon:g}, "
+                f"{name}: {clean} -> {quoted(adv_name)} {adv_prob:.2f} at eps={self.epsilon:g}, "
                 f"step {step}/{self.steps}{suffix}"
             )
-        return (
-            f"{self.name}: {clean} held at eps={self.epsilon:g} "
-            f"(after {self.steps_run} step{'s' if self.steps_run != 1 else ''}: {adv_name!r} {adv_prob:.2f}){suffix}"
-        )
+        steps = f"{self.steps_run} step{'s' if self.steps_run != 1 else ''}"
+        after = f"{quoted(adv_name)} {adv_prob:.2f}"
+        return f"{name}: {clean} held at eps={self.epsilon:g} (after {steps}: {after}){suffix}"
 
     def details(self) -> list[str]:
         """For targeted attacks, the target's probability per step; the classes the iterates passed
@@ -165,10 +167,10 @@ class ImageRecord:
         out = []
         if self.target_curve is not None:
             curve = " ".join(f"{p:.3f}" for p in self.target_curve if not math.isnan(p))
-            out.append(f"P({self.target_name!r}) per step (float iterates): {curve}")
+            out.append(f"P({quoted(self.target_name)}) per step (float iterates): {curve}")
         path = self.passed_through()
         if len(path) > 2:
-            out.append("passed through: " + " -> ".join(path))
+            out.append("passed through: " + " -> ".join(shown(name) for name in path))
         return out
 
     def to_json(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from .display import shown
 from .jsonfile import write_json
 from .report import RunReport, TestReport, merge_shards
 
@@ -28,6 +29,7 @@ def summary_lines(reports: Iterable[TestReport], verbosity: int = 0) -> list[tup
 
     ``verbosity`` as pytest's: below 0 one line per group; 0 adds the pairs and the baseline status;
     above 0 also every image's line (held images with what they held against, minimal ε when known).
+    Test ids, class and image names are shown escaped (:func:`~pytest_advrobust.core.display.shown`).
     """
     lines: list[tuple[str, Colour]] = []
     for report in merge_shards(list(reports)):
@@ -48,14 +50,14 @@ def summary_lines(reports: Iterable[TestReport], verbosity: int = 0) -> list[tup
             note = " [all known to the baseline]" if verdict == "known" and failures and all_known(report) else ""
             lines.append(
                 (
-                    f"{report.nodeid}: {counts.attacked} attacked{shards}, {counts.flipped} flipped, "
+                    f"{shown(report.nodeid)}: {counts.attacked} attacked{shards}, {counts.flipped} flipped, "
                     f"{counts.misclassified} misclassified, robust accuracy {counts.accuracy_text()} "
                     f"({runs[0].settings.how()}){note}",
                     colour,
                 )
             )
             if verbosity >= 0:
-                lines += [(f"    {a} -> {b} ×{count}", "red") for a, b, count in part.pairs()]
+                lines += [(f"    {shown(a)} -> {shown(b)} ×{count}", "red") for a, b, count in part.pairs()]
             if verbosity > 0:
                 lines += [(f"      {image.line()}", "red" if image.failed else "green") for image in part.images]
         if report.baseline is not None and verbosity >= 0:
@@ -81,7 +83,13 @@ def known_images(report: TestReport) -> set[str]:
     comparison = report.baseline.comparison if report.baseline is not None else None
     if comparison is None or comparison.incomparable is not None:
         return set()
-    return {entry.split(": ", 1)[0] for entry in comparison.known}
+    # a known flip's line starts with the image's shown name and ": " (a name may hold ": " itself)
+    names = {shown(image.name): image.name for image in report.images}
+    known: set[str] = set()
+    for entry in comparison.known:
+        ends = [i for i in range(len(entry)) if entry.startswith(": ", i)]
+        known.update(names[entry[:end]] for end in ends if entry[:end] in names)
+    return known
 
 
 def all_known(report: TestReport) -> bool:
@@ -92,10 +100,10 @@ def all_known(report: TestReport) -> bool:
 
 def _baseline_lines(report: TestReport) -> list[tuple[str, Colour]]:
     assert report.baseline is not None
-    lines: list[tuple[str, Colour]] = [("    baseline: " + report.baseline.text(), "")]
+    lines: list[tuple[str, Colour]] = [("    baseline: " + shown(report.baseline.text()), "")]
     comparison = report.baseline.comparison
     named = [] if comparison is None else [*comparison.changed, *comparison.new, *comparison.missing]
-    lines += [(f"      {item}", "") for item in named[:SHOWN]]
+    lines += [(f"      {shown(item)}", "") for item in named[:SHOWN]]
     if len(named) > SHOWN:
         lines.append((f"      … and {len(named) - SHOWN} more (full list in --adv-report)", ""))
     return lines

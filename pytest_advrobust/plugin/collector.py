@@ -3,11 +3,16 @@ workers) and writes the terminal summary. The writers read what it gathered at s
 
 It also notes which tests exist, so that after a full run it can name the baseline entries whose test is
 gone (syrupy's unused snapshots): they are reported, and removed by a full ``--adv-baseline-update``.
+
+And it notes which shards of a sharded test were selected, so that a shard that never reported (its
+xdist worker crashed, its set-up failed, the run stopped early) is named: such a test is red, and the
+baseline writer leaves its entry alone. A shard pytest skipped (one with no images) is not missing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +22,24 @@ import pytest
 from ..core.report import TestReport, merge_shards, unsharded
 from ..core.summary import summary_lines
 from .options import Settings
+
+_SHARD_OF = re.compile(r"shard(\d+)of(\d+)")
+
+
+@dataclass(frozen=True)
+class MissingShard:
+    """A selected shard of a test that sent no results: ``shard`` of ``shards``, and its node id."""
+
+    nodeid: str
+    shard: int
+    shards: int
+
+    @classmethod
+    def of(cls, nodeid: str) -> MissingShard:
+        params = nodeid.rpartition("[")[2]
+        found = _SHARD_OF.search(params)
+        assert found is not None, nodeid
+        return cls(nodeid, int(found[1]), int(found[2]))
 
 
 def _is_partial(session: pytest.Session) -> bool:
@@ -40,16 +63,46 @@ class Collector:
     collection_failed: bool = False
     unused: dict[str, list[str]] = field(default_factory=dict)
     """After a full run: baseline entries whose test is gone, {module: [test, ...]}."""
+    selected_shards: dict[str, set[str]] = field(default_factory=dict)
+    """Per sharded test (node id without the shard), the node ids of its shards this run selected."""
+    accounted: set[str] = field(default_factory=set)
+    """Node ids that sent results, or that pytest skipped."""
 
     def merged(self) -> list[TestReport]:
-        return merge_shards(self.reports)
+        """One report per test, shards joined; a test with shards missing is marked failed."""
+        missing = self.missing_shards()
+        return [
+            dataclasses.replace(report, failed=True) if report.nodeid in missing else report
+            for report in merge_shards(self.reports)
+        ]
+
+    def missing_shards(self) -> dict[str, list[MissingShard]]:
+        """{test: its selected shards that sent nothing}, for the tests whose other shards did report."""
+        reported = {unsharded(report.nodeid) for report in self.reports}
+        missing = {}
+        for test in sorted(reported & self.selected_shards.keys()):
+            shards = sorted((MissingShard.of(nodeid) for nodeid in self.selected_shards[test] - self.accounted),
+                            key=lambda shard: shard.shard)  # fmt: skip
+            if shards:
+                missing[test] = shards
+        return missing
+
+    def missing_text(self, test: str) -> str:
+        """``shard 2 of 2 did not report``, for a test in :meth:`missing_shards`."""
+        shards = self.missing_shards()[test]
+        if len(shards) == 1:
+            return f"shard {shards[0].shard} of {shards[0].shards} did not report"
+        numbers = ", ".join(str(shard.shard) for shard in shards)
+        return f"shards {numbers} of {shards[0].shards} did not report"
 
     def _note_collected(self, nodeids: Iterable[str]) -> None:
         for nodeid in nodeids:
             module, _, test = nodeid.partition("::")
             self.collected.setdefault(module, set()).add(unsharded(test))
+            if unsharded(nodeid) != nodeid:
+                self.selected_shards.setdefault(unsharded(nodeid), set()).add(nodeid)
 
-    def _shown_id(self, nodeid: str) -> str:
+    def shown_id(self, nodeid: str) -> str:
         """A test id as pytest shows it in the folder it was started in (ids are rootdir-relative)."""
         module, sep, rest = nodeid.partition("::")
         return self.settings.shown(self.settings.rootpath / module) + sep + rest
@@ -69,6 +122,9 @@ class Collector:
         data = getattr(report, "adv_robust", None)
         if data is not None and report.when == "call":
             self.reports.append(TestReport.from_wire(data))
+            self.accounted.add(report.nodeid)
+        elif report.skipped:
+            self.accounted.add(report.nodeid)
 
     @pytest.hookimpl(tryfirst=True)  # before the writers, which remove what it finds
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -82,9 +138,15 @@ class Collector:
         if self.reports:
             terminalreporter.write_sep("-", "adversarial robustness")
             verbosity = terminalreporter.config.get_verbosity()
-            shown = [dataclasses.replace(report, nodeid=self._shown_id(report.nodeid)) for report in self.reports]
+            shown = [dataclasses.replace(report, nodeid=self.shown_id(report.nodeid)) for report in self.merged()]
             for line, colour in summary_lines(shown, verbosity):
                 terminalreporter.write_line(line, **({colour: True} if colour else {}))
+            for test in self.missing_shards():
+                terminalreporter.write_line(
+                    f"advrobust: {self.shown_id(test)}: {self.missing_text(test)}; the counts above are the other "
+                    "shards' only",
+                    red=True,
+                )
         if self.unused and not self.settings.run.baseline_update:
             entries = [f"{module}::{test}" for module, tests in sorted(self.unused.items()) for test in tests]
             terminalreporter.write_line(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,21 @@ class Verdict:
 
 VERDICT_KEY: pytest.StashKey[Verdict] = pytest.StashKey()
 """item.stash: what the marker's attack means for the test."""
+ARTIFACT_FOLDERS_KEY: pytest.StashKey[dict[str, str]] = pytest.StashKey()
+"""config.stash: each collected test's folder name under --adv-artifacts (unique, within the name limit)."""
+
+
+def _artifact_folder(item: pytest.Item, artifacts: Path) -> Path:
+    """The test's folder under ``artifacts``: its node id made file-safe, with a short hash where two
+    tests' ids would give one folder (``test_x[a b]``, ``test_x[a_b]``) or the id is too long. Every
+    process collects the same tests (xdist workers too), so every process names a test's folder alike."""
+    from ..core.artifacts import MAX_FILE_NAME_BYTES, unique_stems
+
+    folders = item.config.stash.get(ARTIFACT_FOLDERS_KEY, None)
+    if folders is None or item.nodeid not in folders:
+        nodeids = [collected.nodeid for collected in item.session.items] + [item.nodeid]
+        folders = item.config.stash[ARTIFACT_FOLDERS_KEY] = unique_stems(nodeids, MAX_FILE_NAME_BYTES)
+    return artifacts / folders[item.nodeid]
 
 
 def module_key(item: pytest.Item) -> tuple[str, str]:
@@ -100,7 +116,7 @@ def _cards_for(settings: Settings, wrapped: Any, extras: bool) -> _Cards | None:
 def _show(item: pytest.Item, settings: Settings, shown: _Cards, run: RunReport, extras: bool) -> None:
     """Artifacts on disk (paths into the JSON report and JUnit XML), inline cards for the HTML report, and
     the first failed images' cards for pytest-html's extras (``extras``)."""
-    from ..core.artifacts import safe_name, write_artifacts
+    from ..core.artifacts import write_artifacts
 
     options = settings.run
     cards = shown.cards
@@ -111,8 +127,8 @@ def _show(item: pytest.Item, settings: Settings, shown: _Cards, run: RunReport, 
         )
     by_name = {card.record.name: card for card in cards}
     if options.artifacts is not None:
-        folder = options.artifacts / safe_name(item.nodeid)
-        write_artifacts(cards, folder)
+        folder = _artifact_folder(item, options.artifacts)
+        write_artifacts(cards, folder, [image.name for image in run.images])
         run.artifacts = settings.shown(folder)
         for image in run.images:
             card = by_name.get(image.name)

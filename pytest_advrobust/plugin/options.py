@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ..core.errors import OptionError
 from ..core.settings import OPTIONS, AttackConfig, RunConfig, Source, resolve, resolve_run
 from ..core.settings.table import auto_baseline_dir
 
@@ -115,6 +116,48 @@ class Settings:
     @property
     def baseline_dir(self) -> Path:
         return self.run.baseline_dir or auto_baseline_dir(self.rootpath)
+
+    def check_paths(self) -> None:
+        """Raise OptionError, naming the option and the fix, for an output path that cannot be written at
+        session end: a report file that is a folder, anything under a file, a folder that is a file, or a
+        read-only folder. Nothing is created: folders that do not exist yet are made when written."""
+        run = self.run
+        for name, example in (("report", "report.json"), ("html", "report.html"), ("markdown", "summary.md")):
+            path = getattr(run, name)
+            if path is not None and path.is_dir():
+                raise OptionError(
+                    f"{self._spelled(name, path)}: {self.shown(path)} is a folder; name a file in it, e.g. "
+                    f"{self._spelled(name, path / example)}"
+                )
+            if path is not None:
+                self._check_folder(name, path, path.parent)
+        if run.artifacts is not None:
+            self._check_folder("artifacts", run.artifacts, run.artifacts)
+        if run.baseline_update:
+            self._check_folder("baseline_dir", self.baseline_dir, self.baseline_dir)
+
+    def _check_folder(self, name: str, path: Path, folder: Path) -> None:
+        """``folder`` (``path``'s, or ``path`` itself) is a writable folder, or can be made in one."""
+        existing = folder
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise OptionError(
+                f"{self._spelled(name, path)}: {self.shown(existing)} is a file, not a folder; choose another "
+                f"path, or move {self.shown(existing)} away"
+            )
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise OptionError(
+                f"{self._spelled(name, path)}: the folder {self.shown(existing)} is not writable; choose a folder "
+                f"you can write to, or make it writable (chmod u+w {self.shown(existing)})"
+            )
+
+    def _spelled(self, name: str, path: Path) -> str:
+        """The option as the user gave it (``--adv-html=out/r.html``), or the default's name for it."""
+        source = self.run.sources.get(name)
+        if source is None:
+            return f"the default --adv-{name.replace('_', '-')}={self.shown(path)}"
+        return source.spell(name, os.path.relpath(path, source.base) if source.base is not None else path)
 
     def header(self) -> dict[str, Any]:
         """What the JSON and HTML reports say about the run as a whole."""

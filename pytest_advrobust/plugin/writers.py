@@ -3,6 +3,10 @@
 and appended to GitHub's job summary), and the baseline files.
 
 On pytest-xdist workers they write nothing; the controller, which receives every report, writes once.
+Each writer fails alone: a file it cannot write is one line in the terminal summary (which file, and why),
+the other writers still write theirs, and a run that was otherwise green exits with status 1
+(``session.exitstatus``, as pytest-cov fails a run under its coverage threshold): a report that was asked
+for and not written must not look green.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from ..core.errors import AdvRobustError
+from ..core.jsonfile import write_text
 from .collector import Collector
 from .options import Settings
 
@@ -22,24 +28,54 @@ def _is_worker(session: pytest.Session) -> bool:
     return hasattr(session.config, "workerinput")
 
 
+def _why(exc: OSError | AdvRobustError, target: Path, settings: Settings) -> str:
+    """``[Errno 13] Permission denied``, naming the file that failed only when it is not ``target``."""
+    cause = exc if isinstance(exc, OSError) else exc.__cause__
+    if not isinstance(cause, OSError) or cause.strerror is None:
+        return str(exc)
+    why = f"[Errno {cause.errno}] {cause.strerror}"
+    failed = cause.filename
+    if failed is not None and Path(failed) != target and Path(failed).parent != target.parent:
+        why += f": {settings.shown(failed)}"
+    return why
+
+
 @dataclass(eq=False)
 class _Writer:
     collector: Collector
     settings: Settings
     written: list[Path] = field(default_factory=list)
+    failure: str | None = None
+    """Why the file could not be written (None: it was, or was not due)."""
     what = "file"
+
+    @property
+    def target(self) -> Path:
+        """The file (or folder) this writer writes, as a failure names it."""
+        raise NotImplementedError
 
     def write(self) -> list[Path]:
         raise NotImplementedError
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if not _is_worker(session):
+        if _is_worker(session):
+            return
+        try:
             self.written = self.write()
+        except (OSError, AdvRobustError) as exc:  # the others still write; the summary says what failed
+            target = self.target
+            self.failure = (
+                f"could not write the {self.what} to {self.settings.shown(target)}: {_why(exc, target, self.settings)}"
+            )
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         for path in self.written:
             terminalreporter.write_line(f"advrobust: {self.what} written to {self.settings.shown(path)}")
+        if self.failure is not None:
+            terminalreporter.write_line(f"advrobust: {self.failure}", red=True)
 
 
 @dataclass(eq=False)
@@ -48,12 +84,19 @@ class JsonReportWriter(_Writer):
 
     what = "JSON report"
 
+    @property
+    def target(self) -> Path:
+        assert self.settings.run.report is not None
+        return self.settings.run.report
+
     def write(self) -> list[Path]:
         from ..core.summary import write_report
 
-        path = self.settings.run.report
-        assert path is not None
-        write_report(path, self.collector.reports, self.settings.header())
+        header = self.settings.header()
+        missing = self.collector.missing_shards()
+        if missing:  # {test: [the node ids of its shards that did not report]}
+            header["missing_shards"] = {test: [shard.nodeid for shard in shards] for test, shards in missing.items()}
+        write_report(self.target, self.collector.merged(), header)
         return []  # the JSON report is named on the command line; no line about it
 
 
@@ -63,14 +106,16 @@ class HtmlReportWriter(_Writer):
 
     what = "HTML report"
 
+    @property
+    def target(self) -> Path:
+        assert self.settings.run.html is not None
+        return self.settings.run.html
+
     def write(self) -> list[Path]:
         from ..core.html_report import render_html
 
-        path = self.settings.run.html
-        assert path is not None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_html(self.collector.merged(), self.settings.header()), encoding="utf-8")
-        return [path]
+        write_text(self.target, render_html(self.collector.merged(), self.settings.header()))
+        return [self.target]
 
 
 @dataclass(eq=False)
@@ -81,17 +126,19 @@ class MarkdownWriter(_Writer):
     full_reports: tuple[str, ...] = ()
     """The files of this run that list every image, named where the summary's table is cut."""
 
+    @property
+    def target(self) -> Path:
+        assert self.settings.run.markdown is not None
+        return self.settings.run.markdown
+
     def text(self) -> str:
         from ..core.markdown import render_markdown
 
-        return render_markdown(self.collector.reports, self.settings.header(), self.full_reports)
+        return render_markdown(self.collector.merged(), self.settings.header(), self.full_reports)
 
     def write(self) -> list[Path]:
-        path = self.settings.run.markdown
-        assert path is not None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.text(), encoding="utf-8")
-        return [path]
+        write_text(self.target, self.text())
+        return [self.target]
 
 
 @dataclass(eq=False)
@@ -101,6 +148,11 @@ class GithubSummaryWriter(MarkdownWriter):
 
     path: Path = field(kw_only=True)
     """The step's summary file, from ``$GITHUB_STEP_SUMMARY``."""
+    what = "job summary"
+
+    @property
+    def target(self) -> Path:
+        return self.path
 
     def write(self) -> list[Path]:
         if not self.collector.reports:
@@ -114,31 +166,50 @@ class GithubSummaryWriter(MarkdownWriter):
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.written:
             terminalreporter.write_line("advrobust: summary appended to $GITHUB_STEP_SUMMARY (the run's page)")
+        if self.failure is not None:
+            terminalreporter.write_line(f"advrobust: {self.failure} ($GITHUB_STEP_SUMMARY)", red=True)
 
 
 @dataclass(eq=False)
 class BaselineWriter(_Writer):
     """``--adv-baseline-update``: the recorded images merged into the baseline files once, image by image;
-    after a full run, entries whose test is gone are removed."""
+    after a full run, entries whose test is gone are removed. A test some of whose shards did not report
+    (a crashed xdist worker, a failed set-up) keeps its stored entry as it was: the shards that did report
+    would otherwise mix new rows with old ones."""
 
     what = "baseline"
     removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    """Lines about the tests whose entry was left alone because shards are missing."""
+
+    @property
+    def target(self) -> Path:
+        return self.settings.baseline_dir
 
     def write(self) -> list[Path]:
         from ..core.baseline_store import Update, write_baselines
 
-        updates = [
-            Update(status.module, status.test, status.entry, status.image_names)
-            for report in self.collector.merged()
-            if (status := report.baseline) is not None and status.status == "recorded" and status.entry is not None
-        ]
+        missing = self.collector.missing_shards()
+        updates = []
+        for report in self.collector.merged():
+            status = report.baseline
+            if status is None or status.status != "recorded" or status.entry is None:
+                continue
+            if report.nodeid in missing:
+                shown = self.collector.shown_id(report.nodeid)
+                self.kept.append(f"baseline of {shown} left as it was: {self.collector.missing_text(report.nodeid)}")
+                continue
+            updates.append(Update(status.module, status.test, status.entry, status.image_names))
         unused = self.collector.unused
+        written = write_baselines(self.settings.baseline_dir, updates, unused) if updates or unused else []
         self.removed = [f"{module}::{test}" for module, tests in sorted(unused.items()) for test in tests]
-        return write_baselines(self.settings.baseline_dir, updates, unused) if updates or unused else []
+        return written
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         super().pytest_terminal_summary(terminalreporter)
+        for line in self.kept:
+            terminalreporter.write_line(f"advrobust: {line}", red=True)
         if self.removed:
             terminalreporter.write_line(
                 f"advrobust: removed {len(self.removed)} baseline entries without a test: {', '.join(self.removed)}"
