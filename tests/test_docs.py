@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
+import pytest
+
 from pytest_advrobust.core.settings import OPTIONS
 
 ROOT = Path(__file__).parents[1]
@@ -67,6 +69,8 @@ def test_the_options_page_keeps_its_marker() -> None:
 
 
 def test_the_site_builds_strictly(tmp_path: Path) -> None:
+    pytest.importorskip("material", reason='the site needs the docs extra: pip install -e ".[docs]" (.ci/run does)')
+    pytest.importorskip("mkdocstrings", reason='the site needs the docs extra: pip install -e ".[docs]"')
     build = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(tmp_path)],
         capture_output=True,
