@@ -166,7 +166,6 @@ def build_cards(
 
 MAX_FILE_NAME_BYTES = 255
 """The longest file name, in bytes, that ext4, APFS, NTFS and most other file systems allow."""
-ARTIFACT_KINDS = ("clean", "adversarial", "perturbation", "curve")
 MAX_STEM_BYTES = 200
 """The longest stem (UTF-8 bytes) of an image's files: ``<stem>-perturbation.png`` and the JSON writer's
 temp file beside ``<stem>.json`` both stay well within :data:`MAX_FILE_NAME_BYTES`."""
@@ -209,7 +208,7 @@ def unique_stems(names: Iterable[str], max_bytes: int = MAX_STEM_BYTES) -> dict[
     for name in sorted(set(plain) - set(stems)):
         chars = HASH_CHARS
         stem = _with_hash(_file_safe(name), name, max_bytes, chars)
-        while stem.casefold() in taken:  # a hash that meets another name's stem: use more of it
+        while stem.casefold() in taken and chars < 64:  # a hash that meets another name's stem: use more of it
             chars += 4
             stem = _with_hash(_file_safe(name), name, max_bytes, chars)
         taken.add(stem.casefold())

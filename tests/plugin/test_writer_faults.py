@@ -60,6 +60,27 @@ def test_each_failing_report_is_one_line_naming_its_path_and_why(project: pytest
     assert (project.path / "ok.json").is_file(), "the writer whose folder is fine still writes"
 
 
+def test_a_permission_error_is_named_as_the_os_says_it(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_advrobust.core.errors import AdvRobustError
+    from pytest_advrobust.plugin import writers
+
+    def refused(path: Path, text: str) -> None:  # what the atomic writer raises in a folder root cannot enter
+        temp = path.with_name(f".{path.name}.advrobust-0123abcd.tmp")
+        raise AdvRobustError(f"cannot write {path}: Permission denied") from PermissionError(
+            13, "Permission denied", str(temp)
+        )
+
+    monkeypatch.setattr(writers, "write_text", refused)
+    project.makepyfile(PASSING)
+    result = project.runpytest("--adv-html=reports/x.html")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["advrobust: could not write the HTML report to reports/x.html: [[]Errno 13[]] Permission denied"]
+    )
+
+
 def test_a_failed_run_keeps_its_own_exit_status(project: pytest.Pytester) -> None:
     project.makepyfile(
         BASELINE_FOLDER_TAKEN.replace("def test_held():", "def test_held():\n    assert False, 'red anyway'")
@@ -75,7 +96,9 @@ def test_a_report_path_that_is_a_folder_is_a_usage_error(project: pytest.Pyteste
     (project.path / "reports").mkdir()
     result = project.runpytest(f"{option}=reports")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: {option}=reports: reports is a folder; name a file in it, e.g. {option}=reports/*"])
+    result.stderr.fnmatch_lines(
+        [f"ERROR: {option}=reports: reports is a folder; name a file in it, e.g. {option}=reports/*"]
+    )
 
 
 def test_a_report_path_under_a_file_is_a_usage_error(project: pytest.Pytester) -> None:
@@ -96,7 +119,9 @@ def test_a_report_in_a_read_only_folder_is_a_usage_error(
     locked.chmod(0o555)
     if os.access(locked, os.W_OK):  # root writes anywhere: let the check see what a user would
         real_access = os.access
-        monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != locked and real_access(path, mode, **kw))
+        monkeypatch.setattr(
+            os, "access", lambda path, mode, **kw: Path(path) != locked and real_access(path, mode, **kw)
+        )
     try:
         result = project.runpytest("--adv-html=locked/new/r.html")
     finally:
