@@ -6,10 +6,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 
@@ -121,3 +123,47 @@ def adv_images():
 def test_many():
     pass
 """
+
+
+def color_net_conftest(biases: str, extra: str = "") -> str:
+    """A pytester conftest whose ``adv_model`` is ColorNet (logits = 10 × channel means + bias: its margins
+    are analytic), with one bias per name of ``biases`` (a dict literal), chosen by ``--which`` (default
+    ``a``), and ``extra`` (hooks of a test's own) after it."""
+    return f"""
+import pytest, torch
+from torch import nn
+
+BIASES = {biases}
+
+def pytest_addoption(parser):
+    parser.addoption("--which", default="a")
+
+class ColorNet(nn.Module):
+    def __init__(self, bias):
+        super().__init__()
+        self.bias = nn.Parameter(torch.tensor(bias))
+    def forward(self, x):
+        return 10 * x.mean(dim=(2, 3)) + self.bias
+
+@pytest.fixture(scope="session")
+def adv_model(pytestconfig):
+    return ColorNet(BIASES[pytestconfig.getoption("--which")])
+{extra}"""
+
+
+COLOR_INI = (
+    "[pytest]\nadv_images = imgs\nadv_class_names = red,green,blue\nadv_attack = bim\nadv_targets = untargeted\n"
+)
+"""bim, untargeted: the ColorNet margins are analytic for it."""
+
+
+def color_project(pytester: Any, conftest: str, tests: str, images: dict[str, tuple[int, int, int]]) -> Any:
+    """A pytester project gating ColorNet (``conftest``) with ``tests`` in ``test_model.py`` on 8×8
+    single-colour images under ``imgs/`` (name → RGB)."""
+    pytester.makeconftest(conftest)
+    pytester.makeini(COLOR_INI)
+    pytester.makepyfile(test_model=tests)
+    (pytester.path / "imgs").mkdir()
+    for name, rgb in images.items():
+        Image.fromarray(np.full((8, 8, 3), rgb, dtype=np.uint8)).save(pytester.path / "imgs" / name)
+    return pytester

@@ -8,32 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-CONFTEST = """
-import pytest, torch
-from torch import nn
+from helpers import color_net_conftest, color_project
 
-BIASES = {  # logits = 10 * channel means + bias: a bias toward green shrinks the red image's margin
+BIASES = """{  # logits = 10 * channel means + bias: a bias toward green shrinks the red image's margin
     "a": (0.0, 0.0, 0.0),
     "weaker": (0.0, 0.3, 0.0),    # red's minimal eps drops from ~5/255 to ~2/255, still holds at 0.007
     "broken": (0.0, 0.38, 0.0),   # red flips at 0.007
     "stronger": (0.3, 0.0, 0.0),  # red's minimal eps rises
     "broken_blue": (0.0, 0.0, 0.72),  # red flips at 0.007, to blue
-}
-
-def pytest_addoption(parser):
-    parser.addoption("--which", default="a")
-
-class ColorNet(nn.Module):
-    def __init__(self, bias):
-        super().__init__()
-        self.bias = nn.Parameter(torch.tensor(bias))
-    def forward(self, x):
-        return 10 * x.mean(dim=(2, 3)) + self.bias
-
-@pytest.fixture(scope="session")
-def adv_model(pytestconfig):
-    return ColorNet(BIASES[pytestconfig.getoption("--which")])
-"""
+}"""
+CONFTEST = color_net_conftest(BIASES)
 
 TESTS = """
 from pytest_advrobust import adv_robust
@@ -46,16 +30,7 @@ def test_colors():
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeconftest(CONFTEST)
-    # bim, untargeted: the margins below are analytic for it
-    pytester.makeini(
-        "[pytest]\nadv_images = imgs\nadv_class_names = red,green,blue\nadv_attack = bim\nadv_targets = untargeted\n"
-    )
-    pytester.makepyfile(test_model=TESTS)
-    (pytester.path / "imgs").mkdir()
-    for name, rgb in {"r.png": (130, 120, 110), "g.png": (60, 200, 60)}.items():
-        Image.fromarray(np.full((8, 8, 3), rgb, dtype=np.uint8)).save(pytester.path / "imgs" / name)
-    return pytester
+    return color_project(pytester, CONFTEST, TESTS, {"r.png": (130, 120, 110), "g.png": (60, 200, 60)})
 
 
 def _baseline(project: pytest.Pytester) -> dict:

@@ -10,28 +10,17 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
+from helpers import color_net_conftest, color_project
 from pytest_advrobust.core.baseline import BaselineEntry
 from pytest_advrobust.core.baseline_store import Update, write_baselines
 from pytest_advrobust.core.errors import AdvRobustError
 
 posix_only = pytest.mark.skipif(os.name == "nt", reason="symbolic links need privileges on Windows")
 
-CONFTEST = """
+BARRIER_HOOKS = """
 import os, time
-import pytest, torch
-from torch import nn
-
-class ColorNet(nn.Module):
-    def forward(self, x):
-        return 10 * x.mean(dim=(2, 3))
-
-@pytest.fixture(scope="session")
-def adv_model():
-    return ColorNet()
 
 def _wait(barrier, name, timeout):
     # arrive at a barrier (a file per run) and wait, at most timeout s, for the other run
@@ -61,6 +50,7 @@ def pytest_sessionfinish(session):
 
     baseline_store.read_baselines = read_then_wait
 """
+CONFTEST = color_net_conftest('{"a": (0.0, 0.0, 0.0)}', extra=BARRIER_HOOKS)
 
 TESTS = """
 from pytest_advrobust import adv_robust
@@ -77,15 +67,7 @@ def test_two():
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeconftest(CONFTEST)
-    pytester.makeini(
-        "[pytest]\nadv_images = imgs\nadv_class_names = red,green,blue\nadv_attack = bim\nadv_targets = untargeted\n"
-    )
-    pytester.makepyfile(test_model=TESTS)
-    (pytester.path / "imgs").mkdir()
-    for name, rgb in {"r.png": (130, 120, 110), "g.png": (60, 200, 60)}.items():
-        Image.fromarray(np.full((8, 8, 3), rgb, dtype=np.uint8)).save(pytester.path / "imgs" / name)
-    return pytester
+    return color_project(pytester, CONFTEST, TESTS, {"r.png": (130, 120, 110), "g.png": (60, 200, 60)})
 
 
 def _baseline_path(project: pytest.Pytester) -> Path:

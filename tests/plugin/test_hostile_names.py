@@ -13,26 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-CONFTEST = """
-import pytest, torch
-from torch import nn
+from helpers import color_net_conftest, color_project
 
-BIASES = {"a": (0.0, 0.0, 0.0), "broken": (0.0, 0.38, 0.0)}  # broken: the red images flip to green at 0.007
-
-def pytest_addoption(parser):
-    parser.addoption("--which", default="a")
-
-class ColorNet(nn.Module):
-    def __init__(self, bias):
-        super().__init__()
-        self.bias = nn.Parameter(torch.tensor(bias))
-    def forward(self, x):
-        return 10 * x.mean(dim=(2, 3)) + self.bias
-
-@pytest.fixture(scope="session")
-def adv_model(pytestconfig):
-    return ColorNet(BIASES[pytestconfig.getoption("--which")])
-"""
+# broken: the red images flip to green at 0.007
+CONFTEST = color_net_conftest('{"a": (0.0, 0.0, 0.0), "broken": (0.0, 0.38, 0.0)}')
 
 TESTS = """
 from pytest_advrobust import adv_robust
@@ -70,15 +54,7 @@ def _png(color: tuple[int, int, int]) -> bytes:
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Pytester:
-    pytester.makeconftest(CONFTEST)
-    pytester.makeini(
-        "[pytest]\nadv_images = imgs\nadv_class_names = red,green,blue\nadv_attack = bim\nadv_targets = untargeted\n"
-    )
-    pytester.makepyfile(test_model=TESTS)
-    images = pytester.path / "imgs"
-    images.mkdir()
-    for name, color in {NEWLINES: RED, LEADING: RED, LEGACY: GREEN}.items():
-        (images / name).write_bytes(_png(color))
+    color_project(pytester, CONFTEST, TESTS, {NEWLINES: RED, LEADING: RED, LEGACY: GREEN})
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path))
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "step-summary.md"))
