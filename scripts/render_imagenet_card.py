@@ -16,10 +16,8 @@ the README and docs show is drawn by a script.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -78,42 +76,28 @@ def html_report(folder: Path) -> str:
     return report.read_text(encoding="utf-8")
 
 
-def screenshot(chromium: str, report: str, folder: Path, output: Path) -> None:
-    from headless import run_chromium  # beside this script, on sys.path when it runs
+def render(chromium: str, report: str, folder: Path, output: Path) -> None:
+    from headless import body_data, screenshot  # beside this script, on sys.path when it runs
 
     page = folder / "card.html"
     script = KEEP_ONE_CARD % {"test": json.dumps(TEST), "image": json.dumps(IMAGE)}
     if "</body>" not in report:
         sys.exit("the HTML report has no </body>: has its markup changed? (pytest_advrobust/core/html_report.py)")
     page.write_text(report.replace("</body>", script + "</body>", 1), encoding="utf-8")
-    # pass 1: lay the page out at WIDTH and read back whether the card is there and how tall the page is
-    dom = run_chromium(chromium, folder, f"--window-size={WIDTH},800", "--dump-dom", page.as_uri()).stdout
-    body = re.search(r"<body\b[^>]*>", dom)
-    attributes = dict(re.findall(r'(data-[a-z-]+)="([^"]*)"', body.group(0))) if body else {}
+    attributes = body_data(chromium, folder, page, WIDTH)
     if attributes.get("data-card-found") != "yes":
         sys.exit(f"no card for {IMAGE} under {TEST} in the HTML report: has the example or the report changed?")
-    height = int(attributes["data-height"])
-    # pass 2: the screenshot, exactly as tall as the content
-    shot = folder / "card.png"
-    run_chromium(chromium, folder, f"--window-size={WIDTH},{height}", f"--screenshot={shot}", page.as_uri())
-    if not shot.is_file() or shot.stat().st_size == 0:
-        sys.exit("Chromium wrote no screenshot")
-    shutil.copyfile(shot, output)
+    screenshot(chromium, folder, page, WIDTH, int(attributes["data-height"]), output)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--output", type=Path, default=OUTPUT, help=f"the PNG to write (default: {OUTPUT.relative_to(ROOT)})"
-    )
-    output = parser.parse_args(argv).output.resolve()
-    from headless import find_chromium  # beside this script, on sys.path when it runs
+    from headless import find_chromium, output_path  # beside this script, on sys.path when it runs
 
+    output = output_path(__doc__.splitlines()[0], OUTPUT, ROOT, argv)
     chromium = find_chromium()
-    output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        screenshot(chromium, html_report(folder), folder, output)
+        render(chromium, html_report(folder), folder, output)
     print(f"wrote {output}")
 
 

@@ -14,9 +14,7 @@ the README and docs show is drawn by a script.
 
 from __future__ import annotations
 
-import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -106,30 +104,18 @@ def page(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--output", type=Path, default=OUTPUT, help=f"the PNG to write (default: {OUTPUT.relative_to(ROOT)})"
-    )
-    output = parser.parse_args(argv).output.resolve()
-    from headless import find_chromium, run_chromium  # beside this script, on sys.path when it runs
+    from headless import body_data, find_chromium, output_path, screenshot  # beside this script, on sys.path
 
+    output = output_path(__doc__.splitlines()[0], OUTPUT, ROOT, argv)
     chromium = find_chromium()
-    output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         html_file = folder / "summary.html"
         html_file.write_text(page(summary_markdown(folder)), encoding="utf-8")
-        # pass 1: lay the page out at WIDTH and read back how tall it is; pass 2: the screenshot, that tall
-        dom = run_chromium(chromium, folder, f"--window-size={WIDTH},800", "--dump-dom", html_file.as_uri()).stdout
-        height = re.search(r'<body\b[^>]*\bdata-height="(\d+)"', dom)
+        height = body_data(chromium, folder, html_file, WIDTH).get("data-height")
         if height is None:
             sys.exit("Chromium did not lay the page out (no data-height on <body>)")
-        shot = folder / "summary.png"
-        size = f"--window-size={WIDTH},{height.group(1)}"
-        run_chromium(chromium, folder, size, f"--screenshot={shot}", html_file.as_uri())
-        if not shot.is_file() or shot.stat().st_size == 0:
-            sys.exit("Chromium wrote no screenshot")
-        shutil.copyfile(shot, output)
+        screenshot(chromium, folder, html_file, WIDTH, int(height), output)
     print(f"wrote {output}")
 
 
