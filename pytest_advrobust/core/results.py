@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .display import shown
 from .errors import NotRobustError
 from .report import Counts, ImageRecord, RunReport, RunSettings
 
@@ -97,7 +98,7 @@ class AttackResult:
         """What flipped, first: ``3 of 4 image(s) flipped at eps=0.007 (fgsm): cat -> tabby, ...``."""
         head = f"{len(self.flips)} of {len(self.records)} image(s) flipped at eps={self.settings.epsilon:g} "
         head += f"({self.settings.attack})"
-        pairs = list(dict.fromkeys(f"{r.clean_label_name} -> {r.shown_label[1]}" for r in self.flips))
+        pairs = list(dict.fromkeys(f"{shown(r.clean_label_name)} -> {shown(r.shown_label[1])}" for r in self.flips))
         if pairs:
             head += ": " + ", ".join(pairs[:HEADLINE_PAIRS]) + (", …" if len(pairs) > HEADLINE_PAIRS else "")
         if self.misclassified:

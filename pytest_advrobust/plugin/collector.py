@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from ..core.display import shown as shown_text
 from ..core.report import TestReport, merge_shards, unsharded
 from ..core.summary import summary_lines
 from .options import Settings
@@ -148,7 +149,9 @@ class Collector:
                     red=True,
                 )
         if self.unused and not self.settings.run.baseline_update:
-            entries = [f"{module}::{test}" for module, tests in sorted(self.unused.items()) for test in tests]
+            entries = [
+                shown_text(f"{module}::{test}") for module, tests in sorted(self.unused.items()) for test in tests
+            ]
             terminalreporter.write_line(
                 f"advrobust: {len(entries)} baseline entr{'y has' if len(entries) == 1 else 'ies have'} no test "
                 f"any more (a full --adv-baseline-update removes them): {', '.join(entries)}"

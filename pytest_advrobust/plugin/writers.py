@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from ..core.display import shown
 from ..core.errors import AdvRobustError
 from ..core.jsonfile import write_text
 from .collector import Collector
@@ -212,7 +213,8 @@ class BaselineWriter(_Writer):
             terminalreporter.write_line(f"advrobust: {line}", red=True)
         if self.removed:
             terminalreporter.write_line(
-                f"advrobust: removed {len(self.removed)} baseline entries without a test: {', '.join(self.removed)}"
+                f"advrobust: removed {len(self.removed)} baseline entries without a test: "
+                + ", ".join(map(shown, self.removed))
             )
 
 

@@ -118,3 +118,36 @@ def test_names_from_the_baseline_comparison_are_escaped(project: pytest.Pytester
     assert _commands(green) == []
     assert f"      {SHOWN_GONE}" in green.stdout.lines
     assert set(json.loads(file.read_text())["tests"]["test_colors"]["images"]) == {NEWLINES, LEADING, LEGACY, GONE}
+
+
+def test_a_committed_entry_of_a_test_that_is_gone_is_named_escaped(project: pytest.Pytester) -> None:
+    """The "no test any more" line prints the baseline file's keys: a key with a newline stays on one line."""
+    project.runpytest("--adv-baseline-update").assert_outcomes(passed=1)
+    file = project.path / "advrobust-baselines" / "test_model.py.json"
+    stored = json.loads(file.read_text())
+    stored["tests"]["gone\n::stop-commands::pwned"] = stored["tests"]["test_colors"]
+    file.write_text(json.dumps(stored))
+    result = project.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    assert _commands(result) == []
+    result.stdout.fnmatch_lines([r"*no test any more*test_model.py::gone\n::stop-commands::pwned*"])
+
+
+def test_class_names_in_the_failure_headline_are_escaped() -> None:
+    """A class name from a model's own labels (``id2label``) can hold anything: the headline's pairs show it
+    escaped, so the failure message's first line starts no workflow command."""
+    import torch
+
+    from helpers import linear_model
+    from pytest_advrobust import attack
+
+    weight = torch.zeros(2, 4)
+    weight[0], weight[1] = 1.0, -1.0
+    x = torch.full((1, 1, 2, 2), 100 / 255)
+    model = linear_model(weight, torch.tensor([-2 * float(x.sum()) + 0.01, 0.0]))  # margin 0.01; a step moves it 0.08
+    names = ["red\n::error title=INJECTED::x", "green"]
+    result = attack(model, x, epsilon=0.01, method="fgsm", labels=[0], class_names=names, verdict="float")
+    assert result.flips
+    message = result.failure_message()
+    assert r"red\n::error title=INJECTED::x -> green" in message.splitlines()[0]
+    assert not any(line.lstrip().startswith("::") for line in message.splitlines())
