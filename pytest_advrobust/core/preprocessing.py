@@ -57,6 +57,16 @@ CHANNEL_MODES = {3: "RGB", 1: "L"}
 """Channel count → the PIL mode images are converted to (``image_mode`` in :mod:`.images`)."""
 
 
+def distinct_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """A model's own class names made distinct: a name its metadata gives to several classes (ImageNet's
+    ``crane``, a bird and a machine) is shown with each one's index, ``crane (134)`` and ``crane (517)``,
+    so that every label and target names one class. Names given once are unchanged."""
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return tuple(f"{name} ({index})" if counts[name] > 1 else name for index, name in enumerate(names))
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """A model's expected input; None where the model's metadata does not say (the caller's settings or
@@ -131,7 +141,7 @@ class Preprocessing:
             "std": self.std,
             "input_size": self.input_size,
             "image_mode": self.image_mode if "channels" in self.origins else None,
-            "class_names": self.class_names,
+            "class_names": None if self.class_names is None else distinct_names(self.class_names),
         }
         origins = {name: self.origins.get(name, "the model's metadata") for name in values}
         origins["image_mode"] = self.origins.get("channels", "the model's metadata")

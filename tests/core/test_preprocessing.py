@@ -274,3 +274,16 @@ def test_origins_are_read_only_and_the_object_pickles() -> None:
     for copied in (pickle.loads(pickle.dumps(preprocessing)), copy.deepcopy(preprocessing)):
         assert copied == preprocessing and hash(copied) == hash(preprocessing)
         assert copied.origins["mean"] == "somewhere"
+
+
+def test_class_names_a_model_repeats_are_made_distinct_by_their_index() -> None:
+    """ImageNet's labels name two classes ``crane``; the plugin refuses repeated names set by hand (a label
+    could not name one class), so a model's own repeats are told apart by index instead of refused."""
+    from pytest_advrobust.core.classes import load_class_names
+    from pytest_advrobust.core.preprocessing import Preprocessing, distinct_names
+
+    assert distinct_names(("bird", "crane", "dog", "crane")) == ("bird", "crane (1)", "dog", "crane (3)")
+    assert distinct_names(("a", "b")) == ("a", "b")
+    values, origins = Preprocessing(class_names=("crane", "crane", "dog"), origins={"class_names": "x"}).as_settings()
+    names = load_class_names(values["class_names"])  # a hand-set list like this one is refused; these are not
+    assert names.index("crane (1)") == 1 and names.index("dog") == 2 and origins["class_names"] == "x"
