@@ -56,6 +56,8 @@ def _png(color: tuple[int, int, int]) -> bytes:
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Pytester:
     color_project(pytester, CONFTEST, TESTS, {NEWLINES: RED, LEADING: RED, LEGACY: GREEN})
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    # as on GitHub's runners; pytest then prints the whole failure message in the short summary too
+    monkeypatch.setenv("CI", "true")
     monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path))
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "step-summary.md"))
     return pytester
@@ -84,7 +86,8 @@ def test_image_names_are_escaped_wherever_they_are_shown(project: pytest.Pyteste
         assert [line for line in lines if line.startswith("      " + flipped)], f"summary line of {name!r}"
         assert f"%0A  {flipped}" in annotation
     held = [line for line in lines if line.lstrip().startswith(SHOWN_LEGACY + ": 'green' ")]
-    assert len(held) == 2  # the failure message's held list, the summary's -v line
+    # the failure message's held list, the summary's -v line, the short summary's copy of the message (under CI)
+    assert len(held) == 3
     assert "title=adversarial robustness%3A test_colors::" in annotation
     images = json.loads((project.path / "r.json").read_text())["tests"][0]["images"]
     assert sorted(image["name"] for image in images) == sorted([NEWLINES, LEADING, LEGACY])
