@@ -47,7 +47,7 @@ def test_square_meets_the_analytic_bound_of_a_linear_model(seed: int) -> None:
     assert 0 < record.first_flip_step <= 300 and record.steps == 300
     assert "query" in record.line() and f"/{300}" in record.line()
     delta = above.adversarial - x
-    assert float(delta.abs().max()) <= 1.5 * bound + 1e-6 and 0 <= float(above.adversarial.min())
+    assert float(delta.abs().max()) <= 1.5 * bound + 1e-6 and float(above.adversarial.min()) >= 0
     with torch.no_grad():  # re-predicting what the attack returned: the flip is real
         assert int(model(above.adversarial).argmax(1)) == 1 == record.adv_label
 
@@ -90,7 +90,7 @@ class _Staircase(torch.nn.Module):
 
 
 def test_square_needs_no_gradient() -> None:
-    model, x, l1 = _two_classes(margin=0.5, seed=5)
+    model, x, _ = _two_classes(margin=0.5, seed=5)
     staircase = _Staircase(model)
     with pytest.raises(FalseRobustnessError, match="exactly zero"):
         attack(staircase, x, [0], epsilon=0.1, method="apgd", targets="untargeted")
