@@ -340,12 +340,13 @@ class BatchSizer:
                 return "too few images to time two batch sizes"
             return ""
         measured = self.memory.measured
-        shown = ", ".join(f"{size}: {measured[size] * 1e3:.3g} ms" for size in sorted(measured))
+        # the sizes only: their seconds would make the JSON report differ from run to run
+        shown = ", ".join(str(size) for size in sorted(measured))
         earlier = " (some timed earlier in this process)" if self.known else ""
         most = self._most() or AUTO_BATCH_FIRST
         kept = {size: seconds for size, seconds in measured.items() if size <= most}
         if auto_batch_next(kept, most) is not None:
-            return f"timed, per image and pass, {shown}{earlier}; too few images to time more sizes"
+            return f"timed per image and pass at {shown}{earlier}; too few images to time more sizes"
         best = min(kept, key=lambda s: kept[s])
         return f"{best} is the fastest per image and pass of {shown}{earlier}"
 

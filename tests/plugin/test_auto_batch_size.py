@@ -70,7 +70,7 @@ def test_auto_in_every_spelling_judges_as_one_batch_and_says_what_it_chose(
 ) -> None:
     result, entry = _report(project, "--adv-epsilon=0.05", *spelling)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["    batch_size=auto on cpu: batches of 32, 64*; *per image and pass* 32: *"])
+    result.stdout.fnmatch_lines(["    batch_size=auto on cpu: batches of 32, 64*; *of 32, 64*"])
     (settings,) = entry["settings"]
     assert settings["batching"].startswith("batch_size=auto on cpu: batches of 32, 64")
     assert settings["batch_sizes"][:2] == [32, 64] and sum(settings["batch_sizes"]) == 200
