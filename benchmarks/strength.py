@@ -1,5 +1,7 @@
 """How strong is the gate? Robust accuracy (lower = stronger attack) and time, per attack, against
-torchattacks' AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square) as the reference.
+torchattacks' AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square) as the reference; Square against
+torchattacks' Square at equal queries; and, on the defended model behind input noise (a randomized defense),
+PGD with and without EOT against torchattacks' EOTPGD.
 
 Two models: a small CNN adversarially trained on scikit-learn's bundled digits (ε = 0.2, 397 held-out
 images; ``tests/defended.py``), where weak attacks overestimate robustness, and EfficientNet-Lite0 on
@@ -7,7 +9,7 @@ the example photos (ε = 1/255, float verdict, so that not everything flips). Ev
 float verdict, as torchattacks does; times are one run each, after a warm-up, on this machine.
 
     python benchmarks/strength.py              # both models
-    python benchmarks/strength.py --digits     # the defended model only
+    python benchmarks/strength.py --digits     # the defended model only (and its noise-injection variant)
 
 Not part of the test suite (the suite checks APGD against the reference at equal steps, tests/core/test_apgd.py).
 """
@@ -37,7 +39,14 @@ ATTACKS = [
     ("fgsm top-9", {"method": "fgsm", "targets": "top-9"}),
     ("apgd top-9, 10 steps", {"method": "apgd", "steps": 10, "targets": "top-9"}),
     ("apgd top-9, 20 steps", {"method": "apgd", "steps": 20, "targets": "top-9"}),
+    ("square, 1000 queries, untargeted", {"method": "square", "queries": 1000, **UNTARGETED}),
+    ("square, 5000 queries, untargeted", {"method": "square", "queries": 5000, **UNTARGETED}),
+    ("profile quick", {"profile": "quick"}),
+    ("profile standard (the default)", {"profile": "standard"}),
+    ("profile thorough", {"profile": "thorough"}),
 ]
+EOT_SIGMA = 0.3
+"""The noise-injection model's input noise (a randomized defense: fresh Gaussian noise in every forward)."""
 
 
 def _ours(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float, **kwargs: object) -> float:
@@ -57,11 +66,72 @@ def _autoattack(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epsilo
         return float((model(adversarial).argmax(1) == y).float().mean())
 
 
+def _square_reference(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float, queries: int) -> float:
+    import torchattacks
+
+    adversarial = torchattacks.Square(model, eps=epsilon, n_queries=queries, seed=0)(x, y)
+    with torch.no_grad():
+        return float((model(adversarial).argmax(1) == y).float().mean())
+
+
+class Noisy(torch.nn.Module):
+    def __init__(self, inner: torch.nn.Module, sigma: float) -> None:
+        super().__init__()
+        self.inner, self.sigma = inner, sigma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x + self.sigma * torch.randn_like(x))
+
+
+def _majority(model: torch.nn.Module, images: torch.Tensor, y: torch.Tensor, draws: int = 21) -> float:
+    """Robust accuracy of a randomized model: the share of images most of ``draws`` seeded passes get right."""
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(2024)
+        wrong = torch.stack([model(images).argmax(1) != y for _ in range(draws)]).sum(0)
+    return float((wrong * 2 <= draws).float().mean())
+
+
+def eot_table(inner: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float) -> None:
+    """PGD (10 steps) on the defended CNN behind input noise, with and without EOT, and torchattacks' EOTPGD;
+    every attack's images judged the same way (majority of 21 seeded draws)."""
+    import torchattacks
+
+    from pytest_advrobust import attack
+
+    model = Noisy(inner, EOT_SIGMA).eval()
+    print(f"\nnoise injection (sigma={EOT_SIGMA}) on the defended CNN: {len(y)} images, eps={epsilon:.4g}, "
+          "robust accuracy by the majority of 21 draws")  # fmt: skip
+    print("| attack | robust accuracy | time |\n|---|---|---|")
+    settings = {"epsilon": epsilon, "method": "pgd", "steps": 10, "targets": "untargeted", "verdict": "float",
+                "batch_size": 64}  # fmt: skip
+
+    def ours(eot: int) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = attack(model, x, y, eot=eot, sanity_checks=eot > 1, **settings)
+        return _majority(model, result.adversarial, y)
+
+    def theirs() -> float:
+        torch.manual_seed(0)
+        return _majority(model, torchattacks.EOTPGD(model, eps=epsilon, alpha=2.5 * epsilon / 10, steps=10,
+                                                    eot_iter=20)(x, y), y)  # fmt: skip
+
+    for label, run in [("pgd, 10 steps, no eot (refused unless sanity_checks=false)", lambda: ours(1)),
+                       ("pgd, 10 steps, eot=20", lambda: ours(20)),
+                       ("torchattacks EOTPGD, 10 steps, eot_iter=20", theirs)]:  # fmt: skip
+        start = time.perf_counter()
+        accuracy = run()
+        print(f"| {label} | {accuracy:.1%} | {time.perf_counter() - start:.1f} s |", flush=True)
+
+
 def table(name: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float, classes: int) -> None:
     print(f"\n{name}: {len(y)} images, eps={epsilon:.4g}")
     print("| attack | robust accuracy | time |\n|---|---|---|")
     _ours(model, x[:4], y[:4], epsilon, method="bim", steps=2)  # warm-up
     rows = [(label, lambda kw=kw: _ours(model, x, y, epsilon, **kw)) for label, kw in ATTACKS]
+    for queries in (1000, 5000):
+        rows.append((f"torchattacks Square, {queries} queries", lambda q=queries: _square_reference(model, x, y,
+                     epsilon, q)))  # fmt: skip
     rows.append(("torchattacks AutoAttack (standard)", lambda: _autoattack(model, x, y, epsilon, classes)))
     for label, run in rows:
         start = time.perf_counter()
@@ -77,7 +147,9 @@ def main() -> None:
     from defended import EPSILON, defended_cnn, digits
 
     _, _, x, y = digits()
-    table("defended CNN (digits, PGD adversarial training)", defended_cnn(), x, y, EPSILON, 10)
+    defended = defended_cnn()
+    table("defended CNN (digits, PGD adversarial training)", defended, x, y, EPSILON, 10)
+    eot_table(defended, x, y, EPSILON)
     if not args.digits:
         from efficientnet_lite import efficientnet_lite
         from pytest_advrobust import load_images

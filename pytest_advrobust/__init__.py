@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .core.errors import (
         AdvRobustError,
         ClassNameError,
+        DeviceMemoryError,
         FalseRobustnessError,
         ImageLoadError,
         ModelLoadError,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .core.model import WrappedModel
     from .core.preprocessing import Preprocessing
     from .core.results import AttackResult, ImageRecord
+    from .core.settings import register_profile
     from .core.sources import ImageSet
     from .plugin.marker import adv_robust
 
@@ -51,11 +53,13 @@ _LAZY = {
     "AttackResult": ".core.results",
     "ImageRecord": ".core.results",
     "adv_robust": ".plugin.marker",
+    "register_profile": ".core.settings",
     **{
         name: ".core.errors"
         for name in (
             "AdvRobustError",
             "ClassNameError",
+            "DeviceMemoryError",
             "FalseRobustnessError",
             "ImageLoadError",
             "ModelLoadError",
@@ -72,6 +76,7 @@ __all__ = [
     "AttackResult",
     "ClassNameError",
     "ClassNames",
+    "DeviceMemoryError",
     "FalseRobustnessError",
     "ImageLoadError",
     "ImageRecord",
@@ -93,6 +98,7 @@ __all__ = [
     "load_model",
     "load_shipped",
     "quantize_8bit",
+    "register_profile",
 ]
 
 

@@ -119,19 +119,19 @@ class AutoPGD(Attack):
         since_check = 0
         for k in range(self.steps + 1):
             reuse = start if k == 0 else None
-            x, logits = self._forward(model, active, k, reuse, names)
+            x, logits, draws = self._forward(model, active, k, reuse, names)
             success = self._judge(model, k, active, x, logits, record)
             if best is None:
                 best = _Best.start(active.clean, self.steps, logits.shape[1])
             if k == self.steps:  # the last iterate competes for "best" too (no gradient needed)
-                last = active.goal.loss_rows(logits.detach())
+                last = self._loss(active, logits.detach(), draws)
                 best.keep_better(active.index, x.detach(), logits.detach(), last, None)
                 record.finish(active, best.x[active.index], best.logits[active.index])
                 break
             if self.early_stop and bool(success.all()):
                 break
-            loss = active.goal.loss_rows(logits)
-            grad = self._gradient(model, k, active, x, loss, success, names)
+            loss = self._loss(active, logits, draws)
+            grad = self._gradient(model, k, active, x, loss, success, names, draws)
             current = x.detach()
             best.update(k, active.index, current, grad, logits.detach(), loss.detach())
             since_check += 1 if k > 0 else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 
 from .attacks import build_attack
 from .batch import BatchContext, BatchImages, BatchResult
+from .batching import BatchSizer, Regrouper, read_size, rows_per_image
 from .classes import ClassNames, load_class_names
 from .errors import AdvRobustError, OptionError
 from .formats import ShippedModel, normalization_hint
@@ -22,8 +24,8 @@ from .report import VERDICT_ROUNDED, ImageRecord, RunSettings
 from .results import AttackResult
 from .settings import AttackConfig, Source, TargetSpec, resolve
 from .settings.precedence import with_model_metadata
-from .settings.table import DLR_CLASSES
-from .sources import ImageSource, as_source
+from .settings.table import AUTO_BATCH_FIRST, DLR_CLASSES
+from .sources import Batch, ImageSource, as_source
 
 LabelsArg = torch.Tensor | Sequence[int | str | None] | None
 _SPELLED = {"method": "attack"}
@@ -38,6 +40,9 @@ def attack(
     *,
     epsilon: float,
     method: str = "apgd",
+    profile: str | None = None,
+    eot: int = 1,
+    queries: int = 1000,
     loss: str = "auto",
     steps: int | None = None,
     step_size: float | None = None,
@@ -50,7 +55,7 @@ def attack(
     class_names: str | Path | Sequence[str] | ClassNames | None = None,
     early_stop: bool = True,
     verdict: str = "rounded",
-    batch_size: int | str | None = 32,
+    batch_size: int | str | None = "auto",
     workers: int | None = None,
     sanity_checks: bool = True,
     minimal_epsilon: bool | None = None,
@@ -76,7 +81,14 @@ def attack(
             the model's clean prediction (reported as ``label_source="model prediction"``).
         epsilon: L∞ budget in [0,1] pixel units (0.007 ≈ 1.8/255).
         method: ``fgsm`` (one step of ε), ``bim`` (``steps`` steps of ``step_size``), ``pgd`` (bim from a
-            random start seeded by ``seed``), ``apgd`` (Auto-PGD: momentum, adaptive step size from 2ε).
+            random start seeded by ``seed``), ``apgd`` (Auto-PGD: momentum, adaptive step size from 2ε),
+            ``square`` (score-based, ``queries`` forward passes, no gradient) or ``autoattack`` (APGD-CE,
+            then apgd toward ``targets``, then square on what held).
+        profile: a named set of settings (``quick``, ``standard``, ``thorough`` or one registered with
+            :func:`register_profile`); it sets the parameters this call leaves at their defaults.
+        eot: forward passes per prediction and gradient, for a model with randomness in ``forward``
+            (expectation over transformation; AutoAttack uses 20); 1 refuses such a model.
+        queries: the square attack's forward passes per image.
         loss: ``ce`` or ``dlr``; ``auto`` is DLR for targeted apgd (APGD-T), cross-entropy otherwise.
         steps: default 10 for bim/pgd/apgd, 1 for fgsm.
         step_size: default 2.5·ε/steps (ε for fgsm; apgd sets its own, from 2ε).
@@ -89,7 +101,9 @@ def attack(
             the output's ``.logits`` / ``["logits"]`` (Hugging Face image classifiers).
         early_stop: stop attacking an image once it reached the goal under the verdict.
         verdict: "rounded" (the 8-bit rounded image decides) or "float".
-        batch_size: read and attack at most this many images at once ("all" for one batch).
+        batch_size: read and attack at most this many images at once ("all" for one batch); "auto"
+            times the first batches at a few sizes on the CPU and keeps the fastest per image, and on CUDA
+            takes the largest batch that fits (``result.settings.batching`` says which and why).
         workers: DataLoader processes decoding files or reading a Dataset during the attack (None: auto).
         sanity_checks: check determinism, and that one FGSM step does not beat the configured attack.
         minimal_epsilon: also find each image's smallest successful ε in (0, epsilon_max], to
@@ -101,8 +115,17 @@ def attack(
     """
     # the keywords are the options' names (a test checks it), except ``method`` for ``attack``
     given = {_SPELLED.get(name, name): value for name, value in locals().items() if name not in _NOT_OPTIONS}
+    if profile is not None:  # the profile sets what the call leaves at its default
+        defaults = {_SPELLED.get(n, n): p.default for n, p in inspect.signature(attack).parameters.items()}
+        given = {name: value for name, value in given.items() if not _is_default(value, defaults.get(name))}
     config = resolve([(given, Source("call", "pytest_advrobust.attack()"))])
     return run_attack(config, model, images, labels, class_names=class_names, names=names)
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    """Whether a parameter was left at its default (a plain value equal to it)."""
+    plain = (str, int, float, bool, type(None))
+    return value is default or (isinstance(value, plain) and type(value) is type(default) and value == default)
 
 
 def _class_names(given: Any, config: AttackConfig, source: ImageSource | None) -> ClassNames:
@@ -204,7 +227,13 @@ def _loss_used(config: AttackConfig, outputs: int, notes: list[str]) -> AttackCo
     return dataclasses.replace(config, loss=used)
 
 
-def run_settings(config: AttackConfig, device: torch.device, notes: list[str], reproduce: str | None) -> RunSettings:
+def run_settings(
+    config: AttackConfig,
+    device: torch.device,
+    notes: list[str],
+    reproduce: str | None,
+    sizer: BatchSizer | None = None,
+) -> RunSettings:
     """What one run used, for its report."""
     return RunSettings(
         epsilon=config.epsilon,
@@ -215,7 +244,7 @@ def run_settings(config: AttackConfig, device: torch.device, notes: list[str], r
         loss=config.resolved_loss,
         seed=config.seed,
         verdict=config.verdict,
-        early_stop=config.early_stop,
+        early_stop=config.early_stop and config.eot == 1,  # with eot every image runs all steps
         device=str(device),
         mean=None if config.mean is None else list(config.mean),
         std=None if config.std is None else list(config.std),
@@ -223,9 +252,14 @@ def run_settings(config: AttackConfig, device: torch.device, notes: list[str], r
         if config.minimal_epsilon
         else None,
         describe=config.describe(),
+        profile=config.profile,
+        eot=config.eot,
+        queries=config.queries if config.attack in ("square", "autoattack") else None,
         notes=notes,
         reproduce=reproduce,
         from_model=config.from_model(),
+        batching="" if sizer is None else sizer.describe(),
+        batch_sizes=[] if sizer is None else list(sizer.used),
     )
 
 
@@ -237,6 +271,13 @@ def _joined(kept: dict[str, list[torch.Tensor]], name: str) -> torch.Tensor:
     if len(parts) == 1 and (name == "adversarial" or (name == "rounded" and parts[0] is not kept["adversarial"][0])):
         return parts[0]
     return torch.cat(parts) if parts else torch.empty(0)
+
+
+def _images(piece: Batch, device: torch.device, remap: dict[int, int] | None) -> BatchImages:
+    """A batch's images on the model's device, their labels moved to the chosen class names' indices."""
+    clean = piece.pixels.detach().to(device, torch.float32)
+    labels = piece.labels if remap is None else [None if i is None else remap.get(i, i) for i in piece.labels]
+    return BatchImages(clean, labels, piece.sources, piece.names)
 
 
 def run_attack(
@@ -255,10 +296,10 @@ def run_attack(
     """:func:`attack` for an already resolved :class:`AttackConfig` (what the plugin calls).
 
     ``images`` is anything :func:`~pytest_advrobust.core.sources.as_source` takes; it is read, attacked
-    and reported ``config.batch_size`` images at a time. ``progress(done, total, failed)`` is called
-    after each batch (``total`` None when the source's length is unknown), ``on_batch`` with each
-    batch's result. ``keep_images=False`` keeps no tensors in the result (``adversarial`` etc. are
-    empty), so memory does not grow with the number of images.
+    and reported ``config.batch_size`` images at a time (:mod:`~pytest_advrobust.core.batching`).
+    ``progress(done, total, failed)`` is called after each batch (``total`` None when the source's length
+    is unknown), ``on_batch`` with each batch's result. ``keep_images=False`` keeps no tensors in the
+    result (``adversarial`` etc. are empty), so memory does not grow with the number of images.
     """
     if isinstance(model, ShippedModel):
         config, model = _with_metadata(config, model), model.module
@@ -282,26 +323,39 @@ def run_attack(
     notes = list(source.notes)
     done = failed = outputs = 0
     with eval_mode(wrapped.model):
-        for batch in source.batches(config.batch_size, config.workers_for(total)):
+        reader = Regrouper(source.batches(read_size(config.batch_size, source), config.workers_for(total)))
+        first = reader.peek()
+        if first is not None:
+            wrapped.check_images(first.pixels)
+        sample = None if first is None else first.pixels
+        # a randomized model draws its noise for the whole batch: under eot, batches that depend on timing
+        # would make draws, and so verdicts, differ from run to run
+        setting = AUTO_BATCH_FIRST if config.batch_size == "auto" and config.eot > 1 else config.batch_size
+        sizer = BatchSizer(setting, wrapped, sample, rows_per_image(config.targets))
+        while (batch := reader.take(sizer.next_take(None if total is None else total - done))) is not None:
             wrapped.check_images(batch.pixels)
-            clean = batch.pixels.detach().to(wrapped.device, torch.float32)
-            labels = batch.labels if remap is None else [None if i is None else remap.get(i, i) for i in batch.labels]
             if done == 0:
-                _warn_below_one_level(config, clean, notes)
-            context = BatchContext(_batch_config(config, done, done + len(batch), total), attack, wrapped, classes)
-            part = attack_batch(context, BatchImages(clean, labels, batch.sources, batch.names), first=done == 0)
-            done += len(batch)
-            outputs = part.outputs
-            records += part.records
-            notes += batch.notes + part.notes
-            failed += sum(1 for record in part.records if record.failed)
-            if keep_images:
-                for name in kept:
-                    kept[name].append(getattr(part, name).to(batch.pixels.device))
-            if on_batch is not None:
-                on_batch(part)
-            if progress is not None:
-                progress(done, total, failed)
+                _warn_below_one_level(config, batch.pixels.detach().float(), notes)
+            for piece in sizer.pieces(batch):  # attacked here, so that warnings point at the caller
+                try:
+                    settings = _batch_config(config, done, done + len(piece), total)
+                    context = BatchContext(settings, attack, wrapped, classes)
+                    part = attack_batch(context, _images(piece, wrapped.device, remap), first=done == 0)
+                except torch.cuda.OutOfMemoryError as exc:
+                    sizer.ran_out(piece, exc)  # the piece comes again, halved
+                    continue
+                done += len(piece)
+                outputs = part.outputs
+                records += part.records
+                notes += piece.notes + part.notes
+                failed += sum(1 for record in part.records if record.failed)
+                if keep_images:
+                    for name in kept:
+                        kept[name].append(getattr(part, name).to(piece.pixels.device))
+                if on_batch is not None:
+                    on_batch(part)
+                if progress is not None:
+                    progress(done, total, failed)
     if config.targets.mode == "per-image" and len(config.targets.classes) != done:
         raise OptionError(f"targets: {len(config.targets.classes)} per-image targets for {done} images")
 
@@ -311,7 +365,7 @@ def run_attack(
         adversarial_8bit=_joined(kept, "rounded"),
         clean=_joined(kept, "clean"),
         records=records,
-        settings=run_settings(config, wrapped.device, list(dict.fromkeys(notes)), reproduce),
+        settings=run_settings(config, wrapped.device, list(dict.fromkeys(notes)), reproduce, sizer),
         forward_passes=wrapped.forward_passes - forward0,
         backward_passes=wrapped.backward_passes - backward0,
     )

@@ -27,6 +27,7 @@ from .loop import Active, Attack, Recorder
 from .model import WrappedModel
 from .report import VERDICT_ROUNDED
 from .settings import AttackConfig
+from .square import SquareAttack
 
 __all__ = ["SignGradientAttack", "build_attack"]
 
@@ -43,9 +44,9 @@ class SignGradientAttack(Attack):
     rel_stepsize: float = 0.25
 
     @classmethod
-    def fgsm(cls, verdict: str = VERDICT_ROUNDED) -> SignGradientAttack:
+    def fgsm(cls, verdict: str = VERDICT_ROUNDED, eot: int = 1) -> SignGradientAttack:
         """One step of size ε (Goodfellow et al.)."""
-        return cls(name="fgsm", steps=1, rel_stepsize=1.0, verdict=verdict)
+        return cls(name="fgsm", steps=1, rel_stepsize=1.0, verdict=verdict, eot=eot)
 
     @property
     def initial_step(self) -> float:
@@ -66,7 +67,7 @@ class SignGradientAttack(Attack):
             reuse = start if k == 0 else None
             # Under the rounded verdict the last iterate is predicted once, as the 8-bit image that is judged
             last_rounded = k == self.steps and self.verdict == VERDICT_ROUNDED and reuse is None
-            x, logits = self._forward(model, active, k, reuse, names, rounded=last_rounded)
+            x, logits, draws = self._forward(model, active, k, reuse, names, rounded=last_rounded)
             success = self._judge(model, k, active, x, logits, record, rounded=last_rounded)
             if k == self.steps:
                 # the 8-bit image is a new tensor; the float iterate is the loop's own once it stepped
@@ -75,7 +76,7 @@ class SignGradientAttack(Attack):
                 break
             if self.early_stop and bool(success.all()):
                 break  # every image still attacked reached its goal: no gradient is needed
-            grad = self._gradient(model, k, active, x, active.goal.loss_rows(logits), success, names)
+            grad = self._gradient(model, k, active, x, self._loss(active, logits, draws), success, names, draws)
             sign = grad.sign_()
             if k == 0 and not self.random_start and self.floor_checked:  # every row is active at iterate 0
                 record.first_sign = sign.to(torch.int8)
@@ -86,14 +87,20 @@ class SignGradientAttack(Attack):
 
 def build_attack(config: AttackConfig) -> Attack:
     """The attack a resolved config names, its hyperparameters bound."""
-    steps, early_stop, verdict = config.resolved_steps, config.early_stop, config.verdict
-    if config.attack == "apgd":
-        return AutoPGD(steps=steps, early_stop=early_stop, verdict=verdict)
+    steps, verdict, eot = config.resolved_steps, config.verdict, config.eot
+    # a randomized model: a flip one step's draws saw may not hold in the next draws, so every image runs
+    # all its steps and returns the last iterate that flipped (as EOT-PGD returns its last iterate)
+    early_stop = config.early_stop and eot == 1
+    if config.attack in ("apgd", "autoattack"):  # autoattack's gradient stages (see pipeline.run_sequence)
+        return AutoPGD(steps=steps, early_stop=early_stop, verdict=verdict, eot=eot)
+    if config.attack == "square":
+        return SquareAttack(steps=steps, early_stop=early_stop, verdict=verdict, eot=eot)
     return SignGradientAttack(
         name=config.attack,
         steps=steps,
         random_start=config.attack == "pgd",
         early_stop=early_stop,
         verdict=verdict,
+        eot=eot,
         rel_stepsize=config.step_size_factor,
     )

@@ -38,9 +38,14 @@ COMPARED_SETTINGS = (
     "mean",
     "std",
     "minimal_epsilon",
+    "profile",
+    "eot",
+    "queries",
 )
-RANDOM_START_ATTACKS = ("pgd", "apgd")
-"""Attacks in which the seed plays a part (a random start)."""
+RANDOM_START_ATTACKS = ("pgd", "apgd", "square", "autoattack")
+"""Attacks in which the seed plays a part (a random start, square's random windows)."""
+UNRECORDED = {"loss": "ce", "profile": "standard", "eot": 1, "queries": None}
+"""What a baseline recorded before a setting existed ran with."""
 TARGET_SEPARATOR = " -> "
 
 
@@ -243,9 +248,9 @@ def _same(a: Any, b: Any) -> bool:
 def settings_differences(stored: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
     """The settings that change results and differ: the seed only with a random start, the minimal-ε
     search range only when both searched."""
-    keys = [key for key in COMPARED_SETTINGS if key != "seed" or now.get("attack") in RANDOM_START_ATTACKS]
-    if "loss" not in stored:  # baselines recorded before the loss was a setting used cross-entropy
-        stored = {**stored, "loss": "ce"}
+    seeded = now.get("attack") in RANDOM_START_ATTACKS or (now.get("eot") or 1) > 1  # eot: the model's draws
+    keys = [key for key in COMPARED_SETTINGS if key != "seed" or seeded]
+    stored, now = {**UNRECORDED, **stored}, {**UNRECORDED, **now}  # entries recorded before a setting existed
     if stored.get("minimal_epsilon") is None or now.get("minimal_epsilon") is None:
         keys.remove("minimal_epsilon")
     return [
@@ -417,7 +422,8 @@ def compare(
         return Comparison(
             incomparable="cannot compare: the settings differ from the baseline's ("
             + shown("; ".join(differing))  # values read from the baseline file
-            + "), so the verdict is absolute. Use the baseline's settings, or re-record with --adv-baseline-update"
+            + "), so the verdict is absolute. Use the baseline's settings, re-record with --adv-baseline-update, "
+            + "or keep baselines of their own for these settings (--adv-baseline-dir)"
         )
     result = Comparison(model_changed=baseline.model_fingerprint != current.model_fingerprint)
     if baseline.searched_minimal_epsilon and not current.searched_minimal_epsilon:

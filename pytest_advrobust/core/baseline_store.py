@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .baseline import BaselineEntry, image_of, settings_differences
 from .errors import AdvRobustError
 from .jsonfile import locked, refuse_link, write_json
+from .report import TestReport
 
 BASELINE_SCHEMA_VERSION = 1
 
@@ -66,6 +67,22 @@ class Update:
     test: str
     entry: BaselineEntry
     image_names: Sequence[str]
+
+
+def recorded_updates(tests: Iterable[TestReport], left_alone: Collection[str] = ()) -> tuple[list[Update], list[str]]:
+    """The updates ``--adv-baseline-update`` recorded, from one report per test (shards merged), and the
+    tests in ``left_alone`` that recorded one but keep their stored entry as it was: some of their shards
+    did not report once, and the others' rows would be mixed with old ones."""
+    updates, kept = [], []
+    for test in tests:
+        status = test.baseline
+        if status is None or status.status != "recorded" or status.entry is None:
+            continue
+        if test.nodeid in left_alone:
+            kept.append(test.nodeid)
+            continue
+        updates.append(Update(status.module, status.test, status.entry, status.image_names))
+    return updates, kept
 
 
 def merge_entry(stored: BaselineEntry | None, update: Update) -> BaselineEntry:

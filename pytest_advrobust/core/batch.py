@@ -18,7 +18,7 @@ from .classes import ClassNames
 from .goals import Goal, goal_for
 from .loop import Attack, Trajectory
 from .model import WrappedModel
-from .report import ImageRecord
+from .report import FOUND_BY_SQUARE_ONLY, VERDICT_ROUNDED, ImageRecord
 from .settings import AttackConfig
 from .sources import LabelSource
 
@@ -46,12 +46,16 @@ class BatchContext:
         return goal_for(labels, targets, loss=loss, reach=reach, num_classes=num_classes)
 
     def noise(
-        self, like: torch.Tensor, names: Sequence[str], rows: Sequence[tuple[int, int | None]]
-    ) -> torch.Tensor | None:
-        """The random start of each (image, target) row for attacks that start at random, else None."""
-        if not self.attack.random_start or not rows:
+        self, like: torch.Tensor, names: Sequence[str], rows: Sequence[tuple[int, int | None]],
+        attack: Attack | None = None,
+    ) -> torch.Tensor | None:  # fmt: skip
+        """The random start of each (image, target) row for ``attack`` (the context's own by default) if
+        it starts at random, else None; each attack's draws are its own."""
+        attack = self.attack if attack is None else attack
+        if not attack.random_start or not rows:
             return None
-        return _noise(like.shape[1:], self.config.seed, names, rows).to(like.device)
+        salt = "" if attack is self.attack else attack.name
+        return _noise(like.shape[1:], self.config.seed, names, rows, salt).to(like.device)
 
 
 @dataclass
@@ -76,6 +80,8 @@ class CleanForward:
     determinism_sample: int = 0
     """How many of the first images the model predicts a second time during the batch (see
     :meth:`check_determinism`)."""
+    mean_probs: torch.Tensor | None = None
+    """``eot`` > 1: the clean images' probabilities averaged over the draws (``logits`` are the draws' vote)."""
 
     def check_determinism(self, model: WrappedModel, names: Sequence[str]) -> None:
         """Compare the second look at the sample (taken along another forward pass) with the first."""
@@ -85,7 +91,8 @@ class CleanForward:
 
     @property
     def probs(self) -> torch.Tensor:
-        return self.logits.detach().softmax(dim=1)
+        """Per class: softmax of the logits, or (``eot`` > 1) the mean over the draws."""
+        return self.logits.detach().softmax(dim=1) if self.mean_probs is None else self.mean_probs
 
     @property
     def pred(self) -> torch.Tensor:
@@ -112,8 +119,9 @@ class BatchPlan:
     start: tuple[torch.Tensor, torch.Tensor] | None
     """The clean forward pass, when the attack can reuse it as its iterate 0."""
     notes: list[str] = field(default_factory=list)
-    tried: list[int] | None = None
-    """top-K: per row, how many runner-up targets were tried (success is then any flip)."""
+    tried: list[int | None] | None = None
+    """top-K: per row, how many runner-up targets were tried (success is then any flip); None for a row
+    that attack=autoattack's untargeted stage flipped before any target was tried."""
     order: list[list[int]] | None = None
     """top-K: per image, its runner-up classes in the order they are tried (one row per image)."""
 
@@ -134,20 +142,59 @@ class BatchResult:
     """How many logits the model returns per image."""
 
 
-def noise_seed(seed: int, name: str, target: int | None) -> int:
-    """A random start that depends on the seed, the image and the target only, not on batching."""
-    return (seed * 1_000_003 + zlib.crc32(f"{name}\0{target}".encode())) % (2**63)
+def noise_seed(seed: int, name: str, target: int | None, salt: str = "") -> int:
+    """A random start that depends on the seed, the image and the target only, not on batching (``salt``:
+    another attack's draws for the same row)."""
+    return (seed * 1_000_003 + zlib.crc32(f"{name}\0{target}{salt}".encode())) % (2**63)
 
 
-def _noise(shape: torch.Size, seed: int, names: Sequence[str], rows: Sequence[tuple[int, int | None]]) -> torch.Tensor:
+def _noise(
+    shape: torch.Size, seed: int, names: Sequence[str], rows: Sequence[tuple[int, int | None]], salt: str = ""
+) -> torch.Tensor:
     """Uniform noise in [-1, 1] per row, drawn on the CPU so it is the same on every device."""
-    draws = [torch.rand(shape, generator=torch.Generator().manual_seed(noise_seed(seed, names[i], t))) for i, t in rows]
+    draws = [
+        torch.rand(shape, generator=torch.Generator().manual_seed(noise_seed(seed, names[i], t, salt))) for i, t in rows
+    ]
     return torch.stack(draws) * 2 - 1
+
+
+BY_QUERIES = ("square", FOUND_BY_SQUARE_ONLY)
+"""What a row's ``found_by`` says when its budget was square's queries, not steps."""
+
+
+def config_judges_8bit(config: AttackConfig) -> int:
+    """1 when the verdict judges the 8-bit image, 0 for the float one (an index into a (float, 8-bit) pair)."""
+    return int(config.verdict == VERDICT_ROUNDED)
 
 
 def _linf(images: torch.Tensor, clean: torch.Tensor) -> list[float]:
     """Per image, the L∞ distance to its clean image."""
     return torch.sub(images, clean).abs_().flatten(1).amax(dim=1).tolist()
+
+
+@dataclass
+class DrawVerdict:
+    """``eot`` > 1: the verdict on images of a randomized model, over ``draws`` forward passes. An image
+    flips when most draws flip (their top class is not its label); the class shown is then the one most
+    of the flipped draws predict, else the label, each with its mean probability over the draws."""
+
+    draws: int
+    flip_draws: list[int]
+    shown: list[int]
+    shown_prob: list[float]
+
+    @classmethod
+    def of(cls, attack: Attack, model: WrappedModel, images: torch.Tensor, labels: torch.Tensor) -> DrawVerdict:
+        classes, probs = attack.draw_classes(model, images)  # B×draws, B×K
+        flipped = classes != labels[:, None]
+        flip_draws = flipped.sum(dim=1)
+        # the most frequent class among the flipped draws (label votes do not count)
+        counts = torch.zeros_like(probs).scatter_add_(1, classes, flipped.to(probs.dtype))
+        counts += probs * 1e-6  # ties: the higher mean probability
+        most_draws_flip = flip_draws * 2 > attack.eot
+        shown = torch.where(most_draws_flip, counts.argmax(dim=1), labels)
+        shown_prob = probs.gather(1, shown[:, None]).squeeze(1)
+        return cls(attack.eot, flip_draws.tolist(), shown.tolist(), shown_prob.tolist())
 
 
 def records_from(
@@ -157,15 +204,21 @@ def records_from(
     trajectory: Trajectory,
     found_by: Sequence[str],
     minimal: Sequence[float | None],
+    draws: tuple[DrawVerdict, DrawVerdict] | None = None,
 ) -> list[ImageRecord]:
-    """One record per row of ``plan``, from the clean forward pass and what the attack found."""
+    """One record per row of ``plan``, from the clean forward pass and what the attack found (``draws``:
+    under ``eot`` > 1, the verdicts on the float and the 8-bit images over the draws)."""
     # every tensor goes to Python lists once: per-element indexing costs more than the attack on small models
     clean_probs = forward.probs
-    adv_probs = trajectory.adversarial_logits.softmax(dim=1)
-    q_probs = trajectory.rounded_logits.softmax(dim=1)
-    adv_best, adv_pred = (v.tolist() for v in adv_probs.max(dim=1))
-    q_best, q_pred = (v.tolist() for v in q_probs.max(dim=1))
-    clean_best, clean_pred_list = (v.tolist() for v in clean_probs.max(dim=1))
+    if draws is None:
+        adv_best, adv_pred = (v.tolist() for v in trajectory.adversarial_logits.softmax(dim=1).max(dim=1))
+        q_best, q_pred = (v.tolist() for v in trajectory.rounded_logits.softmax(dim=1).max(dim=1))
+    else:
+        (adv_pred, adv_best), (q_pred, q_best) = ((d.shown, d.shown_prob) for d in draws)
+    judged = None if draws is None else draws[config_judges_8bit(context.config)]
+    clean_pred = forward.pred  # under eot the draws' vote, which the mean probabilities may not top
+    clean_best = clean_probs.gather(1, clean_pred[:, None]).squeeze(1).tolist()
+    clean_pred_list = clean_pred.tolist()
     linf = _linf(trajectory.adversarial, plan.clean)
     linf_q = linf if trajectory.rounded is trajectory.adversarial else _linf(trajectory.rounded, plan.clean)
     steps_run, first_success = trajectory.steps_run.tolist(), trajectory.first_success.tolist()
@@ -204,7 +257,7 @@ def records_from(
                 linf_8bit=linf_q[r],
                 first_flip_step=first if first >= 0 else None,
                 steps_run=ran,
-                steps=config.resolved_steps,
+                steps=context.config.queries if found_by[r] in BY_QUERIES else config.resolved_steps,
                 epsilon=config.epsilon,
                 verdict=config.verdict,
                 label_curve=label_probs[r][: ran + 1],
@@ -216,6 +269,8 @@ def records_from(
                 # no budget is needed to get a misclassified image wrong: the search's answer means nothing
                 minimal_epsilon=None if clean_label != label else minimal[r],
                 runner_ups_tried=None if plan.tried is None else plan.tried[r],
+                draws=None if judged is None else judged.draws,
+                flip_draws=None if judged is None else judged.flip_draws[r],
             )
         )
     return records

@@ -51,7 +51,9 @@ def check_deterministic(again: torch.Tensor, logits: torch.Tensor, names: Sequen
             f"disagree for {_which(differs.nonzero().flatten().tolist(), names)}. Remove randomness from "
             "forward() (dropout called with training=True, random augmentation, sampling) or seed it inside "
             "the model, and anything that depends on the rest of the batch (batch norm using batch statistics: "
-            "F.batch_norm(..., training=True) or track_running_stats=False)"
+            "F.batch_norm(..., training=True) or track_running_stats=False). A model that is random by design "
+            "(noise injection, random resizing or padding, dropout at inference, randomized smoothing) is "
+            "judged by expectation over transformation: use --adv-eot=20 (eot=20 in the marker or attack())"
         )
 
 

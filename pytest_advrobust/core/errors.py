@@ -38,5 +38,9 @@ class FalseRobustnessError(AdvRobustError):
     """The attack could not have worked (zero or non-finite input gradient): no verdict is possible."""
 
 
+class DeviceMemoryError(AdvRobustError):
+    """Even a batch of one image runs out of the device's memory."""
+
+
 class NotRobustError(AssertionError):
     """At least one image flipped within ε (or was misclassified before any attack)."""

@@ -9,7 +9,7 @@ Every returned tensor lies in the ε-ball around its clean image and in [0,1], w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -107,7 +107,19 @@ class Trajectory:
         for name in names:
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine is not None and theirs is not None:
+                if mine.dim() == 2 and mine.shape[1] != theirs.shape[1]:  # curves of another budget
+                    width = max(mine.shape[1], theirs.shape[1])
+                    mine, theirs = _widen(mine, width), _widen(theirs, width)
+                    setattr(self, name, mine)
                 mine[rows] = theirs[other_rows]
+
+
+def _widen(curves: torch.Tensor, width: int) -> torch.Tensor:
+    """N×W per-iterate curves padded to ``width`` columns with their "stopped" value (NaN, or -1)."""
+    if curves.shape[1] >= width:
+        return curves
+    fill = -1 if curves.dtype == torch.long else float("nan")
+    return torch.cat([curves, curves.new_full((curves.shape[0], width - curves.shape[1]), fill)], dim=1)
 
 
 def _per_image(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -141,6 +153,8 @@ class Active:
     """Every row of the batch, in order (``index`` is ``arange(N)``): then ``rows`` is a slice."""
     owned: bool = False
     """``x`` is the loop's own tensor, which nothing else holds between steps: a step may write into it."""
+    stream: torch.Tensor | None = None
+    """Per row, the loop's own random draws (see :meth:`Attack._stream`), or None."""
 
     @property
     def rows(self) -> torch.Tensor | slice:
@@ -160,6 +174,7 @@ class Active:
             None if self.grid is None else (self.grid[0][mask], self.grid[1][mask]),
             whole=False,  # the loop keeps rows only when some left
             owned=True,  # indexing copied them
+            stream=None if self.stream is None else self.stream[mask],
         )
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
@@ -253,8 +268,10 @@ class Recorder:
         self.returned[rows] = images
 
     def trajectory(
-        self, model: WrappedModel, clean: torch.Tensor, eps: torch.Tensor, repredict_rounded: bool
-    ) -> Trajectory:
+        self, predict: Callable[[torch.Tensor], torch.Tensor], clean: torch.Tensor, eps: torch.Tensor,
+        repredict_rounded: bool,
+    ) -> Trajectory:  # fmt: skip
+        """What the loop found; ``predict`` gives the logits of images (the attack's :meth:`Attack.predict`)."""
         returned = clean.clone() if self.returned is None else self.returned  # None: no rows
         if bool(self.returned_is_8bit.all()):
             rounded = returned  # the same images, 8-bit already (Trajectory.take keeps them apart)
@@ -266,8 +283,7 @@ class Recorder:
         # are re-predicted here, in one batch.
         unknown = ~self.rounded_known
         if repredict_rounded and unknown.any():
-            with torch.no_grad():
-                self.rounded_logits[unknown] = model.logits(rounded[unknown])
+            self.rounded_logits[unknown] = predict(rounded[unknown])
         return Trajectory(
             adversarial=returned,
             adversarial_logits=self.returned_logits,
@@ -283,15 +299,58 @@ class Recorder:
         )
 
 
+@dataclass
+class Draws:
+    """Expectation over transformation (Athalye et al. 2018): what ``N`` forward passes of one iterate
+    through a randomized model give. ``loss``: (B,) the goal's loss averaged over the draws; ``grad``:
+    the input gradient of that mean (one backward pass per draw), None without gradient."""
+
+    loss: torch.Tensor
+    grad: torch.Tensor | None
+
+
+def vote_logits(votes: torch.Tensor, probs: torch.Tensor, draws: int) -> torch.Tensor:
+    """The prediction of ``draws`` passes as logits: softmax of the result is (almost) the share of draws
+    that predicted each class, so its top class is the one most draws predicted; a tie goes to the class
+    with the higher mean probability (``probs``: summed over the draws; it weighs less than one vote)."""
+    score = votes.add(probs, alpha=1 / (draws * (draws + 1)))
+    return score.clamp_(min=1e-30).log_()
+
+
 @dataclass(frozen=True)
 class Attack:
-    """What every attack loop shares: the forward pass of an iterate and the verdict on it."""
+    """What every attack loop shares: the forward pass of an iterate and the verdict on it.
+
+    ``eot`` (≥ 1): forward passes per prediction, for models with randomness in ``forward``; above 1 each
+    gradient is the mean over that many forward/backward passes and each prediction their vote (see
+    :class:`Draws` and :func:`vote_logits`), at ``eot`` times the cost."""
 
     name: str = "bim"
     steps: int = 10
     random_start: bool = False
     early_stop: bool = True
     verdict: str = VERDICT_ROUNDED
+    eot: int = 1
+
+    def predict(self, model: WrappedModel, pixels: torch.Tensor) -> torch.Tensor:
+        """Logits of ``pixels`` without gradient: one forward pass, or (``eot`` > 1) the draws' vote."""
+        with torch.no_grad():
+            if self.eot == 1:
+                return model.logits(pixels)
+            votes, probs = _vote(model, pixels, self.eot, None, None)[:2]
+            return vote_logits(votes, probs, self.eot)
+
+    def draw_classes(self, model: WrappedModel, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``eot`` forward passes without gradient: each draw's top class (B×eot) and the mean
+        probabilities (B×K)."""
+        classes, probs = [], None
+        with torch.no_grad():
+            for _ in range(self.eot):
+                p = model.logits(pixels).softmax(dim=1)
+                classes.append(p.argmax(dim=1))
+                probs = p if probs is None else probs.add_(p)
+        assert probs is not None
+        return torch.stack(classes, dim=1), probs.div_(self.eot)
 
     def run(
         self,
@@ -316,17 +375,28 @@ class Attack:
         eps = _per_image(epsilon, clean)
         lower, upper = _ball(clean, eps)
         # iterate 0 is never changed in place, so it may be the clean images themselves
-        x = clean if noise is None else torch.addcmul(clean, noise.to(clean.device), eps).clamp_(lower, upper)
+        x = clean if noise is None else self._start(clean, noise.to(clean.device), eps).clamp_(lower, upper)
         index = torch.arange(clean.shape[0], device=clean.device)
         active = Active(index, x, clean, lower, upper, eps, eps * self.initial_step, goal, owned=noise is not None)
+        if noise is not None:
+            active.stream = self._stream(noise)
         record = Recorder(clean, self.steps, targeted=goal.targets is not None)
         self._loop(model, active, record, None if noise is not None else start, names)
-        return record.trajectory(model, clean, eps, repredict_rounded)
+        return record.trajectory(lambda pixels: self.predict(model, pixels), clean, eps, repredict_rounded)
 
     @property
     def initial_step(self) -> float:
         """The (first) step size as a multiple of ε."""
         raise NotImplementedError
+
+    def _start(self, clean: torch.Tensor, noise: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """Iterate 0 from the rows' seeded noise (N×C×H×W in [-1, 1]): ``clean + ε·noise`` (before projection)."""
+        return torch.addcmul(clean, noise, eps)
+
+    def _stream(self, noise: torch.Tensor) -> torch.Tensor | None:
+        """Per row, the random draws the loop makes after its start (None: it makes none), drawn from the
+        row's own noise so that they depend on the seed, the image and the target only, not on batching."""
+        return None
 
     @property
     def floor_checked(self) -> bool:
@@ -357,19 +427,22 @@ class Attack:
         names: Sequence[str] | None,
         *,
         rounded: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The iterate (requiring grad unless this is the last one) and its logits; with ``rounded``,
-        the iterate's 8-bit image instead."""
+    ) -> tuple[torch.Tensor, torch.Tensor, Draws | None]:
+        """The iterate (requiring grad unless this is the last one), its logits and (``eot`` > 1) its
+        draws; with ``rounded``, the iterate's 8-bit image instead."""
         if reuse is not None:
-            return reuse  # the caller's clean forward pass, already checked there
-        need_grad = k < self.steps
+            return reuse[0], reuse[1], None  # the caller's clean forward pass, already checked there
+        need_grad = k < self.steps and self.takes_gradient
         x = active.rounded(active.x) if rounded else active.x.detach()
         x = x.requires_grad_(need_grad)
+        if self.eot > 1:
+            votes, probs, draws = _vote(model, x, self.eot, active.goal, names if k == 0 else None)
+            return x, vote_logits(votes, probs, self.eot), draws
         with torch.set_grad_enabled(need_grad):
             logits = model.logits(x)
         if k == 0:
             check_logits(logits.detach(), names)
-        return x, logits
+        return x, logits, None
 
     def _judge(
         self, model: WrappedModel, k: int, active: Active, x: torch.Tensor, logits: torch.Tensor, record: Recorder,
@@ -386,24 +459,71 @@ class Attack:
             record.rounded_predicted(active.index[success], logits[success])
         elif self.verdict == VERDICT_ROUNDED:
             rows = success.nonzero().flatten()
-            with torch.no_grad():
-                rounded_logits = model.logits(active.rounded(x[rows], rows))
+            rounded_logits = self.predict(model, active.rounded(x[rows], rows))
             rounded_success = active.goal.select(rows).reached(rounded_logits)
             record.rounded_predicted(active.index[rows[rounded_success]], rounded_logits[rounded_success])
             success[rows] = rounded_success
         record.succeed(k, active, success, x, logits)
         return success
 
+    @property
+    def takes_gradient(self) -> bool:
+        """Whether the loop needs input gradients (every attack but the score-based ones)."""
+        return True
+
+    def _loss(self, active: Active, logits: torch.Tensor, draws: Draws | None) -> torch.Tensor:
+        """The goal's loss per row: of the logits, or (``eot`` > 1) its mean over the draws."""
+        return active.goal.loss_rows(logits) if draws is None else draws.loss
+
     def _gradient(
         self, model: WrappedModel, k: int, active: Active, x: torch.Tensor, loss_rows: torch.Tensor,
-        success: torch.Tensor, names: Sequence[str] | None,
+        success: torch.Tensor, names: Sequence[str] | None, draws: Draws | None = None,
     ) -> torch.Tensor:  # fmt: skip
-        """The input gradient of the summed loss (one backward pass); checked on the first step."""
-        (grad,) = torch.autograd.grad(loss_rows.sum(), x)
-        model.backward_passes += 1
+        """The input gradient of the summed loss (one backward pass, or the draws' mean gradient);
+        checked on the first step."""
+        if draws is not None:
+            assert draws.grad is not None
+            grad = draws.grad
+        else:
+            (grad,) = torch.autograd.grad(loss_rows.sum(), x)
+            model.backward_passes += 1
         if k == 0:
             if bool(success.any()):  # those that reached the goal need no gradient
                 check_gradient(grad[~success], active.index[~success], names)
             else:
                 check_gradient(grad, active.index, names)
         return grad
+
+
+def _vote(
+    model: WrappedModel, x: torch.Tensor, eot: int, goal: Goal | None, names: Sequence[str] | None
+) -> tuple[torch.Tensor, torch.Tensor, Draws | None]:
+    """``eot`` forward passes of ``x``: the votes per class (B×K), the summed probabilities and, given a
+    goal, the mean loss and (``x`` requiring grad) its gradient, one backward pass per draw so that only
+    one graph is alive at a time. ``names``: check the logits of every draw (the first step)."""
+    votes = probs = loss = grad = None
+    need_grad = x.requires_grad and goal is not None
+    for _ in range(eot):
+        with torch.set_grad_enabled(need_grad):
+            logits = model.logits(x)
+            draw_loss = goal.loss_rows(logits) if goal is not None else None
+        if need_grad:
+            assert draw_loss is not None
+            (g,) = torch.autograd.grad(draw_loss.sum(), x)
+            model.backward_passes += 1
+            grad = g if grad is None else grad.add_(g)
+        detached = logits.detach()
+        if names is not None:
+            check_logits(detached, names)
+        p = detached.softmax(dim=1)
+        if votes is None:
+            votes, probs = torch.zeros_like(p), p
+        else:
+            assert probs is not None
+            probs = probs.add_(p)
+        votes.scatter_add_(1, p.argmax(dim=1, keepdim=True), torch.ones_like(p[:, :1]))
+        if draw_loss is not None:
+            loss = draw_loss.detach() if loss is None else loss.add_(draw_loss.detach())
+    assert votes is not None and probs is not None
+    draws = None if loss is None else Draws(loss.div_(eot), None if grad is None else grad.div_(eot))
+    return votes, probs, draws

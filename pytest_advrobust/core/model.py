@@ -144,6 +144,7 @@ class WrappedModel:
         self.dtype = model_dtype(model)
         self.forward_passes = 0
         self.backward_passes = 0
+        self.forward_rows = 0  # images through the model over every forward pass: what batch_size=auto times
         self._normalizers: dict[tuple[torch.device, torch.dtype, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self._along: torch.Tensor | None = None
         self._along_logits: torch.Tensor | None = None
@@ -179,6 +180,8 @@ class WrappedModel:
         x = self._model_input(pixels, along)
         try:
             raw = self.model(x)
+        except torch.cuda.OutOfMemoryError:
+            raise  # not a shape the model refuses: the batch is halved and retried (core/batching.py)
         except (RuntimeError, ValueError) as exc:  # torch raises RuntimeError, transformers ValueError
             if self.forward_passes == 0 and re.search(r"channel|shape|size", str(exc)):  # a shape it cannot take
                 shape = "×".join(map(str, pixels.shape))
@@ -189,6 +192,7 @@ class WrappedModel:
                 ) from exc
             raise
         self.forward_passes += 1
+        self.forward_rows += x.shape[0]
         out = self._select(raw)
         if out.dtype != torch.float32:
             out = out.float()

@@ -16,14 +16,25 @@ import warnings
 import torch
 
 from .attacks import SignGradientAttack
-from .batch import BatchContext, BatchImages, BatchPlan, BatchResult, CleanForward, records_from
+from .batch import (
+    BatchContext,
+    BatchImages,
+    BatchPlan,
+    BatchResult,
+    CleanForward,
+    DrawVerdict,
+    noise_seed,
+    records_from,
+)
 from .checks import check_logits, check_not_probabilities
 from .classes import ClassNames
-from .errors import ClassNameError, OptionError
-from .loop import Trajectory
+from .errors import ClassNameError, FalseRobustnessError, OptionError
+from .goals import goal_for
+from .loop import Trajectory, vote_logits
 from .minimal import round_to_precision, search_minimal_epsilon
-from .report import FOUND_BY_FLOOR, VERDICT_ROUNDED
+from .report import FOUND_BY_FLOOR, FOUND_BY_SQUARE_ONLY, VERDICT_ROUNDED, ImageRecord
 from .settings import TargetSpec
+from .square import SquareAttack
 
 DETERMINISM_SAMPLE = 1
 """How many images the determinism check predicts a second time, on a run's first batch: randomness left
@@ -48,8 +59,8 @@ def one_record_per_image(spec: TargetSpec) -> bool:
 def clean_forward(context: BatchContext, batch: BatchImages, check_determinism: bool = True) -> CleanForward:
     """Predict the clean images once, and refuse outputs no verdict can be built on (with
     ``check_determinism`` and the sanity checks on, also a model that answers twice differently)."""
-    config, clean = context.config, batch.clean
-    reusable = _one_target_per_image(config.targets) and not context.attack.random_start
+    config, clean, attack = context.config, batch.clean, context.attack
+    reusable = _one_target_per_image(config.targets) and not attack.random_start and attack.eot == 1
     # requiring grad, the clean images themselves (autograd refuses a model that changes them in place);
     # else a copy, which such a model may change
     x = clean.detach().requires_grad_() if reusable else clean.clone()
@@ -58,11 +69,17 @@ def clean_forward(context: BatchContext, batch: BatchImages, check_determinism: 
     detached = logits.detach()
     check_logits(detached, batch.names)
     check_not_probabilities(detached)
+    mean_probs = None
+    if attack.eot > 1:  # a randomized model's clean prediction is its draws' vote, like every other
+        classes, mean_probs = attack.draw_classes(context.model, clean)
+        votes = torch.zeros_like(mean_probs).scatter_add_(1, classes, torch.ones_like(classes, dtype=mean_probs.dtype))
+        logits = vote_logits(votes, mean_probs * attack.eot, attack.eot)
     sample = 0
-    if config.sanity_checks and check_determinism:  # on a small fixed subset: nondeterminism shows on any image
+    # on a small fixed subset: nondeterminism shows on any image (with eot, randomness is expected)
+    if config.sanity_checks and check_determinism and attack.eot == 1:
         sample = min(DETERMINISM_SAMPLE, clean.shape[0])
         context.model.predict_along(clean[:sample])
-    return CleanForward(x, logits, reusable, sample)
+    return CleanForward(x, logits, reusable, sample, mean_probs)
 
 
 def targets_for(spec: TargetSpec, logits: torch.Tensor, classes: ClassNames) -> list[list[int]] | None:
@@ -200,12 +217,84 @@ def run_plan(context: BatchContext, plan: BatchPlan, outputs: int) -> Trajectory
     return trajectory
 
 
-def fgsm_floor(context: BatchContext, plan: BatchPlan, trajectory: Trajectory) -> list[str]:
+def run_sequence(context: BatchContext, plan: BatchPlan, outputs: int) -> tuple[Trajectory, list[str]]:
+    """attack=autoattack, AutoAttack's standard sequence (without FAB-T): APGD-CE (untargeted), then the
+    plan's apgd run (toward the top-K runner-ups, APGD-T, or the targets as set), then square on the rows
+    still robust, each stage on what the ones before left. A flip only square finds is AutoAttack's sign
+    of gradient masking: it counts, and warns. Returns the trajectory and, per row, the stage that won."""
+    config, model, epsilon = context.config, context.model, context.config.epsilon
+    apgd = context.attack
+    labels = plan.goal.labels
+    if plan.order is not None:  # top-K: APGD-CE first (cheap), then the runner-ups toward what held
+        ce = goal_for(labels, None, loss="ce", num_classes=outputs)
+        noise = context.noise(plan.clean, plan.names, [(i, None) for i in range(len(plan))])
+        trajectory = apgd.run(model, plan.clean, ce, epsilon, noise=noise, names=plan.names)
+        found_by = ["apgd-ce" if flipped else "autoattack" for flipped in (trajectory.first_success >= 0).tolist()]
+        held = (trajectory.first_success < 0).nonzero().flatten()
+        assert plan.tried is not None and plan.order is not None
+        for r in range(len(plan)):
+            if found_by[r] == "apgd-ce":
+                plan.targets[r], plan.tried[r] = None, None
+        if held.numel():
+            part_plan = _rows_of(plan, held)
+            part = run_plan(context, part_plan, outputs)
+            trajectory.take(held, part, torch.arange(held.numel(), device=held.device), curves=True)
+            assert part_plan.tried is not None
+            for j, r in enumerate(held.tolist()):
+                plan.targets[r], plan.tried[r] = part_plan.targets[j], part_plan.tried[j]
+                if int(part.first_success[j]) >= 0:
+                    found_by[r] = "apgd-t"
+            plan.notes.extend(part_plan.notes)
+        chosen = [t if t is not None else order[0] for t, order in zip(plan.targets, plan.order, strict=True)]
+        plan.goal = context.goal(labels, torch.tensor(chosen, dtype=torch.long, device=labels.device), outputs, "flip")
+    else:
+        trajectory = run_plan(context, plan, outputs)
+        found_by = [apgd.name if flipped else "autoattack" for flipped in (trajectory.first_success >= 0).tolist()]
+    held = (trajectory.first_success < 0).nonzero().flatten()
+    if held.numel() == 0:
+        return trajectory, found_by
+    square = SquareAttack(steps=config.queries, early_stop=apgd.early_stop, verdict=apgd.verdict, eot=apgd.eot)
+    names = [plan.names[r] for r in held.tolist()]
+    goal = plan.goal.select(held)
+    if plan.order is not None:  # any flip counts: square lowers the label's margin, as AutoAttack's does
+        goal = goal_for(labels[held], None, loss="ce", num_classes=outputs)
+    noise = context.noise(plan.clean, plan.names, [(r, plan.targets[r]) for r in held.tolist()], square)
+    part = square.run(model, plan.clean[held], goal, epsilon, noise=noise, names=names)
+    won = (part.first_success >= 0).nonzero().flatten()
+    if won.numel():
+        trajectory.take(held[won], part, won, curves=True)
+        for w in won.tolist():
+            found_by[int(held[w])] = FOUND_BY_SQUARE_ONLY  # warned of once the verdict confirms the flip
+    return trajectory, found_by
+
+
+def _rows_of(plan: BatchPlan, rows: torch.Tensor) -> BatchPlan:
+    """A top-K plan's rows (one per image) as a plan of their own."""
+    picked = rows.tolist()
+    assert plan.order is not None and plan.tried is not None
+    return BatchPlan(
+        images=[plan.images[r] for r in picked],
+        targets=[plan.targets[r] for r in picked],
+        labels=plan.labels,
+        sources=plan.sources,
+        clean=plan.clean[rows],
+        goal=plan.goal.select(rows),
+        noise=None,
+        names=[plan.names[r] for r in picked],
+        start=None,
+        tried=[0 for _ in picked],
+        order=[plan.order[r] for r in picked],
+    )
+
+
+def fgsm_floor(
+    context: BatchContext, plan: BatchPlan, trajectory: Trajectory, found_by: list[str] | None = None
+) -> list[str]:
     """The full-budget attack must be at least as strong as one FGSM step: attack what held with FGSM;
     a success there replaces the result (so a weak attack never reads as robustness) and warns.
-    Returns, per row, which attack produced the returned image."""
+    Returns, per row, which attack produced the returned image (``found_by``: as the attack says)."""
     attack, model, epsilon = context.attack, context.model, context.config.epsilon
-    found_by = [attack.name] * len(plan)
+    found_by = [attack.name] * len(plan) if found_by is None else found_by
     held = (trajectory.first_success < 0).nonzero().flatten()
     if held.numel() == 0:
         return found_by
@@ -215,31 +304,66 @@ def fgsm_floor(context: BatchContext, plan: BatchPlan, trajectory: Trajectory) -
     goal = plan.goal if every_row else plan.goal.select(held)
     if trajectory.first_sign is not None:  # the attack's first gradient was taken at the clean image
         step = trajectory.first_sign if every_row else trajectory.first_sign[held]
-        check = SignGradientAttack(name="fgsm", steps=0, verdict=attack.verdict).run(
+        check = SignGradientAttack(name="fgsm", steps=0, verdict=attack.verdict, eot=attack.eot).run(
             model, clean, goal, epsilon, noise=step, names=names, repredict_rounded=False
         )  # iterate 0 is clean + ε·sign(∇): exactly FGSM's image, for one forward and no backward
         check.first_success[check.first_success >= 0] = 1
     else:
-        check = SignGradientAttack.fgsm(attack.verdict).run(
-            model, clean, goal, epsilon, names=names, repredict_rounded=False
-        )
+        try:
+            check = SignGradientAttack.fgsm(attack.verdict, attack.eot).run(
+                model, clean, goal, epsilon, names=names, repredict_rounded=False
+            )
+        except FalseRobustnessError:
+            if attack.takes_gradient:
+                raise
+            plan.notes.append("FGSM sanity check skipped: the model gives no usable gradient (square needs none)")
+            return found_by
     won = (check.first_success >= 0).nonzero().flatten()
     if won.numel() == 0:
         return found_by
     if attack.verdict != VERDICT_ROUNDED:  # a float flip's 8-bit image is reported too
-        with torch.no_grad():
-            check.rounded_logits[won] = model.logits(check.rounded[won])
+        check.rounded_logits[won] = attack.predict(model, check.rounded[won])
     rows = held[won]
     trajectory.take(rows, check, won)
     for row in rows.tolist():
-        found_by[row] = FOUND_BY_FLOOR
-    warnings.warn(
-        f"one FGSM step succeeded where the {attack.name} attack ({attack.describe(epsilon)}) did not, for "
-        f"{', '.join(plan.names[r] for r in rows.tolist()[:5])}; "
-        "the FGSM result is used. Check steps/step_size: a weaker-than-FGSM attack proves nothing",
-        stacklevel=5,
-    )
+        found_by[row] = FOUND_BY_FLOOR  # warned of once the verdict confirms it (see _warn_of_what_found)
     return found_by
+
+
+def _warn_of_what_found(context: BatchContext, plan: BatchPlan, records: list[ImageRecord]) -> None:
+    """Warn of the flips the FGSM floor check found (the attack is weaker than one FGSM step) and of those
+    only square found under attack=autoattack (gradient masking), as the records' verdicts confirm them;
+    under ``eot`` a success the draws of one iterate saw may not hold in the verdict's fresh draws, and
+    such a record names the attack again."""
+    attack, epsilon = context.attack, context.config.epsilon
+    found: dict[str, list[str]] = {FOUND_BY_FLOOR: [], FOUND_BY_SQUARE_ONLY: []}
+    for record in records:
+        if record.found_by in found:
+            reached = record.flipped if record.target is None or plan.tried is not None else record.target_reached
+            if reached:
+                found[record.found_by].append(record.name)
+            else:
+                record.found_by = context.config.attack
+    shown = {kind: f"{', '.join(names[:5])}{', …' if len(names) > 5 else ''}" for kind, names in found.items()}
+    if found[FOUND_BY_FLOOR]:
+        budget = "steps/step_size" if attack.takes_gradient else "queries"
+        warnings.warn(
+            f"one FGSM step succeeded where the {attack.name} attack ({attack.describe(epsilon)}) did not, for "
+            f"{shown[FOUND_BY_FLOOR]}; the FGSM result is used. Check {budget}: a weaker-than-FGSM attack proves "
+            "nothing",
+            stacklevel=6,
+        )
+    if found[FOUND_BY_SQUARE_ONLY]:
+        plan.notes.append(
+            f"gradient masking: square flipped {len(found[FOUND_BY_SQUARE_ONLY])} image(s) the gradient attacks did not"
+        )
+        queries = SquareAttack(steps=context.config.queries).describe(epsilon)
+        warnings.warn(
+            f"gradient masking: the square attack ({queries}, no gradient) flipped {shown[FOUND_BY_SQUARE_ONLY]}, "
+            "which APGD did not: the model's gradients mislead gradient attacks, so robustness measured by them "
+            "alone is overestimated (AutoAttack's flag). The flips count",
+            stacklevel=6,
+        )
 
 
 def _check_class_names(classes: ClassNames, outputs: int) -> None:
@@ -274,7 +398,18 @@ def _minimal_epsilons(context: BatchContext, plan: BatchPlan, trajectory: Trajec
 
 def attack_batch(context: BatchContext, batch: BatchImages, first: bool = True) -> BatchResult:
     """Attack one batch of clean images (on the model's device) and report every row; ``first``: the
-    run's first batch (the determinism check runs once per run)."""
+    run's first batch (the determinism check runs once per run).
+
+    The batch runs under torch's global random state forked and seeded from the seed and the batch's
+    image names, so a model that draws random numbers in ``forward`` (judged with ``eot``) draws the same
+    ones on a rerun, and the caller's random state is the same afterwards."""
+    device = batch.clean.device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
+        torch.manual_seed(noise_seed(context.config.seed, "\0".join(batch.names), None))
+        return _attack_batch(context, batch, first)
+
+
+def _attack_batch(context: BatchContext, batch: BatchImages, first: bool) -> BatchResult:
     config, model = context.config, context.model
     forward = clean_forward(context, batch, check_determinism=first)
     outputs = forward.logits.shape[1]
@@ -284,11 +419,23 @@ def attack_batch(context: BatchContext, batch: BatchImages, first: bool = True) 
         forward.check_determinism(model, batch.names)
         empty = batch.clean.new_empty((0, *batch.clean.shape[1:]))
         return BatchResult([], empty, empty, empty, plan.notes, outputs)
-    trajectory = run_plan(context, plan, outputs)
-    found_by = [context.attack.name] * len(plan)
+    if config.attack == "autoattack":
+        trajectory, found_by = run_sequence(context, plan, outputs)
+    else:
+        trajectory, found_by = run_plan(context, plan, outputs), [context.attack.name] * len(plan)
     if config.sanity_checks and context.attack.floor_checked and config.epsilon > 0:
-        found_by = fgsm_floor(context, plan, trajectory)
+        found_by = fgsm_floor(context, plan, trajectory, found_by)
     minimal = _minimal_epsilons(context, plan, trajectory) if config.minimal_epsilon else [None] * len(plan)
     forward.check_determinism(model, batch.names)
-    records = records_from(context, plan, forward, trajectory, found_by, minimal)
+    draws = None
+    if context.attack.eot > 1:  # the verdict over fresh draws of what the attack returns, seeded on their own
+        labels, device = plan.goal.labels, batch.clean.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
+            torch.manual_seed(noise_seed(config.seed, "\0".join(batch.names), None, "verdict"))
+            draws = (
+                DrawVerdict.of(context.attack, model, trajectory.adversarial, labels),
+                DrawVerdict.of(context.attack, model, trajectory.rounded, labels),
+            )
+    records = records_from(context, plan, forward, trajectory, found_by, minimal, draws)
+    _warn_of_what_found(context, plan, records)
     return BatchResult(records, trajectory.adversarial, trajectory.rounded, plan.clean, plan.notes, outputs)

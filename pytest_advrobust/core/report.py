@@ -20,6 +20,9 @@ VERDICT_ROUNDED = "rounded"
 PROBABILITY_DIGITS = 4
 """Probabilities in files are rounded to 4 places: what a report reader can use, without float noise."""
 FOUND_BY_FLOOR = "fgsm sanity check"
+FOUND_BY_SQUARE_ONLY = "square (gradient masking)"
+"""attack=autoattack: a flip the gradient stages missed and square found, AutoAttack's sign that the
+gradients mislead (robustness would be overestimated by them alone)."""
 
 
 @dataclass
@@ -76,6 +79,11 @@ class ImageRecord:
     """Whether the saved 8-bit adversarial PNG, read back from its bytes, still fools the model."""
     runner_ups_tried: int | None = None
     """``targets=top-K``: how many runner-up classes were tried, one after another (any flip counts)."""
+    draws: int | None = None
+    """``eot`` > 1: forward passes of the judged image through the randomized model (None: one)."""
+    flip_draws: int | None = None
+    """``eot`` > 1: in how many of the ``draws`` the judged image's top class was not its label; it
+    counts as flipped when most draws flip."""
 
     @property
     def judged_8bit(self) -> bool:
@@ -122,6 +130,10 @@ class ImageRecord:
             tags.append("target reached" if self.target_reached else f"target {quoted(self.target_name)} not reached")
         if self.found_by == FOUND_BY_FLOOR:
             tags.append("found by the FGSM sanity check, not by the configured attack")
+        if self.found_by == FOUND_BY_SQUARE_ONLY:
+            tags.append("found only by square, not by the gradient attacks: gradient masking")
+        if self.draws is not None and self.flip_draws is not None:
+            tags.append(f"flips in {self.flip_draws} of {self.draws} draws")
         if (
             self.judged_8bit
             and self.flipped_8bit
@@ -150,14 +162,15 @@ class ImageRecord:
             )
         _, adv_name, adv_prob = self.shown_label
         step = self.first_flip_step if self.first_flip_step is not None else self.steps_run
+        unit = "query" if self.found_by in ("square", FOUND_BY_SQUARE_ONLY) else "step"
         tags = self._tags()
         suffix = f" [{'; '.join(tags)}]" if tags else ""
         if self.flipped:
             return (
                 f"{name}: {clean} -> {quoted(adv_name)} {adv_prob:.2f} at eps={self.epsilon:g}, "
-                f"step {step}/{self.steps}{suffix}"
+                f"{unit} {step}/{self.steps}{suffix}"
             )
-        steps = f"{self.steps_run} step{'s' if self.steps_run != 1 else ''}"
+        steps = f"{self.steps_run} {'queries' if unit == 'query' else 'steps'}" if self.steps_run != 1 else f"1 {unit}"
         after = f"{quoted(adv_name)} {adv_prob:.2f}"
         return f"{name}: {clean} held at eps={self.epsilon:g} (after {steps}: {after}){suffix}"
 
@@ -177,7 +190,7 @@ class ImageRecord:
         """Plain data for JSON files: the fields (unset optional ones left out), curves rounded and
         NaN-free, plus the derived verdict (``flipped``, ``shown_label``...)."""
         data = asdict(self)
-        for key in ("artifacts", "saved_file_fools", "runner_ups_tried"):
+        for key in ("artifacts", "saved_file_fools", "runner_ups_tried", "draws", "flip_draws"):
             if data[key] is None:
                 del data[key]
         for key in ("label_curve", "target_curve", "top_curve"):
@@ -251,11 +264,21 @@ class RunSettings:
     std: list[float] | None
     minimal_epsilon: dict[str, float] | None
     describe: str
+    profile: str = "standard"
+    eot: int = 1
+    """Forward passes per prediction (expectation over transformation); 1: one."""
+    queries: int | None = None
+    """The square attack's query budget, for the attacks that run it (square, autoattack)."""
     notes: list[str] = field(default_factory=list)
     reproduce: str | None = None
     from_model: list[str] = field(default_factory=list)
     """The settings the model's own metadata supplied, with where each came from
     (``mean=(0.485, 0.456, 0.406) from timm pretrained_cfg``), and how image files were fitted to it."""
+    batching: str = ""
+    """How the images were batched, and why: ``batch_size=auto on cpu: batches of 32, 64, 128 ×3; 64 is the
+    fastest ...``. Under auto on the CPU it depends on timing (the verdicts never do)."""
+    batch_sizes: list[int] = field(default_factory=list)
+    """The size of each batch attacked, in order (after any halving on out of memory)."""
 
     def how(self) -> str:
         """``bim eps=0.007 seed=0``: the short label of a run in summaries."""
@@ -295,6 +318,8 @@ class RunReport:
     backward_passes: int = 0
     artifacts: str | None = None
     cards: list[HtmlCard] = field(default_factory=list)
+    model_fingerprint: str | None = None
+    """The attacked model's fingerprint, where it was taken (baselines, jobs of a CI matrix)."""
 
     @property
     def counts(self) -> Counts:
@@ -309,6 +334,7 @@ class RunReport:
             backward_passes=data["backward_passes"],
             artifacts=data["artifacts"],
             cards=[HtmlCard(**card) for card in data["cards"]],
+            model_fingerprint=data.get("model_fingerprint"),
         )
 
 

@@ -28,7 +28,8 @@ def summary_lines(reports: Iterable[TestReport], verbosity: int = 0) -> list[tup
     the shards of a test): counts, robust accuracy and flipped-class pairs (``cat -> paper towel ×2``).
 
     ``verbosity`` as pytest's: below 0 one line per group; 0 adds the pairs and the baseline status;
-    above 0 also every image's line (held images with what they held against, minimal ε when known).
+    above 0 also how the images were batched, and every image's line (held images with what they held
+    against, minimal ε when known).
     Test ids, class and image names are shown escaped (:func:`~pytest_advrobust.core.display.shown`).
     """
     lines: list[tuple[str, Colour]] = []
@@ -59,6 +60,8 @@ def summary_lines(reports: Iterable[TestReport], verbosity: int = 0) -> list[tup
             if verbosity >= 0:
                 lines += [(f"    {shown(a)} -> {shown(b)} ×{count}", "red") for a, b, count in part.pairs()]
             if verbosity > 0:
+                batching = dict.fromkeys(run.settings.batching for run in runs if run.settings.batching)
+                lines += [(f"    {line}", "") for line in batching]
                 lines += [(f"      {image.line()}", "red" if image.failed else "green") for image in part.images]
         if report.baseline is not None and verbosity >= 0:
             lines += _baseline_lines(report)
@@ -107,6 +110,21 @@ def _baseline_lines(report: TestReport) -> list[tuple[str, Colour]]:
     if len(named) > SHOWN:
         lines.append((f"      … and {len(named) - SHOWN} more (full list in --adv-report)", ""))
     return lines
+
+
+def unused_text(unused: Mapping[str, Iterable[str]]) -> str:
+    """``2 baseline entries have no test any more (...): m.py::test_a, m.py::test_b`` ({module: [test]})."""
+    entries = [shown(f"{module}::{test}") for module, tests in sorted(unused.items()) for test in tests]
+    return (
+        f"{len(entries)} baseline entr{'y has' if len(entries) == 1 else 'ies have'} no test any more (a full "
+        f"--adv-baseline-update removes them): {', '.join(entries)}"
+    )
+
+
+def removed_text(unused: Mapping[str, Iterable[str]]) -> str:
+    """``removed 2 baseline entries without a test: m.py::test_a, m.py::test_b``."""
+    entries = [shown(f"{module}::{test}") for module, tests in sorted(unused.items()) for test in tests]
+    return f"removed {len(entries)} baseline entries without a test: " + ", ".join(entries)
 
 
 def report_json(reports: Iterable[TestReport], header: Mapping[str, Any]) -> dict[str, Any]:

@@ -137,6 +137,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("adv_shard", range(shards), ids=[f"shard{k + 1}of{shards}" for k in range(shards)])
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--adv-shard=K/N``: keep what job K of the matrix runs (:func:`.matrix.job_items`)."""
+    shard = config.stash[SETTINGS_KEY].run.shard
+    if shard is None:
+        return
+    from .matrix import job_items
+
+    kept, others = job_items(items, shard)
+    if others:
+        config.hook.pytest_deselected(items=others)
+        items[:] = kept
+
+
 def _is_robustness_test(item: pytest.Item) -> bool:
     return item.get_closest_marker("adv_robust") is not None or "adv_attack" in getattr(item, "fixturenames", ())
 

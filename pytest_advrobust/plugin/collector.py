@@ -12,35 +12,16 @@ baseline writer leaves its entry alone. A shard pytest skipped (one with no imag
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from ..core.display import shown as shown_text
-from ..core.report import TestReport, merge_shards, unsharded
-from ..core.summary import summary_lines
+from ..core.report import TestReport, unsharded
+from ..core.shards import ShardFaults
+from ..core.summary import summary_lines, unused_text
 from .options import Settings
-
-_SHARD_OF = re.compile(r"shard(\d+)of(\d+)")
-
-
-@dataclass(frozen=True)
-class MissingShard:
-    """A selected shard of a test that sent no results: ``shard`` of ``shards``, and its node id."""
-
-    nodeid: str
-    shard: int
-    shards: int
-
-    @classmethod
-    def of(cls, nodeid: str) -> MissingShard:
-        params = nodeid.rpartition("[")[2]
-        found = _SHARD_OF.search(params)
-        assert found is not None, nodeid
-        return cls(nodeid, int(found[1]), int(found[2]))
 
 
 def _is_partial(session: pytest.Session) -> bool:
@@ -68,33 +49,19 @@ class Collector:
     """Per sharded test (node id without the shard), the node ids of its shards this run selected."""
     accounted: set[str] = field(default_factory=set)
     """Node ids that sent results, or that pytest skipped."""
+    complete: bool = False
+    """At session end: whether the run looked at every test it collected (no -k, no -x stop, no
+    collection error): only then are baseline entries without a test unused."""
+    exit_status: int = 0
+    """At session end: pytest's exit status as the tests left it."""
 
     def merged(self) -> list[TestReport]:
         """One report per test, shards joined; a test with shards missing is marked failed."""
-        missing = self.missing_shards()
-        return [
-            dataclasses.replace(report, failed=True) if report.nodeid in missing else report
-            for report in merge_shards(self.reports)
-        ]
+        return self.shard_faults().judged(self.reports)
 
-    def missing_shards(self) -> dict[str, list[MissingShard]]:
-        """{test: its selected shards that sent nothing}, for the tests whose other shards did report."""
-        reported = {unsharded(report.nodeid) for report in self.reports}
-        missing = {}
-        for test in sorted(reported & self.selected_shards.keys()):
-            shards = sorted((MissingShard.of(nodeid) for nodeid in self.selected_shards[test] - self.accounted),
-                            key=lambda shard: shard.shard)  # fmt: skip
-            if shards:
-                missing[test] = shards
-        return missing
-
-    def missing_text(self, test: str) -> str:
-        """``shard 2 of 2 did not report``, for a test in :meth:`missing_shards`."""
-        shards = self.missing_shards()[test]
-        if len(shards) == 1:
-            return f"shard {shards[0].shard} of {shards[0].shards} did not report"
-        numbers = ", ".join(str(shard.shard) for shard in shards)
-        return f"shards {numbers} of {shards[0].shards} did not report"
+    def shard_faults(self) -> ShardFaults:
+        """The tests some of whose selected shards sent nothing while others reported."""
+        return ShardFaults.find(self.reports, self.selected_shards, self.accounted)
 
     def _note_collected(self, nodeids: Iterable[str]) -> None:
         for nodeid in nodeids:
@@ -129,8 +96,10 @@ class Collector:
 
     @pytest.hookimpl(tryfirst=True)  # before the writers, which remove what it finds
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(session.config, "workerinput") or self.collection_failed or _is_partial(session):
-            return
+        self.complete = not (self.collection_failed or _is_partial(session))
+        self.exit_status = int(session.exitstatus)
+        if hasattr(session.config, "workerinput") or not self.complete or self.settings.run.shard is not None:
+            return  # a job of a matrix runs only some tests: the merge finds the unused entries
         from ..core.baseline_store import find_unused
 
         self.unused = find_unused(self.settings.baseline_dir, self.settings.rootpath, self.collected)
@@ -142,20 +111,15 @@ class Collector:
             shown = [dataclasses.replace(report, nodeid=self.shown_id(report.nodeid)) for report in self.merged()]
             for line, colour in summary_lines(shown, verbosity):
                 terminalreporter.write_line(line, **({colour: True} if colour else {}))
-            for test in self.missing_shards():
+            faults = self.shard_faults()
+            for test in faults.tests():
                 terminalreporter.write_line(
-                    f"advrobust: {self.shown_id(test)}: {self.missing_text(test)}; the counts above are the other "
+                    f"advrobust: {self.shown_id(test)}: {faults.text(test)}; the counts above are the other "
                     "shards' only",
                     red=True,
                 )
         if self.unused and not self.settings.run.baseline_update:
-            entries = [
-                shown_text(f"{module}::{test}") for module, tests in sorted(self.unused.items()) for test in tests
-            ]
-            terminalreporter.write_line(
-                f"advrobust: {len(entries)} baseline entr{'y has' if len(entries) == 1 else 'ies have'} no test "
-                f"any more (a full --adv-baseline-update removes them): {', '.join(entries)}"
-            )
+            terminalreporter.write_line(f"advrobust: {unused_text(self.unused)}")
 
 
 COLLECTOR_KEY: pytest.StashKey[Collector] = pytest.StashKey()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ..core.report import unsharded
 from ..core.settings import OPTIONS_BY_NAME, PER_TEST, AttackConfig, RunConfig, unparse
 from .options import Settings
 
@@ -109,7 +110,13 @@ def _command(item: pytest.Item, config: AttackConfig, settings: Settings, extra:
     where = item.config.invocation_params.dir
     ini = ["-c", os.path.relpath(settings.ini_file, where)] if settings.ini_file is not None else []
     args = [arg for arg in settings_args(config, settings.run, where) if arg not in extra]
-    return shlex.join(["pytest", node_arg(item, where), *ini, *passed_on_args(item.config), *args, *extra])
+    node = node_arg(item, where)
+    shard = settings.run.shard
+    if shard is not None and "--adv-baseline-update" in extra:
+        node = unsharded(node)  # a matrix's job records no baseline itself: the whole test, in one run
+    elif shard is not None:
+        args.append(f"--adv-shard={shard}")  # the shard's test id exists in job K of N only
+    return shlex.join(["pytest", node, *ini, *passed_on_args(item.config), *args, *extra])
 
 
 def reproduce_command(item: pytest.Item, config: AttackConfig, settings: Settings) -> str:

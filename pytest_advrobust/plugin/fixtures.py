@@ -99,7 +99,7 @@ def adv_run_config(pytestconfig: pytest.Config) -> RunConfig:
 
 @pytest.fixture
 def adv_config(request: pytest.FixtureRequest) -> AttackConfig:
-    """This test's resolved settings (marker > CLI > ini > default), each with its source."""
+    """This test's resolved settings (marker > CLI > ini > profile > default), each with its source."""
     try:
         return _resolved(request)
     except (AdvRobustError, TypeError) as exc:

@@ -179,6 +179,8 @@ def judge(item: pytest.Item, plan: Plan) -> Verdict:
     run = outcome.report()
     if shown is not None:
         _show(item, settings, shown, run, extras)
+    if settings.run.shard is not None:  # the merge checks that every job attacked the same weights
+        run.model_fingerprint = cache.fingerprint(plan.model)
     item.stash.setdefault(RUNS_KEY, []).append(run)
     stored_file = baseline_file(settings.baseline_dir, module)
     where = settings.shown(stored_file)

@@ -55,6 +55,26 @@ def on_this_worker(config: AttackConfig) -> AttackConfig:
     return config if device == config.device else dataclasses.replace(config, device=device)
 
 
+def _in_job(run: RunConfig) -> RunConfig:
+    """Under ``--adv-shard=K/N``: the report, HTML and Markdown files named for the shard (the merge writes
+    the files the options name). A job writes no baseline file: its updates go into its report."""
+    shard = run.shard
+    if shard is None:
+        return run
+    if run.baseline_update and run.report is None:
+        spelled = run.sources["shard"].spell("shard", str(shard)) if "shard" in run.sources else str(shard)
+        raise OptionError(
+            f"{spelled} with --adv-baseline-update: a job of a matrix writes no baseline file; its updates go "
+            "into its JSON report, for 'python -m pytest_advrobust merge' to write them all at once. Add "
+            "--adv-report=FILE"
+        )
+
+    def named(path: Path | None) -> Path | None:
+        return None if path is None else shard.file(path)
+
+    return dataclasses.replace(run, report=named(run.report), html=named(run.html), markdown=named(run.markdown))
+
+
 @dataclass(frozen=True)
 class Settings:
     """The session's settings: per-test defaults from CLI and ini, and the session-wide ones."""
@@ -85,7 +105,7 @@ class Settings:
         ]
         ini_file = config.inipath if config.option.inifilename else None
         where = config.invocation_params.dir
-        return cls(resolve(layers), resolve_run(layers), config.rootpath, where, ini_file)
+        return cls(resolve(layers), _in_job(resolve_run(layers)), config.rootpath, where, ini_file)
 
     def resolve_for(
         self, item: pytest.Item, overrides: dict[str, Any] | None = None, where: str = "adv_attack(...)"
@@ -102,7 +122,10 @@ class Settings:
             )
         if overrides:
             layers.append((overrides, Source("call", f"{where} in {item.name}", item.path.parent)))
-        return on_this_worker(resolve(layers, base=self.base))
+        config = resolve(layers, base=self.base)
+        if self.run.shard is not None:  # the jobs of a CI matrix split every decorated test alike
+            config = dataclasses.replace(config, shards=self.run.shard.count)
+        return on_this_worker(config)
 
     def shown(self, path: Path | str) -> str:
         """A path as messages and reports show it: relative to the folder pytest was started in."""

@@ -21,6 +21,7 @@ import pytest
 from ..core.display import shown
 from ..core.errors import AdvRobustError
 from ..core.jsonfile import write_text
+from ..core.summary import removed_text
 from .collector import Collector
 from .options import Settings
 
@@ -81,7 +82,8 @@ class _Writer:
 
 @dataclass(eq=False)
 class JsonReportWriter(_Writer):
-    """``--adv-report=FILE``: every attacked image of the session."""
+    """``--adv-report=FILE``: every attacked image of the session. A job of a CI matrix (``--adv-shard``)
+    adds what the merge needs, and prints the merge command."""
 
     what = "JSON report"
 
@@ -93,12 +95,28 @@ class JsonReportWriter(_Writer):
     def write(self) -> list[Path]:
         from ..core.summary import write_report
 
-        header = self.settings.header()
-        missing = self.collector.missing_shards()
-        if missing:  # {test: [the node ids of its shards that did not report]}
-            header["missing_shards"] = {test: [shard.nodeid for shard in shards] for test, shards in missing.items()}
+        header = {**self.settings.header(), **self.collector.shard_faults().header()}
+        if self.settings.run.shard is None:
+            write_report(self.target, self.collector.merged(), header)
+            return []  # the JSON report is named on the command line; no line about it
+        from ..core.merge import SHARD_KEY
+        from .matrix import shard_job
+
+        header[SHARD_KEY] = shard_job(self.settings, self.collector).to_json()
         write_report(self.target, self.collector.merged(), header)
-        return []  # the JSON report is named on the command line; no line about it
+        return [self.target]  # named for the shard: the line says where
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        super().pytest_terminal_summary(terminalreporter)
+        if self.written and self.settings.run.shard is not None:
+            from .matrix import merge_command
+
+            shard = self.settings.run.shard
+            terminalreporter.write_line(
+                f"advrobust: job {shard.index} of {shard.count}; once every job has run, one verdict from their "
+                f"reports: {shown(merge_command(self.settings))}"
+            )
 
 
 @dataclass(eq=False)
@@ -156,11 +174,11 @@ class GithubSummaryWriter(MarkdownWriter):
         return self.path
 
     def write(self) -> list[Path]:
+        from ..core.github import append_step_summary
+
         if not self.collector.reports:
             return []
-        separator = "\n" if self.path.exists() and self.path.stat().st_size else ""
-        with self.path.open("a", encoding="utf-8") as summary:
-            summary.write(separator + self.text())
+        append_step_summary(self.path, self.text())
         return [self.path]
 
     @pytest.hookimpl(trylast=True)
@@ -179,7 +197,8 @@ class BaselineWriter(_Writer):
     would otherwise mix new rows with old ones."""
 
     what = "baseline"
-    removed: list[str] = field(default_factory=list)
+    removed: dict[str, list[str]] = field(default_factory=dict)
+    """The entries removed because their test is gone, {module: [test, ...]}."""
     kept: list[str] = field(default_factory=list)
     """Lines about the tests whose entry was left alone because shards are missing."""
 
@@ -188,22 +207,16 @@ class BaselineWriter(_Writer):
         return self.settings.baseline_dir
 
     def write(self) -> list[Path]:
-        from ..core.baseline_store import Update, write_baselines
+        from ..core.baseline_store import recorded_updates, write_baselines
 
-        missing = self.collector.missing_shards()
-        updates = []
-        for report in self.collector.merged():
-            status = report.baseline
-            if status is None or status.status != "recorded" or status.entry is None:
-                continue
-            if report.nodeid in missing:
-                shown = self.collector.shown_id(report.nodeid)
-                self.kept.append(f"baseline of {shown} left as it was: {self.collector.missing_text(report.nodeid)}")
-                continue
-            updates.append(Update(status.module, status.test, status.entry, status.image_names))
+        faults = self.collector.shard_faults()
+        updates, kept = recorded_updates(self.collector.merged(), faults.tests())
+        self.kept = [
+            f"baseline of {self.collector.shown_id(test)} left as it was: {faults.text(test)}" for test in kept
+        ]
         unused = self.collector.unused
         written = write_baselines(self.settings.baseline_dir, updates, unused) if updates or unused else []
-        self.removed = [f"{module}::{test}" for module, tests in sorted(unused.items()) for test in tests]
+        self.removed = unused
         return written
 
     @pytest.hookimpl(trylast=True)
@@ -212,10 +225,7 @@ class BaselineWriter(_Writer):
         for line in self.kept:
             terminalreporter.write_line(f"advrobust: {line}", red=True)
         if self.removed:
-            terminalreporter.write_line(
-                f"advrobust: removed {len(self.removed)} baseline entries without a test: "
-                + ", ".join(map(shown, self.removed))
-            )
+            terminalreporter.write_line(f"advrobust: {removed_text(self.removed)}")
 
 
 WRITER_NAMES = (
@@ -251,6 +261,6 @@ def writers_for(
         wanted[github_name] = GithubSummaryWriter(
             collector, settings, full_reports=full_reports, path=Path(step_summary)
         )
-    if run.baseline_update:
+    if run.baseline_update and run.shard is None:  # a matrix's job: the updates go into its report
         wanted[baselines_name] = BaselineWriter(collector, settings)
     return wanted

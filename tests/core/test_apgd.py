@@ -101,15 +101,6 @@ def test_automatic_dlr_on_too_few_classes_runs_and_reports_cross_entropy() -> No
         attack(model, x, epsilon=0.01, method="apgd", targets="top-9", loss="dlr", labels=[0])
 
 
-@pytest.fixture(scope="session")
-def defended() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
-    pytest.importorskip("sklearn")
-    from defended import defended_cnn, digits
-
-    _, _, x, y = digits()
-    return defended_cnn(epochs=15), x, y
-
-
 def _robust_accuracy(model: torch.nn.Module, adversarial: torch.Tensor, y: torch.Tensor) -> float:
     with torch.no_grad():
         return float((model(adversarial).argmax(1) == y).float().mean())

@@ -43,6 +43,9 @@ SETTINGS: dict[str, Any] = {
     "mean": [0.485, 0.456, 0.406],
     "std": [0.229, 0.224, 0.225],
     "minimal_epsilon": {"max": TOP, "precision": 0.0002},
+    "profile": "standard",
+    "eot": 1,
+    "queries": None,
 }
 ImageRow = dict[str, Any]
 """One image's row in a baseline entry (``entry["images"][name]``)."""

@@ -1,9 +1,13 @@
-"""examples/ci/github-actions.yml: it parses, the README shows its commands, and its gate command runs."""
+"""examples/ci/github-actions.yml: it parses, the README shows its commands, and its gate command runs; and
+every workflow in examples/ is one zizmor (the GitHub Actions security linter) finds nothing in."""
 
 from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,7 @@ yaml = pytest.importorskip("yaml", reason="PyYAML is in the test extra: pip inst
 
 ROOT = Path(__file__).parents[2]
 WORKFLOW = ROOT / "examples" / "ci" / "github-actions.yml"
+WORKFLOWS = sorted(path for path in (ROOT / "examples").rglob("*.y*ml") if "jobs" in yaml.safe_load(path.read_text()))
 
 
 def _steps() -> list[dict[str, Any]]:
@@ -40,6 +45,18 @@ def test_the_workflow_is_copy_ready() -> None:
     gate = next(command for command in _commands() if command.startswith("pytest "))
     folders = {Path(arg.partition("=")[2]).parent.as_posix() for arg in shlex.split(gate) if "html=" in arg}
     assert folders == {upload["with"]["path"].rstrip("/")}, "the HTML reports are in the uploaded folder"
+
+
+def test_every_example_workflow_is_safe_to_copy() -> None:
+    """No finding (pinned actions, no persisted credentials, least permissions...), ignore comments not honoured."""
+    zizmor = shutil.which("zizmor", path=str(Path(sys.executable).parent)) or shutil.which("zizmor")
+    if zizmor is None:
+        pytest.skip("zizmor is in the test extra: pip install -e '.[test]'")
+    assert {path.name for path in WORKFLOWS} >= {"github-actions.yml", "github-actions-matrix.yml"}
+    done = subprocess.run([zizmor, "--offline", "--no-ignores", "--no-progress", "--color=never", *map(str, WORKFLOWS)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "No findings" in done.stdout
 
 
 def test_the_readme_shows_the_same_commands() -> None:

@@ -138,7 +138,7 @@ def test_the_marker_is_registered_with_its_signature(project: pytest.Pytester) -
     result = project.runpytest("--markers")
     result.stdout.fnmatch_lines(
         [
-            "@pytest.mark.adv_robust(epsilon=0.007, attack='apgd', loss='auto', steps='auto', step_size='auto', targets='top-9', *"
+            "@pytest.mark.adv_robust(epsilon=0.007, attack='apgd', profile='standard', eot=1, queries=1000, loss='auto', steps='auto', step_size='auto', targets='top-9', *"
         ]
     )
     project.makepyfile("import pytest\n@pytest.mark.adv_robust(epsilon=0)\ndef test_x():\n    pass\n")

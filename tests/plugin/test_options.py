@@ -49,6 +49,9 @@ def test_marker_beats_cli_beats_ini_beats_default(project: pytest.Pytester) -> N
 EVERY_OPTION = [
     ("epsilon", "0.031", "0.031"),
     ("attack", "apgd", "apgd"),
+    ("profile", "thorough", "thorough"),
+    ("eot", "20", "20"),
+    ("queries", "5000", "5000"),
     ("loss", "dlr", "dlr"),
     ("steps", "7", "7"),
     ("step-size", "0.002", "0.002"),
@@ -69,6 +72,7 @@ EVERY_OPTION = [
     ("batch-size", "2", "2"),
     ("workers", "2", "2"),
     ("shards", "3", "3"),
+    ("shard", "2/4", "2/4"),
     ("sanity-checks", "off", "False"),
     ("minimal-epsilon", "yes", "True"),
     ("epsilon-max", "0.05", "0.05"),

@@ -3,14 +3,15 @@
 Each setting has three spellings: CLI ``--adv-epsilon``, ini ``adv_epsilon`` and marker keyword
 ``epsilon``. The package is split by job: :mod:`.values` (the value types), :mod:`.parsers` (raw value →
 value), :mod:`.table` (the options table, its defaults and auto rules), :mod:`.configs` (the resolved
-configs) and :mod:`.precedence` (*call > marker > CLI > -o > ini > model > default*). Pure Python: it imports neither
-pytest nor torch, so the plugin can use it at load time. The names below are the ones other modules use.
+configs), :mod:`.profiles` (named sets of settings) and :mod:`.precedence` (*call > marker > CLI > -o > ini
+> profile > model > default*). Pure Python: it imports neither pytest nor torch, so the plugin can use it
+at load time. The names below are the ones other modules use.
 """
 
 from __future__ import annotations
 
 from .configs import AttackConfig, RunConfig
-from .precedence import parse_one, resolve, resolve_run, unparse
+from .precedence import parse_one, register_profile, resolve, resolve_run, unparse
 from .table import OPTIONS, OPTIONS_BY_NAME, PER_TEST, SESSION_WIDE, Option, default
 from .values import LossKind, Source, SourceKind, TargetSpec
 
@@ -28,6 +29,7 @@ __all__ = [
     "TargetSpec",
     "default",
     "parse_one",
+    "register_profile",
     "resolve",
     "resolve_run",
     "unparse",

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .profiles import DEFAULT_PROFILE
 from .table import auto_loss, auto_step_size, auto_steps, auto_workers, default
-from .values import LossKind, Source, TargetSpec
+from .values import BatchSize, JobShard, LossKind, Source, TargetSpec
 
 if TYPE_CHECKING:
     from ..preprocessing import Preprocessing
@@ -27,6 +28,9 @@ class AttackConfig:
 
     epsilon: float = _default_field("epsilon")
     attack: str = _default_field("attack")
+    profile: str = _default_field("profile")
+    eot: int = _default_field("eot")
+    queries: int = _default_field("queries")
     loss: str = _default_field("loss")
     steps: int | None = _default_field("steps")
     step_size: float | None = _default_field("step_size")
@@ -44,7 +48,7 @@ class AttackConfig:
     output: str | int | None = _default_field("output")
     early_stop: bool = _default_field("early_stop")
     verdict: str = _default_field("verdict")
-    batch_size: int | None = _default_field("batch_size")
+    batch_size: BatchSize = _default_field("batch_size")
     workers: int | None = _default_field("workers")
     shards: int = _default_field("shards")
     minimal_epsilon: bool | None = _default_field("minimal_epsilon")
@@ -61,6 +65,9 @@ class AttackConfig:
 
     @property
     def resolved_steps(self) -> int:
+        """Steps of the attack (square: its query budget, one forward pass per step)."""
+        if self.attack == "square":
+            return self.queries
         return self.steps if self.steps is not None else auto_steps(self.attack)
 
     @property
@@ -109,12 +116,18 @@ class AttackConfig:
 
     def describe(self) -> str:
         """One line with what reproduces a run: attack, ε, steps, step size, targets, seed."""
-        step = "2ε,adaptive" if self.attack == "apgd" else f"{self.resolved_step_size:.6g}"
+        step = "2ε,adaptive" if self.attack in ("apgd", "autoattack") else f"{self.resolved_step_size:.6g}"
         loss = f" loss={self.resolved_loss}" if self.resolved_loss != "ce" else ""
+        if self.attack == "square":
+            budget = f"queries={self.queries}"
+        else:
+            budget = f"steps={self.resolved_steps} step_size={step}{loss}"
+            budget += f" queries={self.queries}" if self.attack == "autoattack" else ""
+        profile = f"profile={self.profile} " if self.profile != DEFAULT_PROFILE else ""
+        eot = f" eot={self.eot}" if self.eot > 1 else ""
         return (
-            f"attack={self.attack} epsilon={self.epsilon:g} steps={self.resolved_steps} "
-            f"step_size={step}{loss} targets={self.targets} seed={self.seed} "
-            f"verdict={self.verdict} device={self.device}"
+            f"{profile}attack={self.attack} epsilon={self.epsilon:g} {budget} targets={self.targets} "
+            f"seed={self.seed}{eot} verdict={self.verdict} device={self.device}"
         )
 
 
@@ -133,6 +146,7 @@ class RunConfig:
     report: Path | None = _default_field("report")
     markdown: Path | None = _default_field("markdown")
     github_summary: bool = _default_field("github_summary")
+    shard: JobShard | None = _default_field("shard")
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
 
 

@@ -7,6 +7,7 @@ relative paths start from, and returns the parsed value or raises ``ValueError("
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -14,7 +15,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .values import ATTACKS, IMAGENET_MEAN, IMAGENET_STD, LOSSES, MODEL_PREFIXES, VERDICTS, TargetSpec
+from .values import (
+    ATTACKS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LOSSES,
+    MODEL_PREFIXES,
+    VERDICTS,
+    BatchSize,
+    JobShard,
+    TargetSpec,
+)
 
 MAX_STEPS = 10_000
 """The most sign-gradient steps an attack may take."""
@@ -65,7 +76,46 @@ def parse_attack(raw: Any, base: Path | None = None) -> str:
     aliases = {"ifgsm": "bim", "iterative-fgsm": "bim", "i-fgsm": "bim"}
     value = aliases.get(value, value)
     if value not in ATTACKS:
-        raise ValueError(f"must be one of {', '.join(ATTACKS)} (got {raw!r})")
+        close = difflib.get_close_matches(value, ATTACKS, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ValueError(f"must be one of {', '.join(ATTACKS)} (got {raw!r}{hint})")
+    return value
+
+
+MAX_EOT = 1000
+"""Draws per step: each costs a forward and a backward pass (AutoAttack's rand version uses 20)."""
+MAX_QUERIES = 100_000
+
+
+def parse_eot(raw: Any, base: Path | None = None) -> int:
+    value = _integer(raw)
+    if value < 1:
+        raise ValueError("must be ≥ 1 (1: no expectation over transformation, one pass per step)")
+    if value > MAX_EOT:
+        raise ValueError(
+            f"must be ≤ {MAX_EOT}: each draw costs a forward and a backward pass per step (AutoAttack uses 20)"
+        )
+    return value
+
+
+def parse_queries(raw: Any, base: Path | None = None) -> int:
+    value = _integer(raw)
+    if value < 1:
+        raise ValueError("must be ≥ 1")
+    if value > MAX_QUERIES:
+        raise ValueError(f"must be ≤ {MAX_QUERIES} (AutoAttack's standard run uses 5000)")
+    return value
+
+
+def parse_profile(raw: Any, base: Path | None = None) -> str:
+    from .profiles import profile_names  # the registry is filled by conftest files at import time
+
+    value = str(raw).strip()
+    if value not in profile_names():
+        raise ValueError(
+            f"unknown profile {value!r}: the profiles are {', '.join(profile_names())} (register your own with "
+            "pytest_advrobust.register_profile(name, **settings) in a conftest.py)"
+        )
     return value
 
 
@@ -356,6 +406,21 @@ def parse_shards(raw: Any, base: Path | None = None) -> int:
     return value
 
 
+def parse_job_shard(raw: Any, base: Path | None = None) -> JobShard | None:
+    """``K/N`` (job K of N, 1 ≤ K ≤ N), or none."""
+    if _unset(raw):
+        return None
+    if isinstance(raw, JobShard):
+        return raw
+    index, slash, count = str(raw).strip().partition("/")
+    if not slash or not index.strip().isdigit() or not count.strip().isdigit():
+        raise ValueError("must be K/N, this job's number K of N jobs (e.g. 2/4), or none")
+    shard = JobShard(int(index), int(count))
+    if not 1 <= shard.index <= shard.count:
+        raise ValueError(f"must be K/N with 1 ≤ K ≤ N (job {shard.index} of {shard.count} does not exist)")
+    return shard
+
+
 def parse_image_mode(raw: Any, base: Path | None = None) -> str:
     value = str(raw).strip().upper()
     value = {"GRAY": "L", "GREY": "L", "GRAYSCALE": "L", "GREYSCALE": "L"}.get(value, value)
@@ -398,10 +463,15 @@ def parse_count(raw: Any, base: Path | None = None) -> int:
     return value
 
 
-def parse_batch_size(raw: Any, base: Path | None = None) -> int | None:
+def parse_batch_size(raw: Any, base: Path | None = None) -> BatchSize:
     if raw is None or str(raw).strip().lower() in ("", "all", "none"):
         return None
-    value = _integer(raw)
+    if str(raw).strip().lower() == "auto":
+        return "auto"
+    try:
+        value = _integer(raw)
+    except ValueError:
+        raise ValueError("must be a whole number ≥ 1, 'auto' or 'all'") from None
     if value < 1:
-        raise ValueError("must be ≥ 1, or 'all'")
+        raise ValueError("must be ≥ 1, 'auto' or 'all'")
     return value

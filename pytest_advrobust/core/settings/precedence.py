@@ -1,6 +1,7 @@
-"""The one precedence rule: *call > marker > CLI > -o > ini > model > default*, each value remembering its
-source (``-o adv_name=value`` is an ini value given on the command line; ``model``: the model's own
-metadata, see :func:`with_model_metadata`).
+"""The one precedence rule: *call > marker > CLI > -o > ini > profile > model > default*, each value
+remembering its source (``-o adv_name=value`` is an ini value given on the command line; ``profile``: the
+selected named set of settings, see :func:`register_profile`; ``model``: the model's own metadata, see
+:func:`with_model_metadata`).
 
 :func:`resolve` parses and validates every layer's raw values (the first bad one raises
 :class:`~pytest_advrobust.core.errors.OptionError` naming where it came from, e.g. "epsilon=-1 in the
@@ -17,7 +18,8 @@ from typing import Any
 
 from ..errors import OptionError
 from .configs import AttackConfig, RunConfig
-from .table import OPTIONS_BY_NAME, PER_TEST, SESSION_WIDE
+from .profiles import BUILT_IN, profile_settings, store_profile
+from .table import OPTIONS_BY_NAME, PER_TEST, SESSION_WIDE, default
 from .values import MODEL_PREFIXES, Source
 
 
@@ -110,9 +112,80 @@ def resolve(
     if base is not None:
         values = {**{name: getattr(base, name) for name in PER_TEST}, **values}
         sources = {**base.sources, **sources}
-    config = AttackConfig(**values, sources=sources)
+    values, sources = _with_profile(values, sources)
+    config = _without_inapplicable_profile_values(AttackConfig(**values, sources=sources))
     _check_combination(config)
     return config
+
+
+_PROFILE_VALUES_AN_ATTACK_IGNORES = {
+    "fgsm": ("steps", "step_size"),
+    "square": ("steps", "step_size"),
+    "apgd": ("step_size",),
+    "autoattack": ("step_size",),
+}
+"""A profile's values that do not apply to the attack a test pins by hand (thorough's ``steps=100`` for a
+test with ``attack="fgsm"``): dropped, not refused, since nobody set them for that test."""
+
+
+def _without_inapplicable_profile_values(config: AttackConfig) -> AttackConfig:
+    drop = [
+        name
+        for name in _PROFILE_VALUES_AN_ATTACK_IGNORES.get(config.attack, ())
+        if config.source(name).kind == "profile"
+    ]
+    if not drop:
+        return config
+    sources = {name: source for name, source in config.sources.items() if name not in drop}
+    return dataclasses.replace(config, **{name: default(name) for name in drop}, sources=sources)
+
+
+def _with_profile(values: dict[str, Any], sources: dict[str, Source]) -> tuple[dict[str, Any], dict[str, Source]]:
+    """The selected profile's values where nothing but a default (or another profile) set one: *marker >
+    CLI > ini > profile > default*. A marker that selects another profile than the command line replaces
+    the command line's profile values, those it does not set going back to their defaults."""
+    name = values.get("profile", default("profile"))
+    values = {k: v for k, v in values.items() if sources.get(k, _DEFAULT).kind != "profile"}
+    sources = {k: v for k, v in sources.items() if v.kind != "profile"}
+    source = Source("profile", f"profile {name!r}")
+    for key, raw in profile_settings(name).items():
+        if sources.get(key, _DEFAULT).kind == "default":
+            values[key], sources[key] = parse_one(key, raw, source), source
+    return values, sources
+
+
+_DEFAULT = Source("default")
+
+
+def register_profile(name: str, **settings: Any) -> None:
+    """Register a named set of settings for ``--adv-profile=NAME`` (or ``profile=NAME`` in the ini file or
+    a marker), as Hypothesis' ``settings.register_profile`` does; call it in a ``conftest.py``.
+
+    ``settings`` are per-test settings by their marker names (``attack="apgd", steps=50``); each is
+    validated now, so a typo fails where it was made. The built-in profiles (quick, standard, thorough)
+    cannot be replaced; registering a name again replaces that profile.
+    """
+    if not isinstance(name, str) or not name.strip() or name != name.strip():
+        raise OptionError(
+            f"register_profile: the name must be a non-empty string without surrounding spaces (got {name!r})"
+        )
+    if name in BUILT_IN:
+        raise OptionError(
+            f"register_profile({name!r}, ...): {', '.join(BUILT_IN)} are built in; register yours under another name"
+        )
+    source = Source("profile", f"register_profile({name!r}, ...)")
+    for key, raw in settings.items():
+        option = OPTIONS_BY_NAME.get(key)
+        if option is not None and not option.per_test:
+            raise OptionError(
+                f"register_profile({name!r}, ...): {key} is a session-wide setting ({option.cli}); a profile "
+                "holds per-test settings only"
+            )
+        if key == "profile":
+            raise OptionError(f"register_profile({name!r}, ...): a profile cannot select another profile")
+        parse_one(key, raw, source)
+    resolve([(settings, Source("call", source.label))])  # its own combination, e.g. attack="fgsm" with steps=5
+    store_profile(name, settings)
 
 
 def resolve_run(layers: Sequence[tuple[Mapping[str, Any], Source]]) -> RunConfig:
@@ -122,13 +195,36 @@ def resolve_run(layers: Sequence[tuple[Mapping[str, Any], Source]]) -> RunConfig
 
 
 def _check_combination(config: AttackConfig) -> None:
+    set_by_hand = {name for name, source in config.sources.items() if source.kind not in ("default", "profile")}
+    # (attack() passes every keyword: its default budget is not a choice)
+    if (
+        "queries" in set_by_hand
+        and config.queries != default("queries")
+        and config.attack not in ("square", "autoattack")
+    ):
+        raise OptionError(
+            f"{config.source('queries').spell('queries', config.queries)}: the query budget is the square attack's "
+            f"(attack=square or autoattack); attack={config.attack} takes steps"
+        )
+    if "loss" in set_by_hand and config.attack == "square" and config.loss != "auto":
+        raise OptionError(
+            f"{config.source('loss').spell('loss', config.loss)}: square lowers the logit margin, not a loss; "
+            "leave loss at auto"
+        )
     if config.attack == "fgsm" and config.step_size is not None:
         src = config.source("step_size")
         raise OptionError(
             f"{src.spell('step_size', config.step_size)}: fgsm is exactly one step of size ε; leave step_size at "
             "auto, or use attack=bim for steps of another size"
         )
-    if config.attack == "apgd" and config.step_size is not None:
+    if config.attack == "square" and (config.steps is not None or config.step_size is not None):
+        name = "steps" if config.steps is not None else "step_size"
+        src = config.source(name)
+        raise OptionError(
+            f"{src.spell(name, getattr(config, name))}: square takes no gradient steps; its budget is the number "
+            "of queries (--adv-queries, forward passes per image)"
+        )
+    if config.attack in ("apgd", "autoattack") and config.step_size is not None:
         src = config.source("step_size")
         raise OptionError(
             f"{src.spell('step_size', config.step_size)}: apgd sets its own step size (2ε, halved when progress "

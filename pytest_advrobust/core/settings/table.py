@@ -2,27 +2,43 @@
 
 A setting's default lives here and nowhere else; so does what ``auto`` means for the settings that have
 one (:func:`auto_steps`, :func:`auto_step_size`, :func:`auto_loss`, :func:`auto_workers`,
-:func:`auto_minimal_epsilon`, :func:`auto_baseline_dir`, :func:`auto_device`). The config dataclasses,
-the help text, the docs' options page, the marker's doc and :func:`pytest_advrobust.attack`'s signature
-are derived from it or tested against it.
+:func:`auto_minimal_epsilon`, :func:`auto_baseline_dir`, :func:`auto_device`, and for the batch size
+:func:`auto_batch_limit`, :func:`auto_batch_next`, :func:`auto_batch_larger` and :func:`auto_batch_take`).
+The config dataclasses, the help text, the docs' options page, the marker's doc and
+:func:`pytest_advrobust.attack`'s signature are derived from it or tested against it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import parsers as p
-from .values import LossKind, TargetSpec
+from .profiles import DEFAULT_PROFILE
+from .values import BatchSize, LossKind, TargetSpec
 
 DEFAULT_EPSILON = 0.007
 DEFAULT_ATTACK = "apgd"
 """apgd toward the 9 runner-up classes, 10 steps each: within one point of AutoAttack's robust accuracy on
 a defended model at a sixth of its time (benchmarks/strength.py; the docs' "How strong is the gate?")."""
 DEFAULT_STEPS = 10
-DEFAULT_BATCH_SIZE = 32
+DEFAULT_BATCH_SIZE: BatchSize = "auto"
+AUTO_BATCH_FIRST = 32
+"""batch_size=auto times batches from this size on (on the CPU), and reads image files this many at a time."""
+AUTO_BATCH_PIXELS = 32 * 224 * 224
+"""On the CPU an auto batch holds at most this many pixels per channel (32 images at 224×224, 1568 at 32×32),
+so memory stays bounded whatever the measurement finds."""
+AUTO_BATCH_NEAR = 0.05
+"""batch_size=auto on the CPU goes up to where a batch's fixed cost adds at most 5% per image (as fitted)."""
+AUTO_BATCH_JUMP = 8
+"""... but at most to 8 times the fastest size timed so far at once."""
+AUTO_BATCH_PROBE = 4096
+"""On CUDA the probe starts at this many images (or all of them, when fewer) and halves until one forward and
+backward pass fits."""
+DEFAULT_QUERIES = 1000
 DEFAULT_TARGETS = TargetSpec("runner-up", k=9)
 STEP_SIZE_FACTOR = 2.5
 APGD_INITIAL_STEP = 2.0
@@ -103,24 +119,82 @@ def auto_steps(attack: str) -> int:
 def auto_step_size(attack: str, epsilon: float, steps: int) -> float:
     """step_size=auto: ε for one-step attacks; 2ε to start with for apgd (it adapts); 2.5·ε/steps
     otherwise (Madry et al.), so steps can cross the whole ball."""
-    if attack == "apgd":
+    if attack in ("apgd", "autoattack"):
         return APGD_INITIAL_STEP * epsilon
-    if attack == "fgsm" or steps == 1:
+    if attack in ("fgsm", "square") or steps == 1:
         return epsilon
     return STEP_SIZE_FACTOR * epsilon / steps
 
 
 def auto_loss(attack: str, targets: TargetSpec, num_classes: int | None = None) -> LossKind:
     """loss=auto: the targeted DLR loss for apgd toward targets (APGD-T), cross-entropy otherwise; with
-    ``num_classes`` known (the model answered), cross-entropy when the model has too few classes for DLR."""
-    if attack != "apgd" or targets.mode == "untargeted":
+    ``num_classes`` known (the model answered), cross-entropy when the model has too few classes for DLR.
+    autoattack's targeted stage is apgd's (its untargeted APGD-CE stage always uses cross-entropy)."""
+    if attack not in ("apgd", "autoattack") or targets.mode == "untargeted":
         return "ce"
     return "ce" if num_classes is not None and num_classes < DLR_CLASSES[True] else "dlr"
 
 
-def auto_workers(total: int | None, batch_size: int | None) -> int:
-    """workers=auto: one decoding process when there is more than one batch (or the count is unknown)."""
-    return 1 if total is None or (batch_size is not None and total > batch_size) else 0
+def auto_workers(total: int | None, batch_size: BatchSize) -> int:
+    """workers=auto: one decoding process when there is more than one batch (or the count is unknown);
+    batch_size=auto reads :data:`AUTO_BATCH_FIRST` images at a time."""
+    per_batch = AUTO_BATCH_FIRST if batch_size == "auto" else batch_size
+    return 1 if total is None or (per_batch is not None and total > per_batch) else 0
+
+
+def auto_batch_limit(height: int, width: int, rows_per_image: int = 1) -> int:
+    """batch_size=auto on the CPU: the most images a batch may hold (:data:`AUTO_BATCH_PIXELS`); an image
+    attacked toward several classes at once counts once per class (``rows_per_image``)."""
+    return max(1, AUTO_BATCH_PIXELS // (max(height * width, 1) * max(rows_per_image, 1)))
+
+
+def auto_batch_next(measured: Mapping[int, float], limit: int) -> int | None:
+    """batch_size=auto on the CPU: the next batch size to time, or None once the fastest is known.
+
+    ``measured`` maps each batch size timed so far to its seconds per image and forward pass. It starts
+    at :data:`AUTO_BATCH_FIRST` and goes up while the largest size is the fastest (up to ``limit``, see
+    :func:`auto_batch_larger`); when going up did not pay, it halves from the start while that pays. The
+    fastest size measured is then kept (``min(measured, key=measured.get)``), as cuDNN's benchmark mode does.
+    """
+    first = min(AUTO_BATCH_FIRST, limit)
+    if not measured:
+        return first
+    best = min(measured, key=lambda size: measured[size])
+    larger = auto_batch_larger(measured, best, limit)
+    if best == max(measured) and larger > best and larger not in measured:
+        return larger
+    if best == min(measured) and best <= first and best // 2 >= 1 and best // 2 not in measured:
+        return best // 2
+    return None
+
+
+def auto_batch_larger(measured: Mapping[int, float], best: int, limit: int) -> int:
+    """The size to time above the fastest so far, ``best`` (``best`` itself: none), never above ``limit``.
+
+    Twice ``best``; or, with a smaller size timed too, as the two largest sizes timed say: their times fit
+    ``overhead / size + floor`` per image, and the next size is where that comes within
+    :data:`AUTO_BATCH_NEAR` of its floor (at least twice ``best``, at most :data:`AUTO_BATCH_JUMP` times
+    it), or none when ``best`` is there already (larger batches would gain little and may lose more).
+    """
+    target = 2 * best
+    smaller = [size for size in measured if size < best]
+    if smaller:
+        below = max(smaller)
+        overhead = (measured[below] - measured[best]) / (1 / below - 1 / best)
+        floor = measured[best] - overhead / best
+        near = overhead / (AUTO_BATCH_NEAR * floor) if floor > 0 else math.inf
+        if near <= best:
+            return best
+        target = max(target, min(AUTO_BATCH_JUMP * best, math.ceil(near) if near < math.inf else limit))
+    return min(target, limit)
+
+
+def auto_batch_take(size: int, remaining: int | None, limit: int) -> int:
+    """How many images the next batch of a chosen ``size`` takes, of ``remaining`` (None: unknown), at most
+    ``limit``: the last few (up to a quarter of ``size``) go with the batch before them, not alone."""
+    if remaining is None or remaining > min(size * 5 // 4, limit):
+        return size
+    return remaining
 
 
 def auto_minimal_epsilon(recording: bool, stored_has_minimal: bool) -> bool:
@@ -156,8 +230,45 @@ OPTIONS: tuple[Option, ...] = (
         metavar="NAME",
         help=(
             "Attack: fgsm (one step of size ε), bim (iterative FGSM: STEPS sign steps of STEP_SIZE, "
-            "projected into the ε-ball), pgd (bim from a seeded random start) or apgd (Auto-PGD, Croce & Hein "
-            "2020: momentum and a step size that adapts from 2ε, from a seeded random start)."
+            "projected into the ε-ball), pgd (bim from a seeded random start), apgd (Auto-PGD, Croce & Hein "
+            "2020: momentum and a step size that adapts from 2ε, from a seeded random start), square "
+            "(Andriushchenko et al. 2020: random square updates, QUERIES forward passes, no gradient) or "
+            "autoattack (AutoAttack's standard sequence: untargeted APGD-CE, then apgd toward TARGETS, then "
+            "square on the images still robust; a flip only square finds warns of gradient masking)."
+        ),
+    ),
+    Option(
+        "profile",
+        p.parse_profile,
+        DEFAULT_PROFILE,
+        metavar="NAME",
+        help=(
+            "A named set of settings, beneath every value set by hand (marker, CLI, ini): quick (one FGSM "
+            "step, untargeted), standard (the settings as without a profile), thorough (attack=autoattack, 100 "
+            "steps, 5000 queries, top-9), or one a conftest.py registers with pytest_advrobust.register_profile()."
+        ),
+    ),
+    Option(
+        "eot",
+        p.parse_eot,
+        1,
+        metavar="N",
+        help=(
+            "Expectation over transformation (Athalye et al. 2018), for models with randomness in forward(): "
+            "each step's gradient is the mean over N forward/backward passes, and every prediction is "
+            "taken over N passes (an image flips when most draws flip). Every image then runs all its steps "
+            "(no early stop). Costs N times as much per step; AutoAttack uses 20."
+        ),
+        default_doc="1 (one pass; a model that answers twice differently is refused)",
+    ),
+    Option(
+        "queries",
+        p.parse_queries,
+        DEFAULT_QUERIES,
+        metavar="N",
+        help=(
+            "Query budget of the square attack: forward passes per image (AutoAttack's cheap version uses "
+            "1000, its standard one 5000)."
         ),
     ),
     Option(
@@ -330,7 +441,11 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
         help=(
             "Attack at most N images at once, so any number of images runs in bounded memory; results do "
-            "not depend on it (up to float rounding). 'all' for one batch."
+            "not depend on it (up to float rounding). 'all' for one batch; 'auto' times the first batches "
+            "at a few sizes on the CPU and keeps the fastest per image (at most 32 images' worth of "
+            "224×224 pixels), and on CUDA takes the largest batch one forward and backward pass fits. Out of "
+            "memory on CUDA, a batch is halved and retried. The sizes used, and why, are in the JSON "
+            "report's 'batching' and under -v."
         ),
     ),
     Option(
@@ -352,6 +467,20 @@ OPTIONS: tuple[Option, ...] = (
         help=(
             "Split a decorated test's images into N shards that run as separate test cases "
             "(test_x[shard1of4], ...), so pytest-xdist can spread them; reports and baselines merge them."
+        ),
+    ),
+    Option(
+        "shard",
+        p.parse_job_shard,
+        None,
+        metavar="K/N",
+        per_test=False,
+        help=(
+            "Run as job K of N of a CI matrix: every decorated test is split into N shards (whatever its "
+            "shards setting) and only shard K runs; tests that call adv_attack themselves are dealt out over "
+            "the jobs, other tests run in every job. --adv-report, --adv-html and --adv-markdown files get "
+            ".shardKofN before their suffix; baseline updates go into the report, not the baseline folder. "
+            "'python -m pytest_advrobust merge' makes the N reports one verdict, one report, one baseline."
         ),
     ),
     Option(

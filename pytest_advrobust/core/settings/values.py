@@ -9,17 +9,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-ATTACKS = ("fgsm", "bim", "pgd", "apgd")
+ATTACKS = ("fgsm", "bim", "pgd", "apgd", "square", "autoattack")
+GRADIENT_FREE_ATTACKS = ("square",)
+"""Attacks that never take a gradient: only forward passes (queries)."""
 LOSSES = ("auto", "ce", "dlr")
 VERDICTS = ("rounded", "float")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 LossKind = Literal["ce", "dlr"]
-SourceKind = Literal["default", "model", "ini", "override", "cli", "marker", "call"]
+BatchSize = int | Literal["auto"] | None
+"""A batch size setting: at most N images at once, ``"auto"`` (measured on the CPU, probed on CUDA), or
+None for all images in one batch."""
+SourceKind = Literal["default", "model", "profile", "ini", "override", "cli", "marker", "call"]
 """``override`` is pytest's ``-o adv_name=value``: an ini value given on the command line; ``model``: the
 model's own metadata (a timm ``pretrained_cfg``, a Hugging Face ``preprocessor_config.json``), which
-applies where nothing else sets a value."""
+applies where nothing else sets a value; ``profile``: a named set of settings (``--adv-profile``), above the
+defaults and below everything a user sets."""
 MODEL_PREFIXES = ("timm:", "hf:")
 """Model specs that name a library's format (``timm:<folder>``, ``timm:<name>@<weights>``, ``hf:<folder>``)."""
 
@@ -42,7 +48,7 @@ class Source:
             return f"-o adv_{name}={raw}"
         if self.kind == "default":
             return f"{name}={raw!r} (the default)"
-        if self.kind == "model":
+        if self.kind in ("model", "profile"):
             return f"{name}={raw!r} from {self.label}"
         return f"{name}={raw!r} in {self.label}"
 
@@ -69,3 +75,31 @@ class TargetSpec:
         if self.mode == "runner-up":
             return f"top-{self.k}"
         return self.mode
+
+
+@dataclass(frozen=True)
+class JobShard:
+    """``--adv-shard=K/N``: this pytest process is job ``index`` (1-based) of ``count`` jobs of a CI matrix,
+    each running one shard of every decorated test (``test_x[shardKofN]``)."""
+
+    index: int
+    count: int
+
+    @property
+    def id(self) -> str:
+        """``shard2of4``, as in the test ids and the names of the job's files."""
+        return f"shard{self.index}of{self.count}"
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def file(self, path: Path) -> Path:
+        """This job's copy of a file the options name: ``reports/robustness.json`` is written as
+        ``reports/robustness.shard2of4.json``."""
+        return path.with_name(f"{path.stem}.{self.id}{path.suffix}")
+
+    def merged_file(self, path: Path) -> Path:
+        """The file the merge of all jobs writes, for this job's copy (the inverse of :meth:`file`)."""
+        if path.suffix == f".{self.id}":
+            return path.with_name(path.stem)
+        return path.with_name(f"{path.stem.removesuffix('.' + self.id)}{path.suffix}")
