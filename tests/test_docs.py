@@ -10,8 +10,12 @@ import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
+import re
+
 import pytest
 
+from helpers import grid_images, tiny_cnn
+from pytest_advrobust import attack
 from pytest_advrobust.core.settings import OPTIONS
 
 ROOT = Path(__file__).parents[1]
@@ -66,6 +70,22 @@ def test_the_hook_fills_the_options_page_only() -> None:
 
 def test_the_options_page_keeps_its_marker() -> None:
     assert hook.MARKER in (ROOT / "docs" / hook.PAGE).read_text(encoding="utf-8")
+
+
+def _documented_keys(page: str) -> set[str]:
+    """The keys named in the first cell of a table row (``| `label`, `label_name` | ...``)."""
+    rows = re.findall(r"^\| ([^|]*`[^|]*)\|", page, re.MULTILINE)
+    return {key for row in rows for key in re.findall(r"`([^`]+)`", row)}
+
+
+@pytest.mark.filterwarnings("ignore:one FGSM step succeeded")
+def test_the_json_report_page_names_every_key_a_run_writes() -> None:
+    documented = _documented_keys((ROOT / "docs" / "reference" / "json-report.md").read_text(encoding="utf-8"))
+    result = attack(tiny_cnn(seed=1), grid_images(4, seed=1), epsilon=0.05, steps=2, eot=2, targets="top-2")
+    report = result.report()
+    written = set(report.settings.to_json()) | {key for record in report.images for key in record.to_json()}
+    assert {"draws", "flip_draws", "runner_ups_tried", "eot", "profile"} <= written
+    assert written - documented == set()
 
 
 def test_the_site_builds_strictly(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from .formats import ShippedModel, normalization_hint
 from .images import ImageFiles
 from .model import WrappedModel, eval_mode
 from .pipeline import attack_batch
-from .report import VERDICT_ROUNDED, ImageRecord, RunSettings
+from .report import VERDICT_ROUNDED, Count, ImageRecord, RunSettings, joined_notes
 from .results import AttackResult
 from .settings import AttackConfig, Source, TargetSpec, resolve
 from .settings.precedence import with_model_metadata
@@ -196,7 +196,7 @@ ONE_LEVEL = 1 / 255
 """One 8-bit level in [0,1] pixel units."""
 
 
-def _warn_below_one_level(config: AttackConfig, clean: torch.Tensor, notes: list[str]) -> None:
+def _warn_below_one_level(config: AttackConfig, clean: torch.Tensor, notes: list[str | Count]) -> None:
     """Under the rounded verdict the image that is judged is the adversarial one rounded to 8 bits within
     the ε-ball: with ε below one level and clean pixels on the 8-bit grid, that is the clean image itself,
     so nothing can flip and a pass would prove nothing. Said once per run, as a warning and a note."""
@@ -214,7 +214,7 @@ def _warn_below_one_level(config: AttackConfig, clean: torch.Tensor, notes: list
     notes.append(message)
 
 
-def _loss_used(config: AttackConfig, outputs: int, notes: list[str]) -> AttackConfig:
+def _loss_used(config: AttackConfig, outputs: int, notes: list[str | Count]) -> AttackConfig:
     """The config as run: ``loss=auto`` that would choose DLR for a model with too few classes ran
     cross-entropy (and says so), so reports and baselines name the loss that was used."""
     used = config.loss_for(outputs or None)
@@ -320,7 +320,7 @@ def run_attack(
     forward0, backward0 = wrapped.forward_passes, wrapped.backward_passes
     kept: dict[str, list[torch.Tensor]] = {"adversarial": [], "rounded": [], "clean": []}
     records: list[ImageRecord] = []
-    notes = list(source.notes)
+    notes: list[str | Count] = list(source.notes)
     done = failed = outputs = 0
     with eval_mode(wrapped.model):
         reader = Regrouper(source.batches(read_size(config.batch_size, source), config.workers_for(total)))
@@ -347,7 +347,7 @@ def run_attack(
                 done += len(piece)
                 outputs = part.outputs
                 records += part.records
-                notes += piece.notes + part.notes
+                notes += [*piece.notes, *part.notes]
                 failed += sum(1 for record in part.records if record.failed)
                 if keep_images:
                     for name in kept:
@@ -365,7 +365,7 @@ def run_attack(
         adversarial_8bit=_joined(kept, "rounded"),
         clean=_joined(kept, "clean"),
         records=records,
-        settings=run_settings(config, wrapped.device, list(dict.fromkeys(notes)), reproduce, sizer),
+        settings=run_settings(config, wrapped.device, joined_notes(notes), reproduce, sizer),
         forward_passes=wrapped.forward_passes - forward0,
         backward_passes=wrapped.backward_passes - backward0,
     )

@@ -18,7 +18,7 @@ from .classes import ClassNames
 from .goals import Goal, goal_for
 from .loop import Attack, Trajectory
 from .model import WrappedModel
-from .report import FOUND_BY_SQUARE_ONLY, VERDICT_ROUNDED, ImageRecord
+from .report import FOUND_BY_SQUARE_ONLY, VERDICT_ROUNDED, Count, ImageRecord
 from .settings import AttackConfig
 from .sources import LabelSource
 
@@ -118,7 +118,7 @@ class BatchPlan:
     """Per row: the image name, with `` -> target`` when an image has several targets."""
     start: tuple[torch.Tensor, torch.Tensor] | None
     """The clean forward pass, when the attack can reuse it as its iterate 0."""
-    notes: list[str] = field(default_factory=list)
+    notes: list[str | Count] = field(default_factory=list)
     tried: list[int | None] | None = None
     """top-K: per row, how many runner-up targets were tried (success is then any flip); None for a row
     that attack=autoattack's untargeted stage flipped before any target was tried."""
@@ -137,7 +137,7 @@ class BatchResult:
     adversarial: torch.Tensor
     rounded: torch.Tensor
     clean: torch.Tensor
-    notes: list[str]
+    notes: list[str | Count]
     outputs: int = 0
     """How many logits the model returns per image."""
 

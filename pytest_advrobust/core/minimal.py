@@ -41,6 +41,8 @@ class SearchCost:
     """How much work a search did."""
 
     attack_runs: int = 0
+    image_runs: int = 0
+    """Attacks of one image, summed over the runs: unlike ``attack_runs``, the same whatever the batches."""
     forward_passes: int = 0
     backward_passes: int = 0
 
@@ -75,6 +77,7 @@ def search_minimal_epsilon(
 
     def succeeds(rows: torch.Tensor, budgets: torch.Tensor) -> torch.Tensor:
         cost.attack_runs += 1
+        cost.image_runs += rows.numel()
         result = attack.run(
             model,
             clean[rows],

@@ -32,7 +32,7 @@ from .errors import ClassNameError, FalseRobustnessError, OptionError
 from .goals import goal_for
 from .loop import Trajectory, vote_logits
 from .minimal import round_to_precision, search_minimal_epsilon
-from .report import FOUND_BY_FLOOR, FOUND_BY_SQUARE_ONLY, VERDICT_ROUNDED, ImageRecord
+from .report import FOUND_BY_FLOOR, FOUND_BY_SQUARE_ONLY, VERDICT_ROUNDED, Count, ImageRecord
 from .settings import TargetSpec
 from .square import SquareAttack
 
@@ -127,7 +127,7 @@ def plan_batch(context: BatchContext, batch: BatchImages, forward: CleanForward)
         return _plan_runner_ups(context, batch, forward, labels)
     classes, clean, names = context.classes, batch.clean, batch.names
     per_image = targets_for(context.config.targets, forward.logits.detach(), classes)
-    notes: list[str] = []
+    notes: list[str | Count] = []
     rows: list[tuple[int, int | None]] = []
     for i in range(clean.shape[0]):
         for wanted in [None] if per_image is None else per_image[i]:
@@ -212,7 +212,10 @@ def run_plan(context: BatchContext, plan: BatchPlan, outputs: int) -> Trajectory
         plan.noise = context.noise(plan.clean, plan.names, list(enumerate(chosen)))
     k = context.config.targets.k
     plan.notes.append(
-        f"top-{k}: {len(remaining)} of {len(plan)} image(s) held against all {len(order[0])} runner-up targets"
+        Count(
+            f"top-{k}: {{}} of {{}} image(s) held against all {len(order[0])} runner-up targets",
+            (len(remaining), len(plan)),
+        )
     )
     return trajectory
 
@@ -355,7 +358,10 @@ def _warn_of_what_found(context: BatchContext, plan: BatchPlan, records: list[Im
         )
     if found[FOUND_BY_SQUARE_ONLY]:
         plan.notes.append(
-            f"gradient masking: square flipped {len(found[FOUND_BY_SQUARE_ONLY])} image(s) the gradient attacks did not"
+            Count(
+                "gradient masking: square flipped {} image(s) the gradient attacks did not",
+                (len(found[FOUND_BY_SQUARE_ONLY]),),
+            )
         )
         queries = SquareAttack(steps=context.config.queries).describe(epsilon)
         warnings.warn(
@@ -391,7 +397,9 @@ def _minimal_epsilons(context: BatchContext, plan: BatchPlan, trajectory: Trajec
         noise=plan.noise,
         names=plan.names,
     )
-    plan.notes.append(f"minimal-ε search: {cost.attack_runs} attack runs for {len(plan)} image(s)")
+    plan.notes.append(
+        Count("minimal-ε search: {} more attacks of one image for {} image(s)", (cost.image_runs, len(plan)))
+    )
     precision = config.epsilon_precision
     return [None if math.isnan(v) else round_to_precision(v, precision) for v in found.tolist()]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -246,6 +247,34 @@ class Counts:
         return "n/a" if accuracy is None else f"{accuracy:.0%}"
 
 
+@dataclass(frozen=True)
+class Count:
+    """A run note whose numbers add up over batches (``top-9: {} of {} image(s) held ...``): the same run
+    gives the same note whatever its batch sizes. ``template`` has one ``{}`` per number."""
+
+    template: str
+    numbers: tuple[int, ...]
+
+    def __str__(self) -> str:
+        return self.template.format(*self.numbers)
+
+
+def joined_notes(notes: Sequence[str | Count]) -> list[str]:
+    """A run's notes, each once, in the order first seen; the :class:`Count` notes of one template summed."""
+    totals: dict[str, tuple[int, ...]] = {}
+    for note in notes:
+        if isinstance(note, Count):
+            seen = totals.get(note.template, (0,) * len(note.numbers))
+            totals[note.template] = tuple(a + b for a, b in zip(seen, note.numbers, strict=True))
+    shown: dict[str, None] = {}
+    for note in notes:
+        if isinstance(note, Count):
+            shown[note.template.format(*totals[note.template])] = None
+        else:
+            shown[note] = None
+    return list(shown)
+
+
 @dataclass
 class RunSettings:
     """What one attack run used: enough to reproduce it and to compare it with a baseline."""
@@ -287,6 +316,9 @@ class RunSettings:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         del data["reproduce"]  # machine- and run-specific: it goes to failure messages only
+        # timing-dependent under batch_size=auto (no verdict depends on them): kept out of the report so that
+        # two runs, or a CI matrix and one process, write the same file; shown under -v
+        del data["batching"], data["batch_sizes"]
         return data
 
 

@@ -70,10 +70,9 @@ def test_auto_in_every_spelling_judges_as_one_batch_and_says_what_it_chose(
 ) -> None:
     result, entry = _report(project, "--adv-epsilon=0.05", *spelling)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["    batch_size=auto on cpu: batches of 32, 64*; *of 32, 64*"])
+    result.stdout.fnmatch_lines(["    batch_size=auto on cpu: batches of 32, 64*; *32, 64*"])
     (settings,) = entry["settings"]
-    assert settings["batching"].startswith("batch_size=auto on cpu: batches of 32, 64")
-    assert settings["batch_sizes"][:2] == [32, 64] and sum(settings["batch_sizes"]) == 200
+    assert "batching" not in settings and "batch_sizes" not in settings, "timing-dependent: kept out of the report"
     _, whole = _report(project, "--adv-epsilon=0.05", "--adv-batch-size=all")
     assert _images(entry) == _images(whole)
     assert 0 < sum(flipped for _, flipped, _ in _images(entry)) < 200
@@ -103,9 +102,9 @@ def test_a_model_that_runs_out_of_memory_is_judged_as_one_that_does_not(
     result, entry = _report(project, "--adv-epsilon=0.05")
     result.assert_outcomes(failed=1)
     assert _images(entry) == _images(reference)
-    (settings,) = entry["settings"]
-    assert max(settings["batch_sizes"]) <= 10 and sum(settings["batch_sizes"]) == 200
-    assert "out of memory at 32 images: halved to 16 and retried" in settings["batching"]
+    (line,) = [line for line in result.outlines if line.startswith("    batch_size=auto on cpu: ")]
+    assert "out of memory at 32 images: halved to 16 and retried" in line
+    assert "halved to 8 and retried" in line, line
 
 
 def test_out_of_memory_at_one_image_fails_the_test_naming_the_setting(

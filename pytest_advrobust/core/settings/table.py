@@ -444,8 +444,7 @@ OPTIONS: tuple[Option, ...] = (
             "not depend on it (up to float rounding). 'all' for one batch; 'auto' times the first batches "
             "at a few sizes on the CPU and keeps the fastest per image (at most 32 images' worth of "
             "224×224 pixels), and on CUDA takes the largest batch one forward and backward pass fits. Out of "
-            "memory on CUDA, a batch is halved and retried. The sizes used, and why, are in the JSON "
-            "report's 'batching' and under -v."
+            "memory on CUDA, a batch is halved and retried. The sizes used, and why, are shown under -v."
         ),
     ),
     Option(
