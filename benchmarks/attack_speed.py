@@ -397,8 +397,7 @@ def against_targets(samples: dict[str, list[dict[str, Any]]], model_name: str) -
             verdict += ", but the interval straddles it"
         short = name.removeprefix("advrobust, ")
         line = (
-            f"{model_name}, {short}: {median:.3f}× {reference} ({low:.3f}–{high:.3f}), target ≤ {target:.2f}: "
-            f"{verdict}"
+            f"{model_name}, {short}: {median:.3f}× {reference} ({low:.3f}–{high:.3f}), target ≤ {target:.2f}: {verdict}"
         )
         if name == "advrobust, bim + default checks" and "floor + check" in samples:
             check = paired_ratios(samples, "floor + check", "floor")

@@ -54,7 +54,7 @@ def _ours(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: flo
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return attack(model, x, y, epsilon=epsilon, verdict="float", batch_size=64, **kwargs).robust_accuracy
+        return attack(model, x, y, epsilon=epsilon, verdict="float", **{"batch_size": 64, **kwargs}).robust_accuracy
 
 
 def _autoattack(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float, classes: int) -> float:

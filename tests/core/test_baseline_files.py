@@ -65,9 +65,7 @@ def _entry(**row: Any) -> dict[str, Any]:
         ([], "has no schema version"),
     ],
 )
-def test_a_baseline_of_the_wrong_shape_is_one_error_naming_file_and_field(
-    tmp_path: Path, data: Any, says: str
-) -> None:
+def test_a_baseline_of_the_wrong_shape_is_one_error_naming_file_and_field(tmp_path: Path, data: Any, says: str) -> None:
     path = _file(tmp_path, data)
     with pytest.raises(AdvRobustError) as refused:
         read_baselines(path)

@@ -179,7 +179,10 @@ def test_auto_regroups_a_loaders_batches_with_their_per_image_targets() -> None:
 def test_a_few_images_are_one_batch() -> None:
     result = attack(tiny_cnn(seed=5), grid_images(20, seed=5), epsilon=0.05, method="fgsm")
     assert result.settings.batch_sizes == [20]
-    assert result.settings.batching == "batch_size=auto on cpu: batches of 20; timed per image and pass at 20; too few images to time more sizes"
+    assert (
+        result.settings.batching
+        == "batch_size=auto on cpu: batches of 20; timed per image and pass at 20; too few images to time more sizes"
+    )
 
 
 # -- out of memory

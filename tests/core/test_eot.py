@@ -47,7 +47,9 @@ def test_an_image_flips_when_most_draws_flip() -> None:
     # five draws of three images whose label is 0
     script = [[0, 1, 1], [2, 0, 1], [2, 0, 2], [0, 3, 0], [1, 0, 0]]
     model = WrappedModel(Scripted(script))
-    verdict = DrawVerdict.of(SignGradientAttack(eot=5), model, torch.zeros(3, 1, 2, 2), torch.zeros(3, dtype=torch.long))
+    verdict = DrawVerdict.of(
+        SignGradientAttack(eot=5), model, torch.zeros(3, 1, 2, 2), torch.zeros(3, dtype=torch.long)
+    )
     assert verdict.flip_draws == [3, 2, 3]
     # image 0: 3 of 5 flip (to 2, 2, 1): flipped, shown as the class most flipped draws predict
     # image 1: 2 of 5 flip: held, shown as its label; image 2: 3 of 5 flip, to 1 and 2 (a tie: either)

@@ -71,7 +71,12 @@ def test_paths_are_relative_to_their_source() -> None:
         ("early_stop", "maybe", CLI, "--adv-early-stop=maybe: must be true or false"),
         ("input_size", "0", CLI, "--adv-input-size=0: must be one positive size or HxW"),
         ("step_size", "3", CLI, r"--adv-step-size=3: must be ≤ 1: steps are in \[0,1\] pixel units, not 0–255 \(did"),
-        ("tolerance", "5", CLI, r"--adv-tolerance=5: an absolute tolerance .* must be ≤ 1 \(did you mean 0.0196.*5% as a"),
+        (
+            "tolerance",
+            "5",
+            CLI,
+            r"--adv-tolerance=5: an absolute tolerance .* must be ≤ 1 \(did you mean 0.0196.*5% as a",
+        ),
     ],
 )
 def test_bad_values_name_the_setting_and_source(name: str, raw: object, source: Source, message: str) -> None:
@@ -130,7 +135,9 @@ def test_the_config_dataclasses_take_their_defaults_from_the_table() -> None:
         holder = config if option.per_test else run
         assert getattr(holder, option.name) == option.default, option.name
     # besides the settings: where each value came from, and the model's own image fit (not a setting)
-    assert {f.name for f in dataclasses.fields(AttackConfig)} - {"sources", "image_fit"} == {o.name for o in OPTIONS if o.per_test}
+    assert {f.name for f in dataclasses.fields(AttackConfig)} - {"sources", "image_fit"} == {
+        o.name for o in OPTIONS if o.per_test
+    }
     assert {f.name for f in dataclasses.fields(RunConfig)} - {"sources"} == {o.name for o in OPTIONS if not o.per_test}
 
 

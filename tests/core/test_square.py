@@ -71,7 +71,9 @@ def test_square_is_seeded_per_image_not_per_batch() -> None:
     whole = attack(model, x, batch_size="all", **settings)
     split = attack(model, x, batch_size=3, **settings)
     again = attack(model, x, batch_size="all", **settings)
-    assert torch.equal(whole.adversarial_8bit, split.adversarial_8bit) and torch.equal(whole.adversarial_8bit, again.adversarial_8bit)
+    assert torch.equal(whole.adversarial_8bit, split.adversarial_8bit) and torch.equal(
+        whole.adversarial_8bit, again.adversarial_8bit
+    )
     assert [r.to_json() for r in whole.records] == [r.to_json() for r in again.records]
     other_seed = attack(model, x, batch_size="all", seed=1, **settings)
     assert not torch.equal(whole.adversarial_8bit, other_seed.adversarial_8bit)
@@ -103,23 +105,39 @@ def test_square_needs_no_gradient() -> None:
     assert any("FGSM sanity check skipped" in note for note in held.settings.notes)
 
 
-def test_square_is_at_least_as_strong_as_torchattacks_at_equal_queries(
-    defended: tuple[torch.nn.Module, torch.Tensor, torch.Tensor],
+def test_square_is_within_a_point_of_torchattacks_at_equal_queries(
+    defended: tuple[torch.nn.Module, torch.Tensor, torch.Tensor], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Robust accuracy (lower = stronger) on the adversarially trained digits CNN, 300 queries, two seeds."""
+    """Robust accuracy on the adversarially trained digits CNN, 300 queries, four seeds.
+
+    torchattacks' Square (like the paper's code) draws a window's corner with ``int(high * rand)`` from
+    ``[0, h − s)``: a window never touches the last row and column, which on 8×8 images leaves pixels out of
+    every small window and weakens it (about 6 points here). Ours draws from ``[0, h − s]``. So ours must be
+    at least as strong as torchattacks as shipped, and within one point of it once its corner may be the last.
+    """
     torchattacks = pytest.importorskip("torchattacks")
     from defended import EPSILON
 
     model, x, y = defended
-    ours, theirs = [], []
-    for seed in range(2):
+
+    def theirs(seed: int) -> float:
+        adversarial = torchattacks.Square(model, eps=EPSILON, n_queries=300, seed=seed)(x, y)
+        with torch.no_grad():
+            return float((model(adversarial).argmax(1) == y).float().mean())
+
+    ours, shipped = [], []
+    for seed in range(4):
         result = attack(model, x, y, epsilon=EPSILON, method="square", queries=300, targets="untargeted",
                         verdict="float", batch_size="all", seed=seed, sanity_checks=False)  # fmt: skip
         with torch.no_grad():  # every flip it reports is a flip of the image it returns
             assert model(result.adversarial).argmax(1).tolist() == [r.adv_label for r in result.records]
         assert float((result.adversarial - x).abs().max()) <= EPSILON + 1e-6
         ours.append(result.robust_accuracy)
-        adversarial = torchattacks.Square(model, eps=EPSILON, n_queries=300, seed=seed)(x, y)
-        with torch.no_grad():
-            theirs.append(float((model(adversarial).argmax(1) == y).float().mean()))
-    assert sum(ours) / 2 <= sum(theirs) / 2 + 0.01, (ours, theirs)
+        shipped.append(theirs(seed))
+    corner = torchattacks.Square.random_int
+    monkeypatch.setattr(torchattacks.Square, "random_int",
+                        lambda self, low=0, high=1, shape=(1,): corner(self, low, high + 1, list(shape)))  # fmt: skip
+    inclusive = [theirs(seed) for seed in range(4)]
+    mean = sum(ours) / 4
+    assert mean <= sum(shipped) / 4, (ours, shipped)
+    assert abs(mean - sum(inclusive) / 4) <= 0.01, (ours, inclusive)

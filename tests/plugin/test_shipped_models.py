@@ -496,7 +496,9 @@ def test_a_model_in_the_marker_is_relative_to_the_test_files_folder(
     (project / "tests" / "test_model_in_marker.py").write_text(
         "from pytest_advrobust import adv_robust\n\n\n@adv_robust(model='hf:models/vit')\ndef test_vit():\n    pass\n"
     )
-    result, report = _run(pytester, "tests/test_model_in_marker.py", "--adv-images=photos", "--adv-report=r.json", *ATTACK)
+    result, report = _run(
+        pytester, "tests/test_model_in_marker.py", "--adv-images=photos", "--adv-report=r.json", *ATTACK
+    )
     assert not (project / "models" / "vit").exists()  # only beside the test file
     # the same verdict as the same folder named on the command line
     args = ("tests/test_gate.py", f"--adv-model=hf:{hf_folder}", "--adv-images=photos", "--adv-report=abs.json")
