@@ -226,6 +226,7 @@ def records_from(
     label_probs = trajectory.label_probs.tolist()
     target_probs = None if trajectory.target_probs is None else trajectory.target_probs.tolist()
     classes, config = context.classes, context.config
+    names = [classes.name(c) for c in range(clean_probs.shape[1])]  # a path names a class at every step
     records = []
     for r, (i, t) in enumerate(zip(plan.images, plan.targets, strict=True)):
         ran, first = steps_run[r], first_success[r]
@@ -263,7 +264,7 @@ def records_from(
                 label_curve=label_probs[r][: ran + 1],
                 target_curve=None if target_probs is None else target_probs[r][: ran + 1],
                 path=path,
-                path_names=[classes.name(c) for c in path],
+                path_names=[names[c] for c in path],
                 top_curve=top_probs[r][: ran + 1],
                 found_by=found_by[r],
                 # no budget is needed to get a misclassified image wrong: the search's answer means nothing

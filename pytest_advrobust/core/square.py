@@ -77,13 +77,27 @@ class SquareAttack(Attack):
         return torch.addcmul(clean, stripes.expand_as(clean), eps)
 
     def _stream(self, noise: torch.Tensor) -> torch.Tensor:
-        """Per row, query and draw: the window's two corners (uniform in [0, 1)) and a sign per channel."""
-        channels = noise.shape[1]
+        """Per row and query, drawn from the row's seed: the window's top and left corner (as floats) and a
+        sign per channel (±1). A query's window side is the same for every row (:meth:`side`)."""
+        channels, height, width = noise.shape[1:]
+        sides = torch.tensor([self.side(q, height, width) for q in range(self.steps)], dtype=torch.float32)
         rows = []
         for row in noise.detach().cpu():
             generator = torch.Generator().manual_seed(zlib.crc32(row.numpy().tobytes()))
             rows.append(torch.rand((self.steps, 2 + channels), generator=generator))
-        return torch.stack(rows).to(noise.device) if rows else noise.new_empty((0, self.steps, 2 + channels))
+        if not rows:
+            return noise.new_empty((0, self.steps, 2 + channels))
+        draws = torch.stack(rows)
+        draws[:, :, 0] = (draws[:, :, 0] * (height - sides + 1)).floor_().minimum(height - sides)
+        draws[:, :, 1] = (draws[:, :, 1] * (width - sides + 1)).floor_().minimum(width - sides)
+        draws[:, :, 2:] = torch.where(draws[:, :, 2:] < 0.5, -1.0, 1.0)
+        return draws.to(device=noise.device, dtype=noise.dtype)
+
+    def side(self, query: int, height: int, width: int) -> int:
+        """The window's side at ``query``: a square covering the schedule's share of the pixels, at least
+        one pixel and (so that it can move) smaller than the image."""
+        share = square_share(query, self.steps, self.p_init)
+        return min(max(round(math.sqrt(share * height * width)), 1), max(min(height, width) - 1, 1))
 
     def _loop(
         self,
@@ -94,13 +108,13 @@ class SquareAttack(Attack):
         names: Sequence[str] | None,
     ) -> None:
         rounded = self.verdict == VERDICT_ROUNDED
-        height, width = active.clean.shape[2:]
+        windows = _Windows(active.clean.shape[2], active.clean.shape[3], active.clean.device)
         x, logits, _ = self._forward(model, active, 0, None, names, rounded=rounded)
         x, logits = x.detach(), logits.detach()
         best = margin(active.goal, logits)
         for k in range(self.steps + 1):
             if k > 0:
-                x, logits, best = self._query(model, active, k - 1, x, logits, best, rounded, height, width)
+                x, logits, best = self._query(model, active, k - 1, x, logits, best, rounded, windows)
             success = self._judge(model, k, active, x, logits, record, rounded=rounded)
             if k == self.steps:
                 record.finish(active, x, logits, rounded=rounded)
@@ -114,21 +128,15 @@ class SquareAttack(Attack):
 
     def _query(
         self, model: WrappedModel, active: Active, query: int, x: torch.Tensor, logits: torch.Tensor,
-        best: torch.Tensor, rounded: bool, height: int, width: int,
+        best: torch.Tensor, rounded: bool, windows: _Windows,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
         """One query per row: a window moved to the other corner, kept where it lowers the margin."""
         assert active.stream is not None
-        channels = x.shape[1]
-        share = square_share(query, self.steps, self.p_init)
-        side = min(max(round(math.sqrt(share * height * width)), 1), max(min(height, width) - 1, 1))
         draws = active.stream[:, query]
-        top = (draws[:, 0] * (height - side + 1)).long().clamp_(max=height - side)
-        left = (draws[:, 1] * (width - side + 1)).long().clamp_(max=width - side)
-        rows_in = _window(top, side, height, x.device)  # N×H
-        cols_in = _window(left, side, width, x.device)  # N×W
-        window = (rows_in[:, :, None] & cols_in[:, None, :])[:, None].to(x.dtype)  # N×1×H×W
-        signs = torch.where(draws[:, 2 : 2 + channels] < 0.5, -1.0, 1.0).to(x.dtype)[:, :, None, None]
-        candidate = active.project(torch.addcmul(x, window * signs, 2 * active.eps))
+        rows_in, cols_in = windows.masks(self.side(query, *windows.size), draws[:, 0], draws[:, 1])
+        window = rows_in[:, None, :, None] & cols_in[:, None, None, :]  # N×1×H×W
+        delta = torch.where(window, draws[:, 2:, None, None], 0.0)  # N×C×H×W: ±1 inside, 0 outside
+        candidate = active.project(torch.addcmul(x, delta, 2 * active.eps))
         if rounded:
             candidate = active.rounded(candidate)
         candidate_logits = self.predict(model, candidate)
@@ -139,7 +147,28 @@ class SquareAttack(Attack):
         return x, logits, torch.minimum(candidate_margin, best)
 
 
-def _window(start: torch.Tensor, side: int, size: int, device: torch.device) -> torch.Tensor:
-    """N×size bool: positions ``start .. start + side − 1`` of each row."""
-    positions = torch.arange(size, device=device)[None, :]
-    return (positions >= start[:, None]) & (positions < start[:, None] + side)
+class _Windows:
+    """Row and column masks of a window of each side at each start, made once per side: a query's masks are
+    then one lookup per row."""
+
+    def __init__(self, height: int, width: int, device: torch.device) -> None:
+        self.size = (height, width)
+        self.device = device
+        self._tables: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def masks(self, side: int, top: torch.Tensor, left: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """N×H and N×W bool: the rows ``top .. top + side − 1`` and columns ``left ..`` of each window."""
+        tables = self._tables.get(side)
+        if tables is None:
+            tables = self._tables[side] = (
+                _table(side, self.size[0], self.device),
+                _table(side, self.size[1], self.device),
+            )
+        return tables[0][top.long()], tables[1][left.long()]
+
+
+def _table(side: int, size: int, device: torch.device) -> torch.Tensor:
+    """(size − side + 1)×size bool: row ``t`` marks positions ``t .. t + side − 1``."""
+    positions = torch.arange(size, device=device)
+    starts = torch.arange(size - side + 1, device=device)[:, None]
+    return (positions >= starts) & (positions < starts + side)
