@@ -6,7 +6,8 @@ PGD with and without EOT against torchattacks' EOTPGD.
 Two models: a small CNN adversarially trained on scikit-learn's bundled digits (ε = 0.2, 397 held-out
 images; ``tests/defended.py``), where weak attacks overestimate robustness, and EfficientNet-Lite0 on
 the example photos (ε = 1/255, float verdict, so that not everything flips). Every attack here uses the
-float verdict, as torchattacks does; times are one run each, after a warm-up, on this machine.
+float verdict, as torchattacks does, and every attack on all images as one batch, as torchattacks runs them;
+times are one run each, after a warm-up, on this machine.
 
     python benchmarks/strength.py              # both models
     python benchmarks/strength.py --digits     # the defended model only (and its noise-injection variant)
@@ -54,7 +55,7 @@ def _ours(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: flo
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return attack(model, x, y, epsilon=epsilon, verdict="float", **{"batch_size": 64, **kwargs}).robust_accuracy
+        return attack(model, x, y, epsilon=epsilon, verdict="float", batch_size="all", **kwargs).robust_accuracy
 
 
 def _autoattack(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float, classes: int) -> float:
@@ -74,15 +75,6 @@ def _square_reference(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
         return float((model(adversarial).argmax(1) == y).float().mean())
 
 
-class Noisy(torch.nn.Module):
-    def __init__(self, inner: torch.nn.Module, sigma: float) -> None:
-        super().__init__()
-        self.inner, self.sigma = inner, sigma
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x + self.sigma * torch.randn_like(x))
-
-
 def _majority(model: torch.nn.Module, images: torch.Tensor, y: torch.Tensor, draws: int = 21) -> float:
     """Robust accuracy of a randomized model: the share of images most of ``draws`` seeded passes get right."""
     with torch.random.fork_rng(), torch.no_grad():
@@ -96,6 +88,7 @@ def eot_table(inner: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon:
     every attack's images judged the same way (majority of 21 seeded draws)."""
     import torchattacks
 
+    from defended import Noisy
     from pytest_advrobust import attack
 
     model = Noisy(inner, EOT_SIGMA).eval()
@@ -103,7 +96,7 @@ def eot_table(inner: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon:
           "robust accuracy by the majority of 21 draws")  # fmt: skip
     print("| attack | robust accuracy | time |\n|---|---|---|")
     settings = {"epsilon": epsilon, "method": "pgd", "steps": 10, "targets": "untargeted", "verdict": "float",
-                "batch_size": 64}  # fmt: skip
+                "batch_size": "all"}  # fmt: skip
 
     def ours(eot: int) -> float:
         with warnings.catch_warnings():

@@ -59,3 +59,15 @@ def defended_cnn(epochs: int = 25) -> nn.Module:
             nn.functional.cross_entropy(model(adversarial), y[batch]).backward()
             optimizer.step()
     return model.eval()
+
+
+class Noisy(nn.Module):
+    """Fresh Gaussian noise on the input in every forward pass (noise injection, a randomized defense)."""
+
+    def __init__(self, inner: nn.Module, sigma: float) -> None:
+        super().__init__()
+        self.inner, self.sigma = inner, sigma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.inner(x + self.sigma * torch.randn_like(x))
+        return out

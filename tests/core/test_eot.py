@@ -10,22 +10,12 @@ from collections.abc import Sequence
 import pytest
 import torch
 
+from defended import Noisy
 from helpers import grid_images, linear_model
 from pytest_advrobust import ModelOutputError, attack
 from pytest_advrobust.core.attacks import SignGradientAttack
 from pytest_advrobust.core.batch import DrawVerdict
 from pytest_advrobust.core.model import WrappedModel
-
-
-class Noisy(torch.nn.Module):
-    """Fresh Gaussian noise on the input in every forward pass (noise injection, a randomized defense)."""
-
-    def __init__(self, inner: torch.nn.Module, sigma: float) -> None:
-        super().__init__()
-        self.inner, self.sigma = inner, sigma
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x + self.sigma * torch.randn_like(x))
 
 
 class Scripted(torch.nn.Module):
