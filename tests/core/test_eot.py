@@ -87,7 +87,7 @@ def _majority_accuracy(model: torch.nn.Module, images: torch.Tensor, y: torch.Te
 
 
 @pytest.mark.filterwarnings("ignore:one FGSM step succeeded")
-def test_eot_is_as_strong_as_torchattacks_eotpgd_and_stronger_than_no_eot(
+def test_eot_is_within_two_points_of_torchattacks_eotpgd_and_stronger_than_no_eot(
     defended: tuple[torch.nn.Module, torch.Tensor, torch.Tensor],
 ) -> None:
     """PGD with 10 steps on the defended digits CNN behind input noise (σ = 0.3): robust accuracy by the
@@ -107,7 +107,7 @@ def test_eot_is_as_strong_as_torchattacks_eotpgd_and_stronger_than_no_eot(
         reference = torchattacks.EOTPGD(model, eps=EPSILON, alpha=2.5 * EPSILON / 10, steps=10, eot_iter=10)
         theirs = _majority_accuracy(model, reference(x, y), y)
     assert ours < blind - 0.2, (ours, blind)
-    assert ours <= theirs + 0.02, (ours, theirs)
+    assert abs(ours - theirs) <= 0.02, (ours, theirs)  # within two points of the reference
     assert abs(with_eot.robust_accuracy - ours) < 0.1, "its own verdict (10 fresh draws) agrees with 21 others"
 
 
