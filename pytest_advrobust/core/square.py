@@ -86,12 +86,12 @@ class SquareAttack(Attack):
             generator = torch.Generator().manual_seed(zlib.crc32(row.numpy().tobytes()))
             rows.append(torch.rand((self.steps, 2 + channels), generator=generator))
         if not rows:
-            return noise.new_empty((0, self.steps, 2 + channels))
+            return torch.empty((0, self.steps, 2 + channels), device=noise.device)
         draws = torch.stack(rows)
         draws[:, :, 0] = (draws[:, :, 0] * (height - sides + 1)).floor_().minimum(height - sides)
         draws[:, :, 1] = (draws[:, :, 1] * (width - sides + 1)).floor_().minimum(width - sides)
         draws[:, :, 2:] = torch.where(draws[:, :, 2:] < 0.5, -1.0, 1.0)
-        return draws.to(device=noise.device, dtype=noise.dtype)
+        return draws.to(noise.device)  # float32 whatever the images' dtype: corners stay exact integers
 
     def side(self, query: int, height: int, width: int) -> int:
         """The window's side at ``query``: a square covering the schedule's share of the pixels, at least
@@ -135,7 +135,7 @@ class SquareAttack(Attack):
         draws = active.stream[:, query]
         rows_in, cols_in = windows.masks(self.side(query, *windows.size), draws[:, 0], draws[:, 1])
         window = rows_in[:, None, :, None] & cols_in[:, None, None, :]  # N×1×H×W
-        delta = torch.where(window, draws[:, 2:, None, None], 0.0)  # N×C×H×W: ±1 inside, 0 outside
+        delta = torch.where(window, draws[:, 2:, None, None].to(x.dtype), 0.0)  # N×C×H×W: ±1 inside, 0 outside
         candidate = active.project(torch.addcmul(x, delta, 2 * active.eps))
         if rounded:
             candidate = active.rounded(candidate)
