@@ -82,7 +82,22 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(f"advrobust merge: refused: {exc}", file=sys.stderr)
         return REFUSED
     run = merge(reports)
+    absent = _absent_modules(run, args.rootdir)
+    if absent and run.baseline_update:
+        print(
+            f"advrobust merge: refused: --rootdir {shown(str(args.rootdir))} does not hold the jobs' test files "
+            f"({', '.join(shown(module) for module in absent[:3])}{', …' if len(absent) > 3 else ''}), so its "
+            "baselines are not theirs: run the merge in the folder the jobs ran pytest in (their rootdir), or "
+            "pass --rootdir=DIR",
+            file=sys.stderr,
+        )
+        return REFUSED
     return _publish(run, args, environ, out)
+
+
+def _absent_modules(run: MergedRun, rootdir: Path) -> list[str]:
+    """The jobs' test modules (rootdir-relative) that are not files under ``rootdir``."""
+    return [module for module in sorted(run.collected) if not (rootdir / module).is_file()]
 
 
 def _publish(run: MergedRun, args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
@@ -97,7 +112,12 @@ def _publish(run: MergedRun, args: argparse.Namespace, environ: Mapping[str, str
     for line, _ in summary_lines(run.tests):
         say(line)
     for test in run.faults.tests():
-        say(f"advrobust: {shown(test)}: {run.faults.text(test)}; the counts above are the other shards' only")
+        counted = (
+            "the counts above are the other shards' only"
+            if test in run.faults.missing
+            else "the counts above take the first copy given"
+        )
+        say(f"advrobust: {shown(test)}: {run.faults.text(test)}; {counted}")
     for problem in run.problems:
         say(f"advrobust: {problem}")
     unwritten = False
@@ -178,7 +198,10 @@ def _baselines(run: MergedRun, baseline_dir: Path, rootdir: Path) -> list[str]:
     from .core.baseline_store import find_unused, recorded_updates, write_baselines
     from .core.summary import removed_text, unused_text
 
-    unused = find_unused(baseline_dir, rootdir, run.collected) if run.complete else {}
+    # only where the jobs' test files are can a baseline entry's test be known to be gone
+    unused = (
+        find_unused(baseline_dir, rootdir, run.collected) if run.complete and not _absent_modules(run, rootdir) else {}
+    )
     if not run.baseline_update:
         return [unused_text(unused)] if unused else []
     updates, kept = recorded_updates(run.tests, run.faults.tests())

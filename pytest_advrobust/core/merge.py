@@ -292,10 +292,11 @@ def merge(reports: Sequence[ShardReport]) -> MergedRun:
         )
     for index, copies in sorted(by_index.items()):
         if len(copies) > 1:
+            files = list(dict.fromkeys(_name(copy) for copy in copies))  # one file may be named twice
             problems.append(
                 f"shard {index} of {count} given {len(copies)} times: "
-                + ", ".join(_name(copy) for copy in copies)
-                + f" (only {_name(copies[0])} is merged)"
+                + (", ".join(files) if len(files) > 1 else f"{files[0]} each time")
+                + (f" (only {_name(copies[0])} is merged)" if len(files) > 1 else "")
             )
     tests: list[TestReport] = []
     taken: set[str] = set()

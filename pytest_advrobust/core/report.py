@@ -310,8 +310,8 @@ class RunSettings:
     """The size of each batch attacked, in order (after any halving on out of memory)."""
 
     def how(self) -> str:
-        """``bim eps=0.007 seed=0``: the short label of a run in summaries."""
-        return f"{self.attack} eps={self.epsilon:g} seed={self.seed}"
+        """``bim eps=0.007 seed=0`` (``eot=20`` added under EOT): the short label of a run in summaries."""
+        return f"{self.attack} eps={self.epsilon:g} seed={self.seed}" + (f" eot={self.eot}" if self.eot > 1 else "")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -196,13 +196,16 @@ def judge(item: pytest.Item, plan: Plan) -> Verdict:
         entry = baseline_entry(run, cache.fingerprint(plan.model), library_versions())
         comparison = compare(stored, entry, config.tolerance, image_names=names)
         status = BaselineStatus("compared", where, module, test, comparison)
-    accept = "accept the current results as the baseline with: " + accept_command(item, plan.config, settings)
-    return Verdict(_message(outcome, status, settings.run.baseline_strict, accept), status)
+    return Verdict(
+        _message(outcome, status, settings.run.baseline_strict, accept_command(item, plan.config, settings)), status
+    )
 
 
-def _message(outcome: Any, status: BaselineStatus, strict: bool, accept: str) -> str | None:
-    """The failure message, or None: relative to a comparable baseline, else absolute."""
+def _message(outcome: Any, status: BaselineStatus, strict: bool, command: str) -> str | None:
+    """The failure message, or None: relative to a comparable baseline, else absolute. ``command`` records
+    the current results as the test's baseline."""
     comparison: Comparison | None = status.comparison
+    accept = "accept the current results as the baseline with: " + command
     if comparison is not None and comparison.incomparable is None:
         if not comparison.failed(strict):
             return None
@@ -219,7 +222,14 @@ def _message(outcome: Any, status: BaselineStatus, strict: bool, accept: str) ->
             return None
         absolute = [outcome.failure_message()] if outcome.failures else []
         strictness = ["(--adv-baseline-strict: a baseline that cannot be compared fails)"] if strict else []
-        return "\n".join([str(comparison.incomparable), *absolute, *strictness, accept])
+        # the command would overwrite a baseline recorded under other settings (a quick profile's run
+        # replacing the nightly's): say so, and how to keep both
+        replace = (
+            f"to replace the baseline in {status.file} (recorded with other settings) with these results: "
+            f"{command}; to keep both, give these settings their own folder: add --adv-baseline-dir=DIR to "
+            "this run's commands"
+        )
+        return "\n".join([str(comparison.incomparable), *absolute, *strictness, replace])
     if strict:  # the flips first: accepting them as a baseline should be a decision, not a reflex
         absolute = [outcome.failure_message()] if outcome.failures else []
         return "\n".join(

@@ -150,11 +150,8 @@ def test_auto_times_its_first_batches_and_judges_as_one_batch_does() -> None:
     _same(auto, reference)  # pgd's random start is drawn per image, not per batch
     assert 0 < len(auto.flips) < 160, "a mix of flips and holds, or the comparison means little"
     line = auto.settings.batching
-    assert (
-        line.startswith("batch_size=auto on cpu: batches of 32, 64")
-        and "per image and pass" in line
-        and "at 32, 64" in line
-    )
+    # which sizes follow 32 and 64, and which is fastest, depend on timing (a loaded machine times otherwise)
+    assert line.startswith("batch_size=auto on cpu: batches of 32, 64") and "per image and pass" in line
     assert "batching" not in auto.report().settings.to_json(), "timing-dependent: not in the JSON report"
     assert reference.settings.batching == "batch_size=all: batches of 160"
     again = attack(model, x, epsilon=0.05, method="pgd", steps=3, targets="untargeted")

@@ -148,11 +148,19 @@ def test_a_shard_given_twice_is_red_named_and_counted_once(checkout: Path) -> No
 
     assert status == 1
     assert f"advrobust: shard 1 of 2 given 2 times: {one}, {again} (only {one} is merged)" in out
-    assert "advrobust: test_m.py::test_x: shard 1 of 2 reported more than once" in out
+    assert (
+        "advrobust: test_m.py::test_x: shard 1 of 2 reported more than once; the counts above take the first copy "
+        "given" in out
+    )
     report = json.loads((checkout / "r.json").read_text())
     assert report["repeated_shards"] == {"test_m.py::test_x": ["test_m.py::test_x[shard1of2]"]}
     assert report["totals"]["attacked"] == 4, "the copy is not counted"
     assert _stored(checkout) == before, "the repeated test keeps its entry, and a broken set removes none"
+
+    status, out = _merge(one, one, two, "--report=r.json")  # the same file named twice (a glob and a path)
+    assert status == 1
+    assert f"advrobust: shard 1 of 2 given 2 times: {one} each time" in out
+    assert json.loads((checkout / "r.json").read_text())["totals"]["attacked"] == 4
 
 
 def test_a_job_whose_pytest_failed_elsewhere_is_red(checkout: Path) -> None:

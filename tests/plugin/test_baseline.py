@@ -139,8 +139,9 @@ def test_different_settings_cannot_be_compared_and_are_judged_absolutely(project
             "cannot compare: the settings differ from the baseline's (epsilon 0.007 (baseline) vs 0.03 (now); "
             "step_size 0.00175 (baseline) vs 0.0075 (now)), so the verdict is absolute*",
             "1 of 2 image(s) flipped at eps=0.03 (bim): red -> green",
-            "accept the current results as the baseline with: pytest test_model.py::test_colors --adv-epsilon=0.03 "
-            "--adv-seed=0 --adv-baseline-update",
+            "to replace the baseline in * (recorded with other settings) with these results: pytest "
+            "test_model.py::test_colors --adv-epsilon=0.03 --adv-seed=0 --adv-baseline-update; to keep both, give "
+            "these settings their own folder: add --adv-baseline-dir=DIR to this run's commands",
         ]
     )
     flips.stdout.no_fnmatch_line("*robustness regressed*")

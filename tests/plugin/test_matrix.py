@@ -101,3 +101,31 @@ def test_a_job_records_baselines_into_its_report_only(project: pytest.Pytester) 
         bad = project.runpytest(f"--adv-shard={value}")
         assert bad.ret == pytest.ExitCode.USAGE_ERROR
         bad.stderr.fnmatch_lines([f"*--adv-shard={value}: *{why}*"])
+
+
+def test_a_merge_of_recorded_baselines_outside_the_rootdir_is_refused_and_touches_nothing(
+    project: pytest.Pytester,
+) -> None:
+    """Run from another folder without --rootdir, the merge would write the baselines there and take that
+    folder's own baseline entries for tests that are gone: it refuses, names the folder and the fix."""
+    project.makepyfile(WEAK_AND_STRONG_TESTS)
+    for k in (1, 2):
+        project.runpytest(f"--adv-shard={k}/2", "--adv-baseline-update", "--adv-report=reports/r.json")
+    elsewhere = project.path / "elsewhere"
+    (elsewhere / "advrobust-baselines").mkdir(parents=True)
+    other = elsewhere / "advrobust-baselines" / "test_other.py.json"
+    other.write_text("{}", encoding="utf-8")  # another project's baselines, which must survive
+    reports = [str(project.path / "reports" / f"r.shard{k}of2.json") for k in (1, 2)]
+
+    refused = _merge(reports, elsewhere)
+
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    (module,) = (path.name for path in project.path.glob("test_*.py"))
+    assert f"does not hold the jobs' test files ({module}), so its baselines are not theirs" in refused.stderr
+    assert "pass --rootdir=DIR" in refused.stderr
+    assert sorted(p.name for p in (elsewhere / "advrobust-baselines").iterdir()) == ["test_other.py.json"]
+    assert other.read_text(encoding="utf-8") == "{}"
+
+    merged = _merge([*reports, f"--rootdir={project.path}"], elsewhere)  # the fix it names
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert (project.path / "advrobust-baselines").is_dir() and other.read_text(encoding="utf-8") == "{}"

@@ -113,6 +113,8 @@ def test_every_option_in_cli_and_ini_spelling(
         args = [f"--adv-{option}={raw}"]
     if name == "step_size":  # apgd, the default attack, sets its own step size
         args.append("--adv-attack=bim")
+    if name == "queries":  # the square attack's budget: refused with apgd, the default attack
+        args.append("--adv-attack=square")
     if name == "mean":
         args.append("--adv-std=imagenet")
     if name == "std":

@@ -70,6 +70,19 @@ def test_a_baseline_made_under_one_profile_is_not_compared_under_another(project
     other = project.runpytest("--adv-profile=quick")
     other.assert_outcomes(passed=1)
     other.stdout.fnmatch_lines(["    baseline: cannot compare: settings differ"])
+    # the next step: strict, the quick run fails and says how to keep its own baselines beside the standard ones
+    strict = project.runpytest("--adv-profile=quick", "--adv-baseline-strict")
+    strict.assert_outcomes(failed=1)
+    strict.stdout.fnmatch_lines(["*to replace the baseline in * (recorded with other settings) with these results: "
+                                 "*; to keep both, give these settings their own folder: add --adv-baseline-dir=DIR*"])  # fmt: skip
+    before = (project.path / "advrobust-baselines" / "test_model.py.json").read_bytes()
+    project.runpytest("--adv-profile=quick", "--adv-baseline-dir=quick", "--adv-baseline-update").assert_outcomes(
+        passed=1
+    )
+    project.runpytest("--adv-profile=quick", "--adv-baseline-dir=quick", "--adv-baseline-strict").assert_outcomes(
+        passed=1
+    )
+    assert (project.path / "advrobust-baselines" / "test_model.py.json").read_bytes() == before
 
 
 NOISY = """
@@ -103,7 +116,9 @@ def test_a_randomized_model_is_refused_then_judged_with_eot_the_same_on_every_ru
     first = project.runpytest_subprocess("--adv-eot=5", "--adv-report=first.json")
     again = project.runpytest_subprocess("--adv-eot=5", "--adv-report=again.json")
     assert first.ret == again.ret
-    first.stdout.fnmatch_lines(["advrobust: attack=apgd * seed=0 eot=5 *"])
+    first.stdout.fnmatch_lines(
+        ["advrobust: attack=apgd * seed=0 eot=5 *", "*robust accuracy * (apgd eps=0.02 seed=0 eot=5)"]
+    )
     assert (project.path / "first.json").read_bytes() == (project.path / "again.json").read_bytes()
     report = json.loads((project.path / "first.json").read_text())
     images = report["tests"][0]["images"]
