@@ -280,6 +280,46 @@ def _images(piece: Batch, device: torch.device, remap: dict[int, int] | None) ->
     return BatchImages(clean, labels, piece.sources, piece.names)
 
 
+@dataclasses.dataclass
+class _Collected:
+    """What a run's batches add up to, in order: records, notes, counts and (``keep_images``) tensors."""
+
+    keep_images: bool
+    notes: list[str | Count]
+    records: list[ImageRecord] = dataclasses.field(default_factory=list)
+    kept: dict[str, list[torch.Tensor]] = dataclasses.field(
+        default_factory=lambda: {"adversarial": [], "rounded": [], "clean": []}
+    )
+    done: int = 0
+    failed: int = 0
+    outputs: int = 0
+
+    def add(self, piece: Batch, part: BatchResult) -> None:
+        self.done += len(piece)
+        self.outputs = part.outputs
+        self.records += part.records
+        self.notes += [*piece.notes, *part.notes]
+        self.failed += sum(1 for record in part.records if record.failed)
+        if self.keep_images:
+            for name, parts in self.kept.items():
+                parts.append(getattr(part, name).to(piece.pixels.device))
+
+
+def _wrapped(
+    config: AttackConfig, model: Callable[[torch.Tensor], torch.Tensor] | WrappedModel | ShippedModel
+) -> tuple[AttackConfig, WrappedModel]:
+    """The model wrapped for ``config`` and placed on its device; a shipped model's metadata goes into
+    ``config`` (where nothing more specific set it)."""
+    if isinstance(model, ShippedModel):
+        config, model = _with_metadata(config, model), model.module
+    if not isinstance(model, WrappedModel):
+        model = WrappedModel(
+            model, mean=config.mean, std=config.std, input_size=config.input_size, output=config.output
+        )
+    model.place(config.device)
+    return config, model
+
+
 def run_attack(
     config: AttackConfig,
     model: Callable[[torch.Tensor], torch.Tensor] | WrappedModel | ShippedModel,
@@ -301,15 +341,7 @@ def run_attack(
     is unknown), ``on_batch`` with each batch's result. ``keep_images=False`` keeps no tensors in the
     result (``adversarial`` etc. are empty), so memory does not grow with the number of images.
     """
-    if isinstance(model, ShippedModel):
-        config, model = _with_metadata(config, model), model.module
-    if isinstance(model, WrappedModel):
-        wrapped = model
-    else:
-        wrapped = WrappedModel(
-            model, mean=config.mean, std=config.std, input_size=config.input_size, output=config.output
-        )
-    wrapped.place(config.device)
+    config, wrapped = _wrapped(config, model)
     given = images if isinstance(images, ImageSource) else None  # labels given as names need class names
     source = as_source(images, labels, names, _class_names(class_names, config, given))
     source, config = _fitted(source, config)
@@ -318,10 +350,7 @@ def run_attack(
     attack = build_attack(config)
     total = source.count
     forward0, backward0 = wrapped.forward_passes, wrapped.backward_passes
-    kept: dict[str, list[torch.Tensor]] = {"adversarial": [], "rounded": [], "clean": []}
-    records: list[ImageRecord] = []
-    notes: list[str | Count] = list(source.notes)
-    done = failed = outputs = 0
+    run = _Collected(keep_images, list(source.notes))
     with eval_mode(wrapped.model):
         reader = Regrouper(source.batches(read_size(config.batch_size, source), config.workers_for(total)))
         first = reader.peek()
@@ -332,40 +361,33 @@ def run_attack(
         # would make draws, and so verdicts, differ from run to run
         setting = AUTO_BATCH_FIRST if config.batch_size == "auto" and config.eot > 1 else config.batch_size
         sizer = BatchSizer(setting, wrapped, sample, rows_per_image(config.targets))
-        while (batch := reader.take(sizer.next_take(None if total is None else total - done))) is not None:
+        while (batch := reader.take(sizer.next_take(None if total is None else total - run.done))) is not None:
             wrapped.check_images(batch.pixels)
-            if done == 0:
-                _warn_below_one_level(config, batch.pixels.detach().float(), notes)
+            if run.done == 0:
+                _warn_below_one_level(config, batch.pixels.detach().float(), run.notes)
             for piece in sizer.pieces(batch):  # attacked here, so that warnings point at the caller
                 try:
-                    settings = _batch_config(config, done, done + len(piece), total)
+                    settings = _batch_config(config, run.done, run.done + len(piece), total)
                     context = BatchContext(settings, attack, wrapped, classes)
-                    part = attack_batch(context, _images(piece, wrapped.device, remap), first=done == 0)
+                    part = attack_batch(context, _images(piece, wrapped.device, remap), first=run.done == 0)
                 except torch.cuda.OutOfMemoryError as exc:
                     sizer.ran_out(piece, exc)  # the piece comes again, halved
                     continue
-                done += len(piece)
-                outputs = part.outputs
-                records += part.records
-                notes += [*piece.notes, *part.notes]
-                failed += sum(1 for record in part.records if record.failed)
-                if keep_images:
-                    for name in kept:
-                        kept[name].append(getattr(part, name).to(piece.pixels.device))
+                run.add(piece, part)
                 if on_batch is not None:
                     on_batch(part)
                 if progress is not None:
-                    progress(done, total, failed)
-    if config.targets.mode == "per-image" and len(config.targets.classes) != done:
-        raise OptionError(f"targets: {len(config.targets.classes)} per-image targets for {done} images")
+                    progress(run.done, total, run.failed)
+    if config.targets.mode == "per-image" and len(config.targets.classes) != run.done:
+        raise OptionError(f"targets: {len(config.targets.classes)} per-image targets for {run.done} images")
 
-    config = _loss_used(config, outputs, notes)
+    config = _loss_used(config, run.outputs, run.notes)
     return AttackResult(
-        adversarial=_joined(kept, "adversarial"),
-        adversarial_8bit=_joined(kept, "rounded"),
-        clean=_joined(kept, "clean"),
-        records=records,
-        settings=run_settings(config, wrapped.device, joined_notes(notes), reproduce, sizer),
+        adversarial=_joined(run.kept, "adversarial"),
+        adversarial_8bit=_joined(run.kept, "rounded"),
+        clean=_joined(run.kept, "clean"),
+        records=run.records,
+        settings=run_settings(config, wrapped.device, joined_notes(run.notes), reproduce, sizer),
         forward_passes=wrapped.forward_passes - forward0,
         backward_passes=wrapped.backward_passes - backward0,
     )
