@@ -20,6 +20,8 @@ from .core.display import shown
 from .core.errors import AdvRobustError
 from .core.merge import MergedRun, MergeRefused, check_one_run, merge, read_shard_report
 from .core.report import Counts
+from .core.settings.parsers import names_folder
+from .core.settings.table import REPORT_FILES
 
 REFUSED = 2
 NO_CARDS = (
@@ -44,9 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     merge_parser.add_argument(
         "reports", nargs="+", metavar="REPORT", help="the jobs' JSON reports, e.g. reports/robustness.shard*of4.json"
     )
-    merge_parser.add_argument("--report", type=Path, metavar="FILE", help="write the merged JSON report to FILE")
-    merge_parser.add_argument("--html", type=Path, metavar="FILE", help="write the merged HTML report to FILE")
-    merge_parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the Markdown summary to FILE")
+    for name, what in (
+        ("report", "the merged JSON report"),
+        ("html", "the merged HTML report"),
+        ("markdown", "the Markdown summary"),
+    ):
+        merge_parser.add_argument(f"--{name}", type=_file_to_write(name), metavar="FILE", help=f"write {what} to FILE")
     merge_parser.add_argument(
         "--rootdir",
         type=Path,
@@ -68,6 +73,21 @@ def _parser() -> argparse.ArgumentParser:
         help="leave $GITHUB_STEP_SUMMARY alone (by default the summary is appended to it when it is set)",
     )
     return parser
+
+
+def _file_to_write(name: str) -> Callable[[str], Path]:
+    """argparse's ``type`` for ``--NAME=FILE``: a file to write, refused (a usage error, exit status 2) when
+    it names a folder, by a trailing '/' or because it is one, with a file in it to give instead."""
+    example = REPORT_FILES[name]
+
+    def file(raw: str) -> Path:
+        path = Path(raw)
+        if names_folder(raw) or path.is_dir():
+            suggested = Path(raw.strip(), example).as_posix()
+            raise argparse.ArgumentTypeError(f"{raw} names a folder; name a file in it, e.g. --{name}={suggested}")
+        return path
+
+    return file
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:

@@ -12,7 +12,7 @@ import pytest
 
 from ..core.errors import OptionError
 from ..core.settings import OPTIONS, AttackConfig, RunConfig, Source, resolve, resolve_run
-from ..core.settings.table import auto_baseline_dir
+from ..core.settings.table import REPORT_FILES, auto_baseline_dir
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -63,8 +63,14 @@ def _in_job(run: RunConfig) -> RunConfig:
         return run
     if run.baseline_update and run.report is None:
         spelled = run.sources["shard"].spell("shard", str(shard)) if "shard" in run.sources else str(shard)
+        update = run.sources.get("baseline_update")
+        updating = (
+            "--adv-baseline-update"
+            if update is None or update.kind == "cli"
+            else update.spell("baseline_update", "true")
+        )
         raise OptionError(
-            f"{spelled} with --adv-baseline-update: a job of a matrix writes no baseline file; its updates go "
+            f"{spelled} with {updating}: a job of a matrix writes no baseline file; its updates go "
             "into its JSON report, for 'python -m pytest_advrobust merge' to write them all at once. Add "
             "--adv-report=FILE"
         )
@@ -145,15 +151,18 @@ class Settings:
         session end: a report file that is a folder, anything under a file, a folder that is a file, or a
         read-only folder. Nothing is created: folders that do not exist yet are made when written."""
         run = self.run
-        for name, example in (("report", "report.json"), ("html", "report.html"), ("markdown", "summary.md")):
+        for name, example in REPORT_FILES.items():
             path = getattr(run, name)
-            if path is not None and path.is_dir():
-                raise OptionError(
-                    f"{self._spelled(name, path)}: {self.shown(path)} is a folder; name a file in it, e.g. "
-                    f"{self._spelled(name, path / example)}"
-                )
-            if path is not None:
-                self._check_folder(name, path, path.parent)
+            if path is None:
+                continue
+            given = path if run.shard is None else run.shard.merged_file(path)  # a job writes its shard's copy
+            for target in dict.fromkeys((given, path)):
+                if target.is_dir():
+                    raise OptionError(
+                        f"{self._spelled(name, given)}: {self.shown(target)} is a folder; name a file in it, e.g. "
+                        f"{self._spelled(name, given / example)}"
+                    )
+            self._check_folder(name, given, path.parent)
         if run.artifacts is not None:
             self._check_folder("artifacts", run.artifacts, run.artifacts)
         if run.baseline_update:

@@ -97,6 +97,9 @@ def test_a_job_records_baselines_into_its_report_only(project: pytest.Pytester) 
         ["*--adv-shard=2/2 with --adv-baseline-update: a job of a matrix writes no baseline file; its updates go "
          "into its JSON report*Add --adv-report=FILE"]
     )  # fmt: skip
+    ini = project.runpytest("-o", "adv_shard=2/2", "-o", "adv_baseline_update=true")  # named as given
+    assert ini.ret == pytest.ExitCode.USAGE_ERROR
+    ini.stderr.fnmatch_lines(["*-o adv_shard=2/2 with -o adv_baseline_update=true: a job of a matrix writes no*"])
     for value, why in (("3/2", "job 3 of 2 does not exist"), ("2", "must be K/N")):
         bad = project.runpytest(f"--adv-shard={value}")
         assert bad.ret == pytest.ExitCode.USAGE_ERROR

@@ -101,6 +101,41 @@ def test_a_report_path_that_is_a_folder_is_a_usage_error(project: pytest.Pyteste
     )
 
 
+def test_a_job_of_a_matrix_refuses_a_report_folder_too_and_the_fix_works(project: pytest.Pytester) -> None:
+    """A job writes its shard's copy (reports.shard1of2 beside the folder, missed by the workflow's upload of
+    reports/): the folder is refused as in a run without --adv-shard, and the file it names is written."""
+    project.makepyfile(PASSING)
+    (project.path / "reports").mkdir()
+    result = project.runpytest("--adv-shard=1/2", "--adv-report=reports")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --adv-report=reports: reports is a folder; name a file in it, e.g. --adv-report=reports/report.json"]
+    )
+    assert sorted(path.name for path in project.path.iterdir() if path.name.startswith("reports")) == ["reports"]
+
+    fixed = project.runpytest("--adv-shard=1/2", "--adv-report=reports/report.json")
+    assert fixed.ret == pytest.ExitCode.OK
+    assert (project.path / "reports" / "report.shard1of2.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "given",
+    [("--adv-report=out/",), ("-o", "adv_report=out/"), ("--adv-shard=1/2", "--adv-html=out/")],
+    ids=["flag", "ini override", "job"],
+)
+def test_a_report_path_ending_in_a_slash_names_a_folder_and_is_a_usage_error(
+    project: pytest.Pytester, given: tuple[str, ...]
+) -> None:
+    """``out/`` would otherwise be written as a file called ``out`` (or ``out.shard1of2``) without a word."""
+    project.makepyfile(PASSING)
+    result = project.runpytest(*given)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: *out/*: ends in '/', so it names a folder; name a file in it, e.g. out/report.*"]
+    )
+    assert not any(path.name.startswith("out") for path in project.path.iterdir()), "nothing is written"
+
+
 def test_a_report_path_under_a_file_is_a_usage_error(project: pytest.Pytester) -> None:
     project.makepyfile(PASSING)
     (project.path / "x.txt").write_text("a file")

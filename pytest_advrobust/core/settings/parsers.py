@@ -11,7 +11,7 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +236,25 @@ def parse_optional_path(raw: Any, base: Path | None = None) -> Path | None:
     if _unset(raw):
         return None
     return _path(str(raw).strip(), base)
+
+
+def names_folder(raw: str) -> bool:
+    """``raw`` ends in a path separator: the user named a folder (``out/``), where a file is meant; a
+    :class:`~pathlib.Path` would drop the separator and write a file called ``out``."""
+    text = raw.strip()
+    return text.endswith(("/", os.sep)) and text.strip("/" + os.sep) != ""
+
+
+def file_path(example: str) -> Callable[[Any, Path | None], Path | None]:
+    """A parser for a file to write (a report): a path as :func:`parse_optional_path` takes it, refused
+    when it ends in a separator, naming ``example`` as a file to put in that folder instead."""
+
+    def parse(raw: Any, base: Path | None = None) -> Path | None:
+        if not _unset(raw) and names_folder(str(raw)):
+            raise ValueError(f"ends in '/', so it names a folder; name a file in it, e.g. {str(raw).strip()}{example}")
+        return parse_optional_path(raw, base)
+
+    return parse
 
 
 def parse_paths(raw: Any, base: Path | None = None) -> tuple[Path, ...] | None:

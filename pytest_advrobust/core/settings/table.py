@@ -39,6 +39,8 @@ AUTO_BATCH_PROBE = 4096
 """On CUDA the probe starts at this many images (or all of them, when fewer) and halves until one forward and
 backward pass fits."""
 DEFAULT_QUERIES = 1000
+REPORT_FILES = {"report": "report.json", "html": "report.html", "markdown": "summary.md"}
+"""The report options, each with a file name that messages suggest when a folder was named instead."""
 DEFAULT_TARGETS = TargetSpec("runner-up", k=9)
 STEP_SIZE_FACTOR = 2.5
 APGD_INITIAL_STEP = 2.0
@@ -610,7 +612,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "html",
-        p.parse_optional_path,
+        p.file_path(REPORT_FILES["html"]),
         None,
         metavar="FILE",
         per_test=False,
@@ -621,7 +623,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "report",
-        p.parse_optional_path,
+        p.file_path(REPORT_FILES["report"]),
         None,
         metavar="FILE",
         per_test=False,
@@ -629,7 +631,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "markdown",
-        p.parse_optional_path,
+        p.file_path(REPORT_FILES["markdown"]),
         None,
         metavar="FILE",
         per_test=False,
