@@ -478,11 +478,13 @@ class BaselineStatus:
     comparison: Comparison | None = None
     entry: BaselineEntry | None = None
     image_names: list[str] = field(default_factory=list)
+    withheld: str = ""
+    """Why a recorded entry is not written (a shard of the test did not report, or twice), else empty."""
 
     def text(self) -> str:
         """One phrase for the summary and the HTML report."""
         if self.status == "recorded":
-            return "recorded"
+            return f"left as it was: {self.withheld}" if self.withheld else "recorded"
         if self.status == "missing" or self.comparison is None:
             return f"none stored (in {self.file})"
         if self.comparison.incomparable:

@@ -197,14 +197,15 @@ def check_one_run(reports: Sequence[ShardReport]) -> None:
         raise MergeRefused("no report to merge: name the jobs' reports (reports/*.shard*.json)")
     first = reports[0]
     for report in reports[1:]:
-        _same(first, report, "header", "the run's, in the report's header")
         if report.job.shard.count != first.job.shard.count:
             raise MergeRefused(
                 f"{_name(first)} is a job of {first.job.shard.count} and {_name(report)} a job of "
                 f"{report.job.shard.count}: they are jobs of two matrices; merge the reports of one workflow run"
             )
+        # the settings one by one first: the header's line of defaults holds several of them
         _same(first, report, "settings", "a setting")
         _same(first, report, "versions", "a library version")
+        _same(first, report, "header", "the run's, in the report's header")
     _same_models(reports)
 
 

@@ -113,12 +113,16 @@ class ShardFaults:
         return header
 
     def judged(self, reports: Iterable[TestReport]) -> list[TestReport]:
-        """One report per test (:func:`~.report.merge_shards`), a test with a fault marked failed."""
+        """One report per test (:func:`~.report.merge_shards`), a test with a fault marked failed and its
+        recorded baseline entry withheld (the stored one is left as it was)."""
         faulty = set(self.tests())
-        return [
-            dataclasses.replace(report, failed=True) if report.nodeid in faulty else report
-            for report in merge_shards(list(reports))
-        ]
+        return [self._failed(report) if report.nodeid in faulty else report for report in merge_shards(list(reports))]
+
+    def _failed(self, report: TestReport) -> TestReport:
+        baseline = report.baseline
+        if baseline is not None and baseline.status == "recorded":
+            baseline = dataclasses.replace(baseline, withheld=self.text(report.nodeid))
+        return dataclasses.replace(report, failed=True, baseline=baseline)
 
 
 def _shard_order(nodeid: str) -> tuple[int, str]:

@@ -16,7 +16,7 @@ from .report import RunReport, TestReport, merge_shards
 
 REPORT_SCHEMA_VERSION = 1
 SHOWN = 10
-"""How many changed, new or missing images the summary names per test."""
+"""How many regressed, changed, new or missing images the summary names per test."""
 
 
 Colour = Literal["red", "yellow", "green", ""]
@@ -105,7 +105,11 @@ def _baseline_lines(report: TestReport) -> list[tuple[str, Colour]]:
     assert report.baseline is not None
     lines: list[tuple[str, Colour]] = [("    baseline: " + shown(report.baseline.text()), "")]
     comparison = report.baseline.comparison
-    named = [] if comparison is None else [*comparison.changed, *comparison.new, *comparison.missing]
+    named = (
+        []
+        if comparison is None
+        else [*comparison.regressions, *comparison.changed, *comparison.new, *comparison.missing]
+    )
     lines += [(f"      {shown(item)}", "") for item in named[:SHOWN]]
     if len(named) > SHOWN:
         lines.append((f"      … and {len(named) - SHOWN} more (full list in --adv-report)", ""))

@@ -133,6 +133,8 @@ def test_a_missing_shard_is_red_named_and_keeps_the_stored_baseline(checkout: Pa
         "advrobust: test_m.py::test_x: shard 2 of 2 did not report; the counts above are the other shards' only" in out
     )
     assert "advrobust: baseline of test_m.py::test_x left as it was: shard 2 of 2 did not report" in out
+    assert "    baseline: left as it was: shard 2 of 2 did not report" in out, "the summary says so too"
+    assert "baseline: recorded" not in out
     report = json.loads((checkout / "r.json").read_text())
     assert report["missing_shards"] == {"test_m.py::test_x": ["test_m.py::test_x[shard2of2]"]}
     assert _stored(checkout) == before, "an incomplete run removes no entry and records none"
@@ -184,6 +186,11 @@ REFUSALS = {
         {},
         "epsilon (a setting) is '0.007' in {one} and '0.01' in {other}",
     ),
+    "other settings, as a job writes them": (
+        {"settings": {**_job(2).settings, "epsilon": "0.01"}},
+        {"defaults": AttackConfig(epsilon=0.01).describe()},  # the header's line holds it too
+        "epsilon (a setting) is '0.007' in {one} and '0.01' in {other}",
+    ),
     "other libraries": (
         {"versions": {**VERSIONS, "torch": "2.6.0"}},
         {},
@@ -219,6 +226,34 @@ def test_reports_that_are_not_one_run_are_refused(
     for text in says:
         assert text.format(one=one, other=other) in err
     assert not (checkout / "r.json").exists() and _stored(checkout) == before, "nothing is written"
+
+
+@pytest.mark.parametrize(
+    ("option", "path", "says"),
+    [
+        ("--report", "reports", "reports names a folder; name a file in it, e.g. --report=reports/report.json"),
+        ("--html", "new/", "new/ names a folder; name a file in it, e.g. --html=new/report.html"),
+        ("--markdown", "reports/", "reports/ names a folder; name a file in it, e.g. --markdown=reports/summary.md"),
+    ],
+)
+def test_an_output_that_names_a_folder_is_a_usage_error(
+    checkout: Path, capsys: pytest.CaptureFixture[str], option: str, path: str, says: str
+) -> None:
+    (checkout / "reports").mkdir()
+    reports = [_write(checkout / f"r.shard{k}of2.json", _job(k)) for k in (1, 2)]
+    before = _stored(checkout)
+
+    with pytest.raises(SystemExit) as exited:
+        _merge(*reports, f"{option}={path}")
+
+    assert exited.value.code == 2
+    assert f"error: argument {option}: {says}" in capsys.readouterr().err
+    assert list((checkout / "reports").iterdir()) == [] and not (checkout / "new").exists()
+    assert _stored(checkout) == before, "nothing is merged"
+    fixed = says.rpartition("e.g. ")[2]
+    status, out = _merge(*reports, fixed)  # the fix it names
+    assert status == 0, out
+    assert (checkout / fixed.partition("=")[2]).is_file()
 
 
 def test_files_that_are_no_job_report_are_refused(checkout: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -76,6 +76,12 @@ def test_a_weaker_model_fails_with_baseline_vs_now_and_how_to_accept(project: py
             "--adv-seed=0 --adv-baseline-update",
         ]
     )
+    result.stdout.fnmatch_lines(  # the summary (and so a merge's log) names the regressed image too
+        [
+            "    baseline: 1 regression(s), 0 improvement(s), 0 known flip(s)",
+            "      r.png: minimal eps dropped 0.02355 -> 0.00788 (more than the tolerance 0.0005)",
+        ]
+    )
     # a generous tolerance accepts the same drop
     project.runpytest("--which=weaker", "--adv-tolerance=0.02").assert_outcomes(passed=1)
 

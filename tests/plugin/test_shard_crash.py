@@ -82,6 +82,7 @@ def test_a_crashed_shard_is_named_and_its_baseline_entry_is_left_alone(pytester:
         ]
     )
     assert baseline.read_bytes() == before, "no mix of the new model's rows (shard 1) and the old one's (shard 2)"
+    assert "    baseline: left as it was: shard 2 of 2 did not report" in result.stdout.str(), "not 'recorded'"
     report = json.loads((pytester.path / "r.json").read_text())
     assert report["missing_shards"] == {"test_model.py::test_many": ["test_model.py::test_many[shard2of2]"]}
 
