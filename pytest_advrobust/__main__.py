@@ -215,7 +215,7 @@ def _outputs(run: MergedRun, args: argparse.Namespace, environ: Mapping[str, str
 def _baselines(run: MergedRun, baseline_dir: Path, rootdir: Path) -> list[str]:
     """With ``--adv-baseline-update`` jobs: the recorded entries merged into the baseline files, image by
     image, and after a complete run the entries whose test is gone removed; otherwise those entries named."""
-    from .core.baseline_store import find_unused, recorded_updates, write_baselines
+    from .core.baseline_store import find_unused, kept_text, recorded_updates, write_baselines
     from .core.summary import removed_text, unused_text
 
     # only where the jobs' test files are can a baseline entry's test be known to be gone
@@ -224,10 +224,10 @@ def _baselines(run: MergedRun, baseline_dir: Path, rootdir: Path) -> list[str]:
     )
     if not run.baseline_update:
         return [unused_text(unused)] if unused else []
-    updates, kept = recorded_updates(run.tests, run.faults.tests())
+    updates, kept = recorded_updates(run.tests)
     written = write_baselines(baseline_dir, updates, unused) if updates or unused else []
     lines = [f"baseline written to {shown(os.path.relpath(path))}" for path in written]
-    lines += [f"baseline of {shown(test)} left as it was: {run.faults.text(test)}" for test in kept]
+    lines += [kept_text(shown(test.nodeid), test) for test in kept]
     lines += [removed_text(unused)] if unused else []
     return lines
 

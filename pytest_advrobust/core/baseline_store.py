@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,20 +69,27 @@ class Update:
     image_names: Sequence[str]
 
 
-def recorded_updates(tests: Iterable[TestReport], left_alone: Collection[str] = ()) -> tuple[list[Update], list[str]]:
-    """The updates ``--adv-baseline-update`` recorded, from one report per test (shards merged), and the
-    tests in ``left_alone`` that recorded one but keep their stored entry as it was: some of their shards
-    did not report once, and the others' rows would be mixed with old ones."""
+def recorded_updates(tests: Iterable[TestReport]) -> tuple[list[Update], list[TestReport]]:
+    """The updates ``--adv-baseline-update`` recorded, from one report per test (shards merged, faults
+    judged: :meth:`~.shards.ShardFaults.judged`), and the tests that recorded one but keep their stored entry
+    as it was (``baseline.withheld``): some of their shards did not report once, and the others' rows would
+    be mixed with old ones."""
     updates, kept = [], []
     for test in tests:
         status = test.baseline
         if status is None or status.status != "recorded" or status.entry is None:
             continue
-        if test.nodeid in left_alone:
-            kept.append(test.nodeid)
+        if status.withheld:
+            kept.append(test)
             continue
         updates.append(Update(status.module, status.test, status.entry, status.image_names))
     return updates, kept
+
+
+def kept_text(test_id: str, test: TestReport) -> str:
+    """``baseline of m.py::test_x left as it was: shard 2 of 2 did not report`` (``test_id``: as shown)."""
+    assert test.baseline is not None
+    return f"baseline of {test_id} left as it was: {test.baseline.withheld}"
 
 
 def merge_entry(stored: BaselineEntry | None, update: Update) -> BaselineEntry:

@@ -121,7 +121,8 @@ class ShardFaults:
     def _failed(self, report: TestReport) -> TestReport:
         baseline = report.baseline
         if baseline is not None and baseline.status == "recorded":
-            baseline = dataclasses.replace(baseline, withheld=self.text(report.nodeid))
+            why = self.text(report.nodeid) or "a shard did not report exactly once"
+            baseline = dataclasses.replace(baseline, withheld=why)
         return dataclasses.replace(report, failed=True, baseline=baseline)
 
 

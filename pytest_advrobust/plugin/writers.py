@@ -207,13 +207,10 @@ class BaselineWriter(_Writer):
         return self.settings.baseline_dir
 
     def write(self) -> list[Path]:
-        from ..core.baseline_store import recorded_updates, write_baselines
+        from ..core.baseline_store import kept_text, recorded_updates, write_baselines
 
-        faults = self.collector.shard_faults()
-        updates, kept = recorded_updates(self.collector.merged(), faults.tests())
-        self.kept = [
-            f"baseline of {self.collector.shown_id(test)} left as it was: {faults.text(test)}" for test in kept
-        ]
+        updates, kept = recorded_updates(self.collector.merged())
+        self.kept = [kept_text(self.collector.shown_id(test.nodeid), test) for test in kept]
         unused = self.collector.unused
         written = write_baselines(self.settings.baseline_dir, updates, unused) if updates or unused else []
         self.removed = unused
