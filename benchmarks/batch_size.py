@@ -41,7 +41,7 @@ sys.path.insert(0, str(HERE))
 
 from attack_speed import EPSILON, STEPS, Normalized, bare_loop, least_likely, lite0, small_cnn  # noqa: E402
 
-from pytest_advrobust.core.batching import forget, shown_sizes  # noqa: E402
+from pytest_advrobust.core.data.batching import forget, shown_sizes  # noqa: E402
 
 TARGET = 1.10
 """auto's time over the best fixed size's, at most."""

@@ -112,7 +112,7 @@ def out_of_memory() -> dict[str, Any]:
     from torchvision.models import resnet18
 
     from pytest_advrobust import attack
-    from pytest_advrobust.core.batching import forget
+    from pytest_advrobust.core.data.batching import forget
 
     torch.manual_seed(0)
     model = resnet18(num_classes=10).cuda().eval()

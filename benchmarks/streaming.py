@@ -76,7 +76,7 @@ def child(model_name: str, folder: Path, in_memory: bool) -> dict[str, Any]:
     import torch
 
     from pytest_advrobust.core.api import run_attack
-    from pytest_advrobust.core.images import find_images
+    from pytest_advrobust.core.data.images import find_images
     from pytest_advrobust.core.settings import Source, resolve
 
     torch.set_num_threads(2)

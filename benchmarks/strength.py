@@ -12,7 +12,7 @@ times are one run each, after a warm-up, on this machine.
     python benchmarks/strength.py              # both models
     python benchmarks/strength.py --digits     # the defended model only (and its noise-injection variant)
 
-Not part of the test suite (the suite checks APGD against the reference at equal steps, tests/core/test_apgd.py).
+Not part of the test suite (the suite checks APGD against the reference at equal steps, tests/core/attacks/test_apgd.py).
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def main() -> None:
     if not args.digits:
         from efficientnet_lite import efficientnet_lite
         from pytest_advrobust import load_images
-        from pytest_advrobust.core.model import WrappedModel
+        from pytest_advrobust.core.models.model import WrappedModel
 
         photos = load_images(HERE.parent / "examples" / "imagenet" / "photos", input_size=224)
         net = efficientnet_lite(0).eval()

@@ -13,7 +13,10 @@ from .core.version import __version__
 
 if TYPE_CHECKING:
     from .core.api import attack
-    from .core.classes import ClassNames, load_class_names
+    from .core.attacks.loop import quantize_8bit
+    from .core.data.classes import ClassNames, load_class_names
+    from .core.data.images import find_images, load_images
+    from .core.data.sources import ImageSet
     from .core.errors import (
         AdvRobustError,
         ClassNameError,
@@ -26,32 +29,29 @@ if TYPE_CHECKING:
         OptionError,
         UnsafeModelFileError,
     )
-    from .core.formats import ShippedModel, load_shipped
-    from .core.images import find_images, load_images
-    from .core.loading import load_model
-    from .core.loop import quantize_8bit
-    from .core.model import WrappedModel
-    from .core.preprocessing import Preprocessing
-    from .core.results import AttackResult, ImageRecord
+    from .core.models.formats import ShippedModel, load_shipped
+    from .core.models.loading import load_model
+    from .core.models.model import WrappedModel
+    from .core.models.preprocessing import Preprocessing
+    from .core.results.attack_result import AttackResult, ImageRecord
     from .core.settings import register_profile
-    from .core.sources import ImageSet
     from .plugin.marker import adv_robust
 
 _LAZY = {
     "attack": ".core.api",
-    "quantize_8bit": ".core.loop",
-    "ClassNames": ".core.classes",
-    "load_class_names": ".core.classes",
-    "ImageSet": ".core.sources",
-    "find_images": ".core.images",
-    "load_images": ".core.images",
-    "load_model": ".core.loading",
-    "load_shipped": ".core.formats",
-    "ShippedModel": ".core.formats",
-    "Preprocessing": ".core.preprocessing",
-    "WrappedModel": ".core.model",
-    "AttackResult": ".core.results",
-    "ImageRecord": ".core.results",
+    "quantize_8bit": ".core.attacks.loop",
+    "ClassNames": ".core.data.classes",
+    "load_class_names": ".core.data.classes",
+    "ImageSet": ".core.data.sources",
+    "find_images": ".core.data.images",
+    "load_images": ".core.data.images",
+    "load_model": ".core.models.loading",
+    "load_shipped": ".core.models.formats",
+    "ShippedModel": ".core.models.formats",
+    "Preprocessing": ".core.models.preprocessing",
+    "WrappedModel": ".core.models.model",
+    "AttackResult": ".core.results.attack_result",
+    "ImageRecord": ".core.results.attack_result",
     "adv_robust": ".plugin.marker",
     "register_profile": ".core.settings",
     **{

@@ -1,6 +1,6 @@
 """``python -m pytest_advrobust merge REPORT...`` (or ``pytest-advrobust merge``): the jobs of a CI matrix,
 each run with ``--adv-shard=K/N``, as one verdict, one JSON report, HTML report and Markdown summary (and,
-on GitHub Actions, one job summary) and one baseline update. The rules are in :mod:`.core.merge`; the files
+on GitHub Actions, one job summary) and one baseline update. The rules are in :mod:`.core.results.merge`; the files
 are written by the functions a pytest run writes them with, so they hold the numbers one process gives.
 
 Exit status: 0 when every merged test passed; 1 when one failed, a job's shard is missing or came twice,
@@ -18,10 +18,10 @@ from typing import TextIO
 
 from .core.display import shown
 from .core.errors import AdvRobustError
-from .core.merge import MergedRun, MergeRefused, check_one_run, merge, read_shard_report
-from .core.report import Counts
+from .core.results.merge import MergedRun, MergeRefused, check_one_run, merge, read_shard_report
+from .core.results.report import Counts
 from .core.settings.parsers import names_folder
-from .core.settings.table import REPORT_FILES
+from .core.settings.reports import REPORT_FILES
 
 REFUSED = 2
 NO_CARDS = (
@@ -122,7 +122,7 @@ def _absent_modules(run: MergedRun, rootdir: Path) -> list[str]:
 
 def _publish(run: MergedRun, args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
     """The terminal summary, the files, and the exit status."""
-    from .core.summary import summary_lines
+    from .core.results.summary import summary_lines
 
     def say(line: str) -> None:
         print(line, file=out)
@@ -166,11 +166,11 @@ Output = tuple[str, Path, Callable[[], list[str]]]
 
 def _outputs(run: MergedRun, args: argparse.Namespace, environ: Mapping[str, str]) -> list[Output]:
     """(what, where, the writer returning its lines) of each file asked for."""
-    from .core.github import append_step_summary
-    from .core.html_report import render_html
     from .core.jsonfile import write_text
-    from .core.markdown import render_markdown
-    from .core.summary import write_report
+    from .core.results.github import append_step_summary
+    from .core.results.html_report import render_html
+    from .core.results.markdown import render_markdown
+    from .core.results.summary import write_report
 
     outputs: list[Output] = []
 
@@ -215,8 +215,8 @@ def _outputs(run: MergedRun, args: argparse.Namespace, environ: Mapping[str, str
 def _baselines(run: MergedRun, baseline_dir: Path, rootdir: Path) -> list[str]:
     """With ``--adv-baseline-update`` jobs: the recorded entries merged into the baseline files, image by
     image, and after a complete run the entries whose test is gone removed; otherwise those entries named."""
-    from .core.baseline_store import find_unused, kept_text, recorded_updates, write_baselines
-    from .core.summary import removed_text, unused_text
+    from .core.baselines.store import find_unused, kept_text, recorded_updates, write_baselines
+    from .core.results.summary import removed_text, unused_text
 
     # only where the jobs' test files are can a baseline entry's test be known to be gone
     unused = (

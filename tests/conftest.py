@@ -21,7 +21,7 @@ try:  # the report extra; its classes must not be imported twice either
 except ImportError:
     pass
 
-import pytest_advrobust.core.sources  # noqa: F401  (ImageSet: one class for the plugin and pytester's conftests)
+import pytest_advrobust.core.data.sources  # noqa: F401  (ImageSet: one class for the plugin and pytester's conftests)
 from helpers import write_png
 
 

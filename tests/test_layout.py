@@ -1,4 +1,5 @@
-"""The package's shape: no two modules import each other, however indirectly.
+"""The package's shape: the core's wings import downward only, and no two modules import each other,
+however indirectly.
 
 Imports inside functions and under ``TYPE_CHECKING`` count too: a cycle that is only postponed to call
 time, or that exists only for types, still means the piece both modules share belongs in a third.
@@ -75,9 +76,71 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 def test_the_graph_sees_imports_inside_functions_and_for_types() -> None:
     graph = import_graph()
-    assert "pytest_advrobust.core.loop" in graph["pytest_advrobust.core.apgd"]
+    assert "pytest_advrobust.core.attacks.loop" in graph["pytest_advrobust.core.attacks.apgd"]
     assert "pytest_advrobust.core.api" in graph["pytest_advrobust.plugin.fixtures"]  # imported in a fixture
 
 
 def test_no_module_imports_itself_back() -> None:
     assert cycles(import_graph()) == []
+
+
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "display", "version", "jsonfile"),
+    ("settings",),
+    ("models",),
+    ("data",),
+    ("attacks",),
+    ("baselines",),
+    ("results",),
+    ("batch", "pipeline", "api"),
+)
+"""The core from the bottom up: the shared modules, then one wing per part, then the modules that put
+the wings together (one batch, the pipeline, :func:`attack`). A module imports from its own layer or below."""
+
+
+def _layer(module: str) -> int:
+    part = module.removeprefix("pytest_advrobust.core.").split(".")[0]
+    return next(index for index, layer in enumerate(LAYERS) if part in layer)
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Each import of a core module by a core module of a lower layer, as ``importer -> imported``."""
+    core = "pytest_advrobust.core."
+    return sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        if module.startswith(core)
+        for target in targets
+        if target.startswith(core) and _layer(target) > _layer(module)
+    )
+
+
+def test_every_core_module_has_a_layer() -> None:
+    core = [module for module in import_graph() if module.startswith("pytest_advrobust.core.")]
+    assert core and all(_layer(module) >= 0 for module in core)  # _layer raises StopIteration otherwise
+
+
+def test_the_wings_import_downward_only() -> None:
+    assert upward_imports(import_graph()) == []
+
+
+def test_an_upward_import_is_found() -> None:
+    graph = {"pytest_advrobust.core.attacks.loop": {"pytest_advrobust.core.results.report"}}
+    assert upward_imports(graph) == ["pytest_advrobust.core.attacks.loop -> pytest_advrobust.core.results.report"]
+
+
+def test_no_module_exceeds_600_lines() -> None:
+    long = {
+        str(path.relative_to(PACKAGE)): lines
+        for path in PACKAGE.rglob("*.py")
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > 600
+    }
+    assert long == {}
+
+
+def test_every_public_name_resolves() -> None:
+    """``pytest_advrobust`` imports its names lazily, by module path: each path must still lead to its name."""
+    import pytest_advrobust
+
+    missing = [name for name in pytest_advrobust.__all__ if getattr(pytest_advrobust, name, None) is None]
+    assert missing == []

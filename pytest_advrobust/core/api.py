@@ -11,21 +11,24 @@ from typing import Any
 
 import torch
 
-from .attacks import build_attack
+from .attacks.sign_gradient import build_attack
 from .batch import BatchContext, BatchImages, BatchResult
-from .batching import BatchSizer, Regrouper, read_size, rows_per_image
-from .classes import ClassNames, load_class_names
+from .data.batching import BatchSizer, Regrouper, read_size, rows_per_image
+from .data.classes import ClassNames, load_class_names
+from .data.images import ImageFiles
+from .data.sources import Batch, ImageSource, as_source
 from .errors import AdvRobustError, OptionError
-from .formats import ShippedModel, normalization_hint
-from .images import ImageFiles
-from .model import WrappedModel, eval_mode
+from .models.formats import ShippedModel, normalization_hint
+from .models.model import WrappedModel, eval_mode
+from .models.preprocessing import Preprocessing
 from .pipeline import attack_batch
-from .report import VERDICT_ROUNDED, Count, ImageRecord, RunSettings, joined_notes
-from .results import AttackResult
+from .results.attack_result import AttackResult
+from .results.report import Count, ImageRecord, RunSettings, joined_notes
 from .settings import AttackConfig, Source, TargetSpec, resolve
+from .settings.attack import DLR_CLASSES
+from .settings.data import AUTO_BATCH_FIRST
 from .settings.precedence import with_model_metadata
-from .settings.table import AUTO_BATCH_FIRST, DLR_CLASSES
-from .sources import Batch, ImageSource, as_source
+from .settings.values import VERDICT_ROUNDED
 
 LabelsArg = torch.Tensor | Sequence[int | str | None] | None
 _SPELLED = {"method": "attack"}
@@ -70,7 +73,7 @@ def attack(
 
     Args:
         model: an ``nn.Module`` or callable mapping a (normalized) N×C×H×W batch to N×K logits, or a
-            :class:`~pytest_advrobust.core.formats.ShippedModel` from :func:`load_shipped` (``timm:<folder>``,
+            :class:`~pytest_advrobust.core.models.formats.ShippedModel` from :func:`load_shipped` (``timm:<folder>``,
             ``hf:<folder>``, ``model.onnx``), whose own metadata then supplies mean, std, input size,
             channels and class names that the call leaves unset.
         images: N×C×H×W float pixels in [0,1] (never modified), an ``(x, y)`` pair, an :class:`ImageSet`,
@@ -185,7 +188,7 @@ def _fitted(source: ImageSource, config: AttackConfig) -> tuple[ImageSource, Att
     (``config.image_fit``, from its metadata); any other images are attacked as given, and the report
     then names no resize of the model's."""
     fit = config.image_fit
-    if fit is None or (isinstance(source, ImageFiles) and source.image_fit == fit):
+    if not isinstance(fit, Preprocessing) or (isinstance(source, ImageFiles) and source.image_fit == fit):
         return source, config
     if isinstance(source, ImageFiles) and source.image_fit is None and source.input_size in (None, fit.input_size):
         return source.fitted(fit), config  # listed at no size, or at the model's: read as the model reads them
@@ -335,8 +338,8 @@ def run_attack(
 ) -> AttackResult:
     """:func:`attack` for an already resolved :class:`AttackConfig` (what the plugin calls).
 
-    ``images`` is anything :func:`~pytest_advrobust.core.sources.as_source` takes; it is read, attacked
-    and reported ``config.batch_size`` images at a time (:mod:`~pytest_advrobust.core.batching`).
+    ``images`` is anything :func:`~pytest_advrobust.core.data.sources.as_source` takes; it is read, attacked
+    and reported ``config.batch_size`` images at a time (:mod:`~pytest_advrobust.core.data.batching`).
     ``progress(done, total, failed)`` is called after each batch (``total`` None when the source's length
     is unknown), ``on_batch`` with each batch's result. ``keep_images=False`` keeps no tensors in the
     result (``adversarial`` etc. are empty), so memory does not grow with the number of images.

@@ -13,14 +13,15 @@ from typing import Literal
 
 import torch
 
-from .checks import check_deterministic
-from .classes import ClassNames
-from .goals import Goal, goal_for
-from .loop import Attack, Trajectory
-from .model import WrappedModel
-from .report import FOUND_BY_SQUARE_ONLY, VERDICT_ROUNDED, Count, ImageRecord
+from .attacks.checks import check_deterministic
+from .attacks.goals import Goal, goal_for
+from .attacks.loop import Attack, Trajectory
+from .data.classes import ClassNames
+from .data.sources import LabelSource
+from .models.model import WrappedModel
+from .results.report import FOUND_BY_SQUARE_ONLY, Count, ImageRecord
 from .settings import AttackConfig
-from .sources import LabelSource
+from .settings.values import VERDICT_ROUNDED
 
 
 @dataclass(frozen=True)

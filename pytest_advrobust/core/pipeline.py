@@ -3,7 +3,7 @@
 :func:`attack_batch` does each job through one function: :func:`clean_forward` (the checked clean
 prediction), :func:`plan_batch` (rows, labels, targets, noise, names: built once, for either strategy),
 :func:`run_plan` (the attack), :func:`fgsm_floor`,
-:func:`~pytest_advrobust.core.minimal.search_minimal_epsilon` and
+:func:`~pytest_advrobust.core.attacks.minimal.search_minimal_epsilon` and
 :func:`~pytest_advrobust.core.batch.records_from`. What the batches of a run share travels as one
 :class:`~pytest_advrobust.core.batch.BatchContext`.
 """
@@ -15,7 +15,12 @@ import warnings
 
 import torch
 
-from .attacks import SignGradientAttack
+from .attacks.checks import check_logits, check_not_probabilities
+from .attacks.goals import goal_for
+from .attacks.loop import Trajectory, vote_logits
+from .attacks.minimal import round_to_precision, search_minimal_epsilon
+from .attacks.sign_gradient import SignGradientAttack
+from .attacks.square import SquareAttack
 from .batch import (
     BatchContext,
     BatchImages,
@@ -26,15 +31,11 @@ from .batch import (
     noise_seed,
     records_from,
 )
-from .checks import check_logits, check_not_probabilities
-from .classes import ClassNames
+from .data.classes import ClassNames
 from .errors import ClassNameError, FalseRobustnessError, OptionError
-from .goals import goal_for
-from .loop import Trajectory, vote_logits
-from .minimal import round_to_precision, search_minimal_epsilon
-from .report import FOUND_BY_FLOOR, FOUND_BY_SQUARE_ONLY, VERDICT_ROUNDED, Count, ImageRecord
+from .results.report import FOUND_BY_FLOOR, FOUND_BY_SQUARE_ONLY, Count, ImageRecord
 from .settings import TargetSpec
-from .square import SquareAttack
+from .settings.values import VERDICT_ROUNDED
 
 DETERMINISM_SAMPLE = 1
 """How many images the determinism check predicts a second time, on a run's first batch: randomness left

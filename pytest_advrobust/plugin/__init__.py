@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from ..core.errors import AdvRobustError
-from ..core.report import TestReport
+from ..core.results.report import TestReport
 from ..core.settings import OPTIONS_BY_NAME, PER_TEST
 from .annotations import ANNOTATIONS_NAME, GithubAnnotations
 from .cache import CACHE_KEY, Cache

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from ..core.errors import NotRobustError
-from ..core.github import error_command
+from ..core.results.github import error_command
 from .judge import VERDICT_KEY
 
 ANNOTATIONS_NAME = "advrobust-github-annotations"

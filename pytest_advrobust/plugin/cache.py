@@ -9,15 +9,16 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 from ..core.settings import AttackConfig
 
 if TYPE_CHECKING:
-    from ..core.baseline import BaselineEntry
-    from ..core.formats import ShippedModel
+    from ..core.baselines.rule import BaselineEntry
+    from ..core.models.formats import ShippedModel
+    from ..core.models.preprocessing import Preprocessing
 
 
 @dataclass(eq=False)
@@ -36,8 +37,8 @@ class Cache:
         """Load (once per session) the model a spec names and put it on ``device``."""
         key = (spec, allow_pickle, device)
         if key not in self.models:
-            from ..core.loading import load_model
-            from ..core.model import place_model
+            from ..core.models.loading import load_model
+            from ..core.models.model import place_model
 
             shipped = self.shipped(spec)
             loaded = shipped.module if shipped is not None else load_model(spec, allow_pickle=allow_pickle)
@@ -48,7 +49,7 @@ class Cache:
         """The model a spec names with its own preprocessing, loaded once per session, when the spec names
         a library's format (timm, Hugging Face, ONNX); None for the other specs."""
         if spec not in self.shipped_models:
-            from ..core.formats import load_shipped, shipped_kind
+            from ..core.models.formats import load_shipped, shipped_kind
 
             shipped = load_shipped(spec) if shipped_kind(spec) is not None else None
             for note in shipped.notes if shipped is not None else ():
@@ -65,8 +66,8 @@ class Cache:
     def images(self, config: AttackConfig) -> Any:
         """The image files the settings name, with their labels (listed once per session; decoded batch
         by batch by whoever reads them)."""
-        from ..core.classes import load_class_names
-        from ..core.images import find_images
+        from ..core.data.classes import load_class_names
+        from ..core.data.images import find_images
 
         assert config.images is not None
         key = (config.images, config.input_size, config.labels, config.class_names, config.image_mode, config.image_fit)
@@ -77,12 +78,12 @@ class Cache:
                 labels_file=config.labels,
                 class_names=load_class_names(config.class_names),
                 image_mode=config.image_mode,
-                image_fit=config.image_fit,
+                image_fit=cast("Preprocessing | None", config.image_fit),  # what with_model_metadata sets
             )
         return self.image_sets[key]
 
     def fingerprint(self, model: Any) -> str:
-        from ..core.baseline import model_fingerprint
+        from ..core.baselines.rule import model_fingerprint
 
         key = id(model)
         if key not in self.fingerprints:
@@ -91,7 +92,7 @@ class Cache:
 
     def stored_baseline(self, module: str, test: str) -> BaselineEntry | None:
         """The stored baseline of one test, or None (each file is read once per session)."""
-        from ..core.baseline_store import baseline_file, read_baselines
+        from ..core.baselines.store import baseline_file, read_baselines
 
         if module not in self.baseline_files:
             self.baseline_files[module] = read_baselines(baseline_file(self.baseline_dir, module))

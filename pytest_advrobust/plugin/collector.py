@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from ..core.report import TestReport, unsharded
-from ..core.shards import ShardFaults
-from ..core.summary import summary_lines, unused_text
+from ..core.results.report import TestReport, unsharded
+from ..core.results.shards import ShardFaults
+from ..core.results.summary import summary_lines, unused_text
 from .options import Settings
 
 
@@ -100,7 +100,7 @@ class Collector:
         self.exit_status = int(session.exitstatus)
         if hasattr(session.config, "workerinput") or not self.complete or self.settings.run.shard is not None:
             return  # a job of a matrix runs only some tests: the merge finds the unused entries
-        from ..core.baseline_store import find_unused
+        from ..core.baselines.store import find_unused
 
         self.unused = find_unused(self.settings.baseline_dir, self.settings.rootpath, self.collected)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ..core.report import unsharded
+from ..core.results.report import unsharded
 from ..core.settings import OPTIONS_BY_NAME, PER_TEST, AttackConfig, RunConfig, unparse
 from .options import Settings
 

@@ -16,7 +16,7 @@ from .commands import reproduce_command
 from .options import SETTINGS_KEY, Settings, on_this_worker
 
 if TYPE_CHECKING:
-    from ..core.report import RunReport
+    from ..core.results.report import RunReport
 
 
 @dataclass
@@ -53,7 +53,7 @@ def _resolved(request: pytest.FixtureRequest, overrides: dict[str, Any] | None =
     shipped = _cache(request).shipped(config.model) if config.model is not None else None
     if shipped is None:
         return config
-    from ..core.formats import normalization_hint
+    from ..core.models.formats import normalization_hint
     from ..core.settings.precedence import with_model_metadata
 
     completed, contradictions = with_model_metadata(
@@ -132,7 +132,7 @@ def adv_labels() -> Any:
 
 
 def _model_for(request: pytest.FixtureRequest, config: AttackConfig) -> Any:
-    from ..core.model import place_model
+    from ..core.models.model import place_model
 
     if config.model is not None and config.source("model").kind in ("marker", "call"):
         return _cache(request).model(config.model, config.allow_pickle, config.device)
@@ -215,7 +215,7 @@ def _are_paths(images: Any) -> bool:
 
 def _source(images: Any, labels: Any, config: AttackConfig) -> Any:
     """The test's images (``adv_images``, with ``adv_labels``) as an image source."""
-    from ..core.classes import load_class_names
-    from ..core.sources import as_source
+    from ..core.data.classes import load_class_names
+    from ..core.data.sources import as_source
 
     return as_source(images, labels, None, load_class_names(config.class_names))

@@ -16,7 +16,7 @@ import pytest
 from .fixtures import RUNS_KEY
 
 if TYPE_CHECKING:
-    from ..core.report import HtmlCard
+    from ..core.results.report import HtmlCard
 
 HTML_EXTRAS_NAME = "advrobust-pytest-html"
 SHOWN_IMAGES = 5
@@ -37,7 +37,7 @@ class PytestHtmlExtras:
         if call.when == "call" and cards:
             from pytest_html import extras
 
-            from ..core.html_report import cards_fragment
+            from ..core.results.html_report import cards_fragment
 
             failed = sum(image.failed for run in item.stash.get(RUNS_KEY, []) for image in run.images)
             # pytest-html's own wrapper (outside this one) adds the extras set here to the row

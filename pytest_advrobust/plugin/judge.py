@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from ..core.baseline import BaselineEntry, BaselineStatus, Comparison, baseline_entry, compare, library_versions
-from ..core.baseline_store import baseline_file
-from ..core.report import RunReport, unsharded
+from ..core.baselines.rule import BaselineEntry, BaselineStatus, Comparison, baseline_entry, compare, library_versions
+from ..core.baselines.store import baseline_file
+from ..core.results.report import RunReport, unsharded
 from ..core.settings import AttackConfig
-from ..core.settings.table import auto_minimal_epsilon
+from ..core.settings.baselines import auto_minimal_epsilon
 from .cache import CACHE_KEY, Cache
 from .commands import accept_command, reproduce_command
 from .fixtures import RUNS_KEY, Plan
@@ -40,7 +40,7 @@ def _artifact_folder(item: pytest.Item, artifacts: Path) -> Path:
     """The test's folder under ``artifacts``: its node id made file-safe, with a short hash where two
     tests' ids would give one folder (``test_x[a b]``, ``test_x[a_b]``) or the id is too long. Every
     process collects the same tests (xdist workers too), so every process names a test's folder alike."""
-    from ..core.artifacts import MAX_FILE_NAME_BYTES, unique_stems
+    from ..core.results.artifacts import MAX_FILE_NAME_BYTES, unique_stems
 
     folders = item.config.stash.get(ARTIFACT_FOLDERS_KEY, None)
     if folders is None or item.nodeid not in folders:
@@ -92,7 +92,7 @@ class _Cards:
     left_out: int = 0
 
     def add(self, part: Any) -> None:
-        from ..core.artifacts import build_cards
+        from ..core.results.artifacts import build_cards
 
         wanted = [r for r in part.records if self.all_images or r.failed]
         room = max(self.limit - len(self.cards), 0)
@@ -116,7 +116,7 @@ def _cards_for(settings: Settings, wrapped: Any, extras: bool) -> _Cards | None:
 def _show(item: pytest.Item, settings: Settings, shown: _Cards, run: RunReport, extras: bool) -> None:
     """Artifacts on disk (paths into the JSON report and JUnit XML), inline cards for the HTML report, and
     the first failed images' cards for pytest-html's extras (``extras``)."""
-    from ..core.artifacts import write_artifacts
+    from ..core.results.artifacts import write_artifacts
 
     options = settings.run
     cards = shown.cards
@@ -154,7 +154,7 @@ def _with_auto_minimal(config: AttackConfig, update: bool, stored: BaselineEntry
 def judge(item: pytest.Item, plan: Plan) -> Verdict:
     """Run the marker's attack and decide the test's outcome."""
     from ..core.api import run_attack
-    from ..core.model import WrappedModel
+    from ..core.models.model import WrappedModel
 
     settings: Settings = item.config.stash[SETTINGS_KEY]
     cache: Cache = item.config.stash[CACHE_KEY]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from ..core.baseline import library_versions
-from ..core.merge import ShardJob, job_settings
-from ..core.merge import merge_command as build_merge_command
-from ..core.report import unsharded
+from ..core.baselines.rule import library_versions
+from ..core.results.merge import ShardJob, job_settings
+from ..core.results.merge import merge_command as build_merge_command
+from ..core.results.report import unsharded
 from ..core.settings.values import JobShard
 from .collector import Collector
 from .options import Settings
@@ -46,7 +46,7 @@ def job_items(items: Sequence[pytest.Item], shard: JobShard) -> tuple[list[pytes
 
 
 def shard_job(settings: Settings, collector: Collector) -> ShardJob:
-    """What this job's report tells the merge (:class:`~pytest_advrobust.core.merge.ShardJob`)."""
+    """What this job's report tells the merge (:class:`~pytest_advrobust.core.results.merge.ShardJob`)."""
     assert settings.run.shard is not None
     rootdir = settings.rootpath
     return ShardJob(

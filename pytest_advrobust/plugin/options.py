@@ -12,7 +12,8 @@ import pytest
 
 from ..core.errors import OptionError
 from ..core.settings import OPTIONS, AttackConfig, RunConfig, Source, resolve, resolve_run
-from ..core.settings.table import REPORT_FILES, auto_baseline_dir
+from ..core.settings.baselines import auto_baseline_dir
+from ..core.settings.reports import REPORT_FILES
 
 
 def add_options(parser: pytest.Parser) -> None:

@@ -21,7 +21,7 @@ import pytest
 from ..core.display import shown
 from ..core.errors import AdvRobustError
 from ..core.jsonfile import write_text
-from ..core.summary import removed_text
+from ..core.results.summary import removed_text
 from .collector import Collector
 from .options import Settings
 
@@ -93,13 +93,13 @@ class JsonReportWriter(_Writer):
         return self.settings.run.report
 
     def write(self) -> list[Path]:
-        from ..core.summary import write_report
+        from ..core.results.summary import write_report
 
         header = {**self.settings.header(), **self.collector.shard_faults().header()}
         if self.settings.run.shard is None:
             write_report(self.target, self.collector.merged(), header)
             return []  # the JSON report is named on the command line; no line about it
-        from ..core.merge import SHARD_KEY
+        from ..core.results.merge import SHARD_KEY
         from .matrix import shard_job
 
         header[SHARD_KEY] = shard_job(self.settings, self.collector).to_json()
@@ -131,7 +131,7 @@ class HtmlReportWriter(_Writer):
         return self.settings.run.html
 
     def write(self) -> list[Path]:
-        from ..core.html_report import render_html
+        from ..core.results.html_report import render_html
 
         write_text(self.target, render_html(self.collector.merged(), self.settings.header()))
         return [self.target]
@@ -151,7 +151,7 @@ class MarkdownWriter(_Writer):
         return self.settings.run.markdown
 
     def text(self) -> str:
-        from ..core.markdown import render_markdown
+        from ..core.results.markdown import render_markdown
 
         return render_markdown(self.collector.merged(), self.settings.header(), self.full_reports)
 
@@ -174,7 +174,7 @@ class GithubSummaryWriter(MarkdownWriter):
         return self.path
 
     def write(self) -> list[Path]:
-        from ..core.github import append_step_summary
+        from ..core.results.github import append_step_summary
 
         if not self.collector.reports:
             return []
@@ -207,7 +207,7 @@ class BaselineWriter(_Writer):
         return self.settings.baseline_dir
 
     def write(self) -> list[Path]:
-        from ..core.baseline_store import kept_text, recorded_updates, write_baselines
+        from ..core.baselines.store import kept_text, recorded_updates, write_baselines
 
         updates, kept = recorded_updates(self.collector.merged())
         self.kept = [kept_text(self.collector.shown_id(test.nodeid), test) for test in kept]

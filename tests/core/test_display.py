@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_advrobust.core.baseline import BaselineEntry, BaselineStatus, Comparison, compare
+from pytest_advrobust.core.baselines.rule import BaselineEntry, BaselineStatus, Comparison, compare
 from pytest_advrobust.core.display import quoted, shown
-from pytest_advrobust.core.report import ImageRecord, RunReport, RunSettings, TestReport
-from pytest_advrobust.core.summary import known_images, summary_lines
+from pytest_advrobust.core.results.report import ImageRecord, RunReport, RunSettings, TestReport
+from pytest_advrobust.core.results.summary import known_images, summary_lines
 
 INJECTED = "x\n::error title=INJECTED::boom\nz.png"
 SHOWN_INJECTED = r"x\n::error title=INJECTED::boom\nz.png"

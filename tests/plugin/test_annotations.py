@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from helpers import WEAK_AND_STRONG_TESTS
-from pytest_advrobust.core.github import error_command, escape_data, escape_property
+from pytest_advrobust.core.results.github import error_command, escape_data, escape_property
 
 MULTI_LINE_DECORATOR = """
 from pytest_advrobust import adv_robust

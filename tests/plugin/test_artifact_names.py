@@ -76,7 +76,7 @@ def test_names_that_coincide_once_file_safe_get_their_own_files(project: pytest.
 
 
 def test_stems_are_unique_readable_and_stable() -> None:
-    from pytest_advrobust.core.artifacts import safe_name, unique_stems
+    from pytest_advrobust.core.results.artifacts import safe_name, unique_stems
 
     stems = unique_stems(["red/a b.png", "red/a_b.png", "cat.png", "Cat.png", "dog.png"])
     assert stems["dog.png"] == "dog", "a name that collides with nothing keeps its plain stem"
@@ -90,7 +90,7 @@ def test_stems_are_unique_readable_and_stable() -> None:
 
 @pytest.mark.parametrize("name", ["x" * 245 + ".png", "é" * 200 + ".png", "猫" * 90 + ".png"])
 def test_long_names_are_shortened_within_the_file_name_limit(name: str) -> None:
-    from pytest_advrobust.core.artifacts import safe_name
+    from pytest_advrobust.core.results.artifacts import safe_name
 
     stem = safe_name(name)
     longest = f"{stem}-perturbation.png"

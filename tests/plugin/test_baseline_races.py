@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from helpers import color_net_conftest, color_project
-from pytest_advrobust.core.baseline import BaselineEntry
-from pytest_advrobust.core.baseline_store import Update, write_baselines
+from pytest_advrobust.core.baselines.rule import BaselineEntry
+from pytest_advrobust.core.baselines.store import Update, write_baselines
 from pytest_advrobust.core.errors import AdvRobustError
 
 posix_only = pytest.mark.skipif(os.name == "nt", reason="symbolic links need privileges on Windows")
@@ -37,7 +37,7 @@ def pytest_sessionfinish(session):
         return
     who = os.environ["ADV_TEST_WHO"]
     _wait(barrier, "end-" + who, 120)  # both runs reach their session end, then the baseline writers start
-    from pytest_advrobust.core import baseline_store
+    from pytest_advrobust.core.baselines import store as baseline_store
 
     read = baseline_store.read_baselines
 
@@ -113,8 +113,8 @@ def test_two_runs_updating_one_baseline_file_at_once_both_land(project: pytest.P
 STORE_WRITER = """
 import os, sys, time
 from pathlib import Path
-from pytest_advrobust.core.baseline import BaselineEntry
-from pytest_advrobust.core.baseline_store import Update, write_baselines
+from pytest_advrobust.core.baselines.rule import BaselineEntry
+from pytest_advrobust.core.baselines.store import Update, write_baselines
 
 folder, barrier, who = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 row = {"clean_label": 0, "clean_label_name": "red", "misclassified": False, "flipped": False,

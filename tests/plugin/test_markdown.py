@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from helpers import MANY_FLIPS, WEAK_AND_STRONG_TESTS
-from pytest_advrobust.core.markdown import SHOWN_FAILURES, escape
+from pytest_advrobust.core.results.markdown import SHOWN_FAILURES, escape
 
 HEADING = "## Adversarial robustness: 3 of 8 image(s) flipped"
 

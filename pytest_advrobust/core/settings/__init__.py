@@ -11,8 +11,9 @@ at load time. The names below are the ones other modules use.
 from __future__ import annotations
 
 from .configs import AttackConfig, RunConfig
+from .option import Option
 from .precedence import parse_one, register_profile, resolve, resolve_run, unparse
-from .table import OPTIONS, OPTIONS_BY_NAME, PER_TEST, SESSION_WIDE, Option, default
+from .table import OPTIONS, OPTIONS_BY_NAME, PER_TEST, SESSION_WIDE, default
 from .values import LossKind, Source, SourceKind, TargetSpec
 
 __all__ = [

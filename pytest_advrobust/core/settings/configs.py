@@ -8,14 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .attack import auto_loss, auto_step_size, auto_steps
+from .data import auto_workers
 from .profiles import DEFAULT_PROFILE
-from .table import auto_loss, auto_step_size, auto_steps, auto_workers, default
-from .values import BatchSize, JobShard, LossKind, Source, TargetSpec
-
-if TYPE_CHECKING:
-    from ..preprocessing import Preprocessing
+from .table import default
+from .values import BatchSize, ImageFit, JobShard, LossKind, Source, TargetSpec
 
 
 def _default_field(name: str) -> Any:
@@ -58,7 +57,7 @@ class AttackConfig:
     sanity_checks: bool = _default_field("sanity_checks")
     allow_pickle: bool = _default_field("allow_pickle")
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
-    image_fit: Preprocessing | None = field(default=None, repr=False)
+    image_fit: ImageFit | None = field(default=None, repr=False)
     """How image files are resized and cropped when the model's own metadata says (its eval transform);
     None: the plugin's rule (shorter side to ``input_size``, centre crop). Not a setting: it comes with
     the model (:func:`~pytest_advrobust.core.settings.precedence.with_model_metadata`)."""
@@ -83,7 +82,7 @@ class AttackConfig:
 
     def loss_for(self, num_classes: int | None) -> LossKind:
         """The loss as set, or ``auto``'s choice for a model with ``num_classes`` outputs (see
-        :func:`~pytest_advrobust.core.settings.table.auto_loss`)."""
+        :func:`~pytest_advrobust.core.settings.attack.auto_loss`)."""
         if self.loss in ("ce", "dlr"):
             return "ce" if self.loss == "ce" else "dlr"
         return auto_loss(self.attack, self.targets, num_classes)

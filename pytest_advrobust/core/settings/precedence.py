@@ -20,7 +20,7 @@ from ..errors import OptionError
 from .configs import AttackConfig, RunConfig
 from .profiles import BUILT_IN, profile_settings, store_profile
 from .table import OPTIONS_BY_NAME, PER_TEST, SESSION_WIDE, default
-from .values import MODEL_PREFIXES, Source
+from .values import MODEL_PREFIXES, ImageFit, Source
 
 
 def unparse(name: str, value: Any, path_text: Callable[[Path], str] = str) -> str:
@@ -261,7 +261,7 @@ def _agree(name: str, set_value: Any, model_value: Any) -> bool:
 
 
 def with_model_metadata(
-    config: AttackConfig, values: Mapping[str, Any], origins: Mapping[str, str], image_fit: Any = None
+    config: AttackConfig, values: Mapping[str, Any], origins: Mapping[str, str], image_fit: ImageFit | None = None
 ) -> tuple[AttackConfig, list[str]]:
     """The config with the model's own metadata where no marker, CLI or ini value is set (*call > marker >
     CLI > ini > model > default*), and one message per set value that contradicts the metadata.

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 ATTACKS = ("fgsm", "bim", "pgd", "apgd", "square", "autoattack")
 GRADIENT_FREE_ATTACKS = ("square",)
 """Attacks that never take a gradient: only forward passes (queries)."""
 LOSSES = ("auto", "ce", "dlr")
-VERDICTS = ("rounded", "float")
+VERDICT_ROUNDED = "rounded"
+"""The default verdict: the adversarial image rounded to 8-bit pixels within the budget decides a flip."""
+VERDICTS = (VERDICT_ROUNDED, "float")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -103,3 +105,10 @@ class JobShard:
         if path.suffix == f".{self.id}":
             return path.with_name(path.stem)
         return path.with_name(f"{path.stem.removesuffix('.' + self.id)}{path.suffix}")
+
+
+class ImageFit(Protocol):
+    """How image files are brought to a model's input size by its own eval transform: a
+    :class:`~pytest_advrobust.core.models.preprocessing.Preprocessing` (the settings only show it)."""
+
+    def describe(self) -> str: ...

@@ -1,0 +1,64 @@
+"""What every format loader returns, and the one way a loader imports its optional library."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Literal
+
+from torch import nn
+
+from ...errors import ModelLoadError
+from ..preprocessing import Preprocessing
+
+ShippedKind = Literal["timm", "hf", "onnx"]
+"""The formats of :mod:`pytest_advrobust.core.models.formats`."""
+
+EXTRAS: dict[str, str] = {
+    "timm": 'pip install "pytest-advrobust[timm]"',
+    "hf": 'pip install "pytest-advrobust[hf]"',
+    "onnx": 'pip install "pytest-advrobust[onnx]"',
+    "safetensors": "pip install safetensors",
+}
+"""The install command that brings each optional library, by extra name."""
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """A model loaded from the files its library saved.
+
+    Attributes:
+        module: maps a normalized float batch N×C×H×W to N×K logits (a tensor), in eval mode, on CPU.
+        preprocessing: what the model's metadata says about its input; fields it does not say are None.
+        kind: the format it was loaded from.
+        path: the folder or file it was loaded from.
+        notes: what the caller should know (a missing preprocessor config, a check not run, ...).
+    """
+
+    module: nn.Module
+    preprocessing: Preprocessing
+    kind: ShippedKind
+    path: Path
+    notes: tuple[str, ...] = ()
+
+
+def normalization_hint(shipped: ShippedModel) -> str:
+    """What to say when neither the model's metadata nor any setting names its normalization: the model is
+    then fed [0,1] pixels as they are, which is right only for a model that normalizes inside."""
+    what = "ONNX files carry no preprocessing" if shipped.kind == "onnx" else "its metadata names no mean and std"
+    return (
+        f"{shipped.path}: {what}, so the model is fed [0,1] pixels unnormalized; if it expects normalized "
+        "input, set mean and std (--adv-mean/--adv-std, or in the marker)"
+    )
+
+
+def import_extra(module: str, *, extra: str, purpose: str) -> ModuleType:
+    """Import an optional library, or raise a :class:`ModelLoadError` naming the install command."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"{purpose} needs {module.partition('.')[0]}, which is not installed ({exc}): {EXTRAS[extra]}"
+        ) from None

@@ -1,0 +1,182 @@
+"""Model files checked before a loader reads them, and state dicts read without unpickling.
+
+:func:`sniff_file` turns the files that are not what their name says (a Git LFS pointer, an HTML page
+saved by a failed download, an empty or truncated file) into one-line :class:`ModelLoadError` messages that
+name the file, what it is and the fix, instead of a parser's traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import struct
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ...errors import ModelLoadError, UnsafeModelFileError
+from .base import import_extra
+
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
+ZIP_MAGIC = b"PK\x03\x04"
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
+"""Keys under which training checkpoints nest the state dict, tried in this order."""
+SHOWN_KEYS = 3
+"""How many mismatched keys an error names per kind (missing, unexpected, shape)."""
+
+
+def sniff_file(path: Path) -> None:
+    """Raise a :class:`ModelLoadError` if ``path`` is missing, empty, a Git LFS pointer, an HTML page, a
+    truncated safetensors file (by its header) or a truncated zip (``torch.save``) file; return None for a
+    file that may be what its name says."""
+    if not path.is_file():
+        raise ModelLoadError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+    size = path.stat().st_size
+    if size == 0:
+        raise ModelLoadError(f"{path} is empty (0 bytes), not a model file: a failed download or copy? fetch it again")
+    with path.open("rb") as file:
+        head = file.read(512)
+    if head.startswith(LFS_POINTER):
+        raise ModelLoadError(f"{path} is a Git LFS pointer, not the weights: run `git lfs pull`")
+    if head.removeprefix(b"\xef\xbb\xbf").lstrip().lower().startswith((b"<!doctype html", b"<html")):  # after a BOM
+        raise ModelLoadError(f"{path} is an HTML page (a failed download?), not a model file: download it again")
+    if path.suffix == ".safetensors":
+        _check_safetensors(path, head, size)
+    elif head.startswith(ZIP_MAGIC):
+        try:
+            zipfile.ZipFile(path).close()
+        except zipfile.BadZipFile:
+            raise ModelLoadError(
+                f"{path} is a truncated or corrupt zip (torch.save) file of {size} bytes: download or save it again"
+            ) from None
+
+
+def _check_safetensors(path: Path, head: bytes, size: int) -> None:
+    """A safetensors file is an 8-byte little-endian header length, a JSON header, then the tensor data."""
+    if size < 8:
+        raise ModelLoadError(f"{path} is a truncated safetensors file ({size} bytes): download it again")
+    (header_length,) = struct.unpack("<Q", head[:8])
+    if 8 + header_length > size:
+        raise ModelLoadError(
+            f"{path} is a truncated safetensors file (its header alone needs {8 + header_length} bytes, the "
+            f"file has {size}): download it again"
+        )
+    with path.open("rb") as file:
+        file.seek(8)
+        raw = file.read(header_length)
+    try:
+        header = json.loads(raw)
+        data_end = max(
+            (int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"), default=0
+        )
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise ModelLoadError(f"{path} is not a safetensors file (its header is not valid): download it again") from None
+    if 8 + header_length + data_end > size:
+        raise ModelLoadError(
+            f"{path} is a truncated safetensors file (its tensors need {8 + header_length + data_end} bytes, the "
+            f"file has {size}): download it again"
+        )
+
+
+def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict (name → CPU tensor) in a weights file, never unpickling arbitrary objects.
+
+    ``.safetensors`` files are read with safetensors; any other file with
+    ``torch.load(weights_only=True)``, unwrapping a checkpoint's ``state_dict`` / ``model_state_dict`` /
+    ``model`` entry and a ``module.`` prefix (``nn.DataParallel``). The file is sniffed first
+    (:func:`sniff_file`).
+    """
+    sniff_file(path)
+    if path.suffix == ".safetensors":
+        safetensors_torch = import_extra("safetensors.torch", extra="safetensors", purpose=f"reading {path}")
+        try:
+            tensors: dict[str, torch.Tensor] = safetensors_torch.load_file(str(path), device="cpu")
+        except Exception as exc:  # safetensors raises its own SafetensorError and OSError
+            raise ModelLoadError(f"{path} is not a safetensors file safetensors can read: {exc}") from None
+        return tensors
+    fix = "Unpickling can run arbitrary code: save model.state_dict() with torch.save or safetensors instead"
+    return _unwrap(torch_load_weights_only(path, fix), path)
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's first line without terminal colour codes (torch.load's messages carry some)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def torch_load_weights_only(path: Path, fix: str, label: str = "") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain containers, never arbitrary
+    objects. A file that needs full unpickling raises :class:`UnsafeModelFileError` ending with ``fix``;
+    one that is not torch's raises :class:`ModelLoadError`. ``label`` starts the messages (``"model file "``)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UnsafeModelFileError(
+            f"{label}{path} is not a plain state dict: loading it needs full unpickling ({_first_line(exc)}). {fix}"
+        ) from None
+    except Exception as exc:  # torch.load raises many types for files that are not its own
+        raise ModelLoadError(
+            f"{label}{path} is not a PyTorch file torch.load can read ({type(exc).__name__}: "
+            f"{_first_line(exc) or 'empty'})"
+        ) from None
+
+
+def _unwrap(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(loaded, dict):
+        for key in STATE_DICT_KEYS:
+            if isinstance(loaded.get(key), dict):
+                loaded = loaded[key]
+                break
+        if loaded and all(isinstance(value, torch.Tensor) for value in loaded.values()):
+            return {str(key).removeprefix("module."): value for key, value in loaded.items()}
+    raise ModelLoadError(f"{path} does not hold a state dict (parameter name → tensor)")
+
+
+def check_state_dict(module: nn.Module, state: dict[str, torch.Tensor], path: Path, architecture: str) -> None:
+    """Raise a :class:`ModelLoadError` naming a few missing, unexpected and mis-shaped keys when ``state``
+    does not fit ``module`` exactly (what ``load_state_dict(strict=True)`` would refuse)."""
+    expected = module.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    mis_shaped = [
+        f"{key} {tuple(state[key].shape)} vs {tuple(value.shape)}"
+        for key, value in expected.items()
+        if key in state and state[key].shape != value.shape
+    ]
+    problems = [
+        f"{len(keys)} {kind} ({', '.join(keys[:SHOWN_KEYS])}{', …' if len(keys) > SHOWN_KEYS else ''})"
+        for kind, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches, file vs model", mis_shaped),
+        )
+        if keys
+    ]
+    if problems:
+        raise ModelLoadError(
+            f"{path} does not match architecture {architecture}: {'; '.join(problems)}; check that the weights "
+            "were saved from this architecture (and its num_classes / in_chans)"
+        )
+
+
+def load_weights(module: nn.Module, path: Path, architecture: str) -> None:
+    """Load the state dict in ``path`` into ``module`` strictly, after :func:`check_state_dict`."""
+    state = load_state_dict_file(path)
+    check_state_dict(module, state, path, architecture)
+    module.load_state_dict(state)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a metadata file (config.json, preprocessor_config.json), sniffed first."""
+    sniff_file(path)
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelLoadError(f"{path} is not valid JSON ({exc}): download or save it again") from None
+    if not isinstance(loaded, dict):
+        raise ModelLoadError(f"{path} holds a JSON {type(loaded).__name__}, not an object")
+    return loaded
