@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One torch thread per xdist worker (one worker per core): the models here are tiny, and two threads
+    # per worker on a 2-core machine wait on each other. Set before torch is imported, so that the pytest
+    # runs the tests start (which inherit it) use one thread too.
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 # Imported once, here: pytester's in-process runs drop the modules first imported during a run, so
 # torch (whose lazily imported parts must not register twice), torchvision and hypothesis' terminal
@@ -25,12 +32,24 @@ import pytest_advrobust.core.data.sources  # noqa: F401  (ImageSet: one class fo
 from helpers import write_png
 
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _not_on_a_ci_runner(monkeypatch: pytest.MonkeyPatch) -> None:
     """pytester runs in this process: on GitHub Actions they would append to the real job summary and
     print annotations. Tests of those outputs set the variables themselves."""
     for name in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_WORKSPACE"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_hypothesis_plugin_in_inner_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pytest runs the tests start (pytester, subprocesses, their xdist workers) load every installed
+    plugin; Hypothesis' costs 0.65 s a process, and none of those runs uses Hypothesis."""
+    given = os.environ.get("PYTEST_ADDOPTS", "")
+    monkeypatch.setenv("PYTEST_ADDOPTS", f"{given} -p no:hypothesispytest".strip())
 
 
 @pytest.fixture
