@@ -123,12 +123,12 @@ def write_baselines(
     """Merge updates into the baseline files (other tests' entries are kept) and drop ``unused``
     entries ({module: [test, ...]}, from a full run); a file left with no test is deleted.
 
-    Each file is updated under its lock (:func:`~pytest_advrobust.core.jsonfile.locked`): it is re-read there, so runs updating
-    the same file at once (other tests of the module, or the same test) all land. A file that cannot be
-    read as a baseline (not JSON, wrong shape, other schema version) is replaced by this run's entries,
-    with a one-line note: appended to ``notes`` when given, else a ``UserWarning``. A file that fails
-    (a symbolic link, a folder that cannot be written) fails alone: the others are written, then one
-    :class:`~pytest_advrobust.core.errors.AdvRobustError` names each failed file and why.
+    Each file is updated under its lock (:func:`~pytest_advrobust.core.jsonfile.locked`): it is re-read
+    there, so runs updating the same file at once (other tests of the module, or the same test) all land.
+    A file that cannot be read as a baseline (not JSON, wrong shape, other schema version) is replaced by
+    this run's entries, with a one-line note: appended to ``notes`` when given, else a ``UserWarning``. A
+    file that fails (a symbolic link, a folder that cannot be written) fails alone: the others are
+    written, then one :class:`~pytest_advrobust.core.errors.AdvRobustError` names each failed file and why.
     """
     by_module: dict[str, list[Update]] = {}
     for update in updates:

@@ -54,7 +54,8 @@ the offsets and pads ``ceil((crop - size) / 2)`` on the left/top (its PIL backen
 RESIZE_MODES: tuple[str, ...] = get_args(ResizeMode)
 INTERPOLATIONS: tuple[str, ...] = get_args(Interpolation)
 CHANNEL_MODES = {3: "RGB", 1: "L"}
-"""Channel count → the PIL mode images are converted to (``image_mode`` in :mod:`~pytest_advrobust.core.data.images`)."""
+"""Channel count → the PIL mode images are converted to (``image_mode`` in
+:mod:`~pytest_advrobust.core.data.images`)."""
 
 
 def distinct_names(names: tuple[str, ...]) -> tuple[str, ...]:
