@@ -8,7 +8,10 @@ time, or that exists only for types, still means the piece both modules share be
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).parents[1] / "pytest_advrobust"
 
@@ -25,10 +28,18 @@ def import_graph() -> dict[str, set[str]]:
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not isinstance(node, ast.ImportFrom) or not node.level:
+            if isinstance(node, ast.Import):  # import pytest_advrobust.core.x
+                graph[name].update(alias.name for alias in node.names if alias.name in modules and alias.name != name)
                 continue
-            base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-            target = ".".join([*base, *([node.module] if node.module else [])])
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            elif node.module is not None and node.module.split(".")[0] == "pytest_advrobust":
+                target = node.module  # from pytest_advrobust.core.x import y
+            else:
+                continue
             submodules = [f"{target}.{alias.name}" for alias in node.names]
             found = [module for module in submodules if module in modules]
             if node.module is not None and target in modules and not found:
@@ -80,12 +91,27 @@ def test_the_graph_sees_imports_inside_functions_and_for_types() -> None:
     assert "pytest_advrobust.core.api" in graph["pytest_advrobust.plugin.fixtures"]  # imported in a fixture
 
 
+def test_the_graph_sees_absolute_imports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "pytest_advrobust"
+    (package / "core" / "attacks").mkdir(parents=True)
+    for init in (package, package / "core", package / "core" / "attacks"):
+        (init / "__init__.py").write_text("")
+    (package / "core" / "errors.py").write_text("import pytest_advrobust.core.attacks.loop\n")
+    (package / "core" / "display.py").write_text("from pytest_advrobust.core.attacks import loop\n")
+    (package / "core" / "attacks" / "loop.py").write_text("")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", package)
+    graph = import_graph()
+    assert graph["pytest_advrobust.core.errors"] == {"pytest_advrobust.core.attacks.loop"}
+    assert graph["pytest_advrobust.core.display"] == {"pytest_advrobust.core.attacks.loop"}
+    assert len(upward_imports(graph)) == 2
+
+
 def test_no_module_imports_itself_back() -> None:
     assert cycles(import_graph()) == []
 
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "display", "version", "jsonfile"),
+    ("errors", "display", "version", "jsonfile", "statistics"),
     ("settings",),
     ("models",),
     ("data",),
