@@ -131,6 +131,9 @@ def _publish(run: MergedRun, args: argparse.Namespace, environ: Mapping[str, str
         say("-" * 20 + " adversarial robustness " + "-" * 20)
     for line, _ in summary_lines(run.tests):
         say(line)
+    for message in run.gates.values():
+        for line in message.splitlines():
+            say(f"advrobust: {line}")
     for test in run.faults.tests():
         counted = (
             "the counts above are the other shards' only"

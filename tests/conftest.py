@@ -17,7 +17,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import hypothesis.internal.observability  # noqa: F401
 import pytest
 import torch
-import torch._dynamo  # noqa: F401
+import torch._dynamo
 import torchvision  # noqa: F401
 
 try:  # the report extra; its classes must not be imported twice either
@@ -30,7 +30,6 @@ except ImportError:
 
 import pytest_advrobust.core.data.sources  # noqa: F401  (ImageSet: one class for the plugin and pytester's conftests)
 from helpers import write_png
-
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)

@@ -65,6 +65,7 @@ def attack(
     epsilon_max: float = 16 / 255,
     epsilon_precision: float = 0.0002,
     device: str = "model",
+    confidence: float = 0.95,
     names: Sequence[str] | None = None,
 ) -> AttackResult:
     """Attack ``model`` on ``images`` within an L∞ ball of radius ``epsilon`` and report every image.
@@ -113,8 +114,10 @@ def attack(
             ``epsilon_precision``, by a batched bisection (``record.minimal_epsilon``); None (auto) is off
             outside the plugin, which has no baselines here.
         device: "model" (the model's own device), "auto", "cpu", "cuda", ...; the model is moved there.
+        confidence: the level of the robust accuracy's exact interval (``result.accuracy.text()``).
     Returns:
-        An :class:`AttackResult`; ``result.assert_robust()`` raises if any image flipped.
+        An :class:`AttackResult`; ``result.assert_robust()`` raises if any image flipped,
+        ``result.assert_robust(min_accuracy=0.6)`` if the robust accuracy is below 60%.
     """
     # the keywords are the options' names (a test checks it), except ``method`` for ``attack``
     given = {_SPELLED.get(name, name): value for name, value in locals().items() if name not in _NOT_OPTIONS}
@@ -263,6 +266,10 @@ def run_settings(
         from_model=config.from_model(),
         batching="" if sizer is None else sizer.describe(),
         batch_sizes=[] if sizer is None else list(sizer.used),
+        confidence=config.confidence,
+        min_robust_accuracy=config.min_robust_accuracy,
+        baseline_rule=config.baseline_rule,
+        tolerance=list(config.tolerance),
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ..core.results.report import TestReport, unsharded
+from ..core.results.report import TestReport, merge_shards, unsharded
 from ..core.results.shards import ShardFaults
 from ..core.results.summary import summary_lines, unused_text
 from .options import Settings
@@ -54,6 +54,8 @@ class Collector:
     collection error): only then are baseline entries without a test unused."""
     exit_status: int = 0
     """At session end: pytest's exit status as the tests left it."""
+    judged: set[str] = field(default_factory=set)
+    """Sharded tests (node ids without the shard) whose images were judged together, once all reported."""
 
     def merged(self) -> list[TestReport]:
         """One report per test, shards joined; a test with shards missing is marked failed."""
@@ -86,13 +88,44 @@ class Collector:
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         self._note_collected(ids)
 
+    @pytest.hookimpl(tryfirst=True)  # before the terminal, JUnit XML and the session count the outcome
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "adv_robust", None)
         if data is not None and report.when == "call":
             self.reports.append(TestReport.from_wire(data))
             self.accounted.add(report.nodeid)
+            self._judge_whole(report)
         elif report.skipped:
             self.accounted.add(report.nodeid)
+            self._judge_whole(report)
+
+    def _judge_whole(self, report: pytest.TestReport) -> None:
+        """A sharded test's gates on its images together (:mod:`~pytest_advrobust.core.results.gates`), once
+        all its selected shards reported: the last one to report fails with their message. A job of a CI
+        matrix has one shard of each test: the merge judges those."""
+        test = unsharded(report.nodeid)
+        selected = self.selected_shards.get(test, set())
+        if test == report.nodeid or self.settings.run.shard is not None or test in self.judged:
+            return
+        if not selected or not selected <= self.accounted:
+            return
+        self.judged.add(test)
+        shards = [part for part in self.reports if unsharded(part.nodeid) == test]
+        if not shards:
+            return
+        from ..core.results.gates import whole_test_failure
+
+        (whole,) = merge_shards(shards)
+        message = whole_test_failure(dataclasses.replace(whole, nodeid=self.shown_id(test)), len(selected))
+        if message is None:
+            return
+        if report.failed:  # failed on its own already: the whole test's verdict is added to its output
+            report.sections.append(("adv_robust: all shards", message))
+        else:
+            report.outcome = "failed"
+            report.longrepr = message
+        last = next(part for part in reversed(self.reports) if unsharded(part.nodeid) == test)
+        last.failed = True
 
     @pytest.hookimpl(tryfirst=True)  # before the writers, which remove what it finds
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

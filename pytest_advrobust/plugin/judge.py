@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from ..core.baselines.rule import BaselineEntry, BaselineStatus, Comparison, baseline_entry, compare, library_versions
+from ..core.baselines.statistical import LARGE_SET, images_rule_hint
 from ..core.baselines.store import baseline_file
-from ..core.results.report import RunReport, unsharded
+from ..core.results.gates import gate_failures
+from ..core.results.report import RunReport, TestReport, unsharded
 from ..core.settings import AttackConfig
 from ..core.settings.baselines import auto_minimal_epsilon
 from .cache import CACHE_KEY, Cache
@@ -177,6 +179,7 @@ def judge(item: pytest.Item, plan: Plan) -> Verdict:
         on_batch=None if shown is None else shown.add,
     )
     run = outcome.report()
+    run.marker = True
     if shown is not None:
         _show(item, settings, shown, run, extras)
     if settings.run.shard is not None:  # the merge checks that every job attacked the same weights
@@ -188,39 +191,68 @@ def judge(item: pytest.Item, plan: Plan) -> Verdict:
     if update:
         entry = baseline_entry(run, cache.fingerprint(plan.model), library_versions())
         return Verdict(None, BaselineStatus("recorded", where, module, test, entry=entry, image_names=names))
-    if stored is None and not settings.baselines_in_use(stored_file):
-        return Verdict(outcome.failure_message() if outcome.failures else None, None)  # baselines not in use
+    # a test split into shards is judged on its images together where its shards meet (collector, merge)
+    whole = plan.config.shards <= 1
+    if stored is None and not settings.baselines_in_use(stored_file):  # baselines not in use
+        report = TestReport(item.nodeid, [run])
+        gates = gate_failures(report) if whole else []
+        fails = gates or (outcome.failures and config.min_robust_accuracy is None)
+        return Verdict("\n".join([*gates, outcome.failure_message()]) if fails else None, None)
     if stored is None:
         status = BaselineStatus("missing", where, module, test)
     else:
         entry = baseline_entry(run, cache.fingerprint(plan.model), library_versions())
         comparison = compare(stored, entry, config.tolerance, image_names=names)
         status = BaselineStatus("compared", where, module, test, comparison)
-    return Verdict(
-        _message(outcome, status, settings.run.baseline_strict, accept_command(item, plan.config, settings)), status
-    )
+    report = TestReport(item.nodeid, [run], baseline=status)
+    command = accept_command(item, plan.config, settings)
+    return Verdict(_message(outcome, report, settings.run.baseline_strict, command, whole), status)
 
 
-def _message(outcome: Any, status: BaselineStatus, strict: bool, command: str) -> str | None:
-    """The failure message, or None: relative to a comparable baseline, else absolute. ``command`` records
-    the current results as the test's baseline."""
+def _message(outcome: Any, report: TestReport, strict: bool, command: str, whole: bool) -> str | None:
+    """The failure message, or None: relative to a comparable baseline (by the image rule or the statistical
+    one), else absolute; with the gates on the test's images together when this item has all of them
+    (``whole``). ``command`` records the current results as the test's baseline."""
+    status = report.baseline
+    assert status is not None
     comparison: Comparison | None = status.comparison
+    settings = report.gate_settings
+    assert settings is not None
+    gates = gate_failures(report) if whole else []
+    gated = settings.min_robust_accuracy is not None  # flips alone no longer fail the test
     accept = "accept the current results as the baseline with: " + command
     if comparison is not None and comparison.incomparable is None:
-        if not comparison.failed(strict):
+        if settings.baseline_rule == "statistical":
+            unmatched = strict and bool(comparison.changed or comparison.missing or comparison.unchecked)
+            if not (gates or unmatched):
+                return None
+            heading = (
+                []
+                if gates
+                else [f"the results do not match the baseline in {status.file} exactly (--adv-baseline-strict)"]
+            )
+            return "\n".join([*gates, *heading, *comparison.lines(), accept])
+        if not (comparison.failed(strict) or gates):
             return None
         shown = comparison.regressions[:3]
         heading = (
-            f"robustness regressed against the baseline in {status.file}: {'; '.join(shown)}"
-            + (" …" if len(comparison.regressions) > len(shown) else "")
+            [
+                f"robustness regressed against the baseline in {status.file}: {'; '.join(shown)}"
+                + (" …" if len(comparison.regressions) > len(shown) else "")
+            ]
             if comparison.regressions
-            else f"the results do not match the baseline in {status.file} exactly (--adv-baseline-strict)"
+            else [f"the results do not match the baseline in {status.file} exactly (--adv-baseline-strict)"]
+            if comparison.failed(strict)
+            else []
         )
-        return "\n".join([heading, *comparison.lines(), accept])
+        large = comparison.regressions and len(comparison.paired()) >= LARGE_SET
+        hint = [images_rule_hint(comparison, settings.confidence)] if large else []
+        return "\n".join([*gates, *heading, *hint, *comparison.lines(), accept])
+    failures = bool(outcome.failures) and not gated
     if comparison is not None:  # settings differ: judged as if there were no baseline
-        if not (outcome.failures or strict):
+        if not (failures or gates or strict):
             return None
-        absolute = [outcome.failure_message()] if outcome.failures else []
+        absolute = [*gates, outcome.failure_message()] if failures or gates else []
         strictness = ["(--adv-baseline-strict: a baseline that cannot be compared fails)"] if strict else []
         # the command would overwrite a baseline recorded under other settings (a quick profile's run
         # replacing the nightly's): say so, and how to keep both
@@ -231,11 +263,11 @@ def _message(outcome: Any, status: BaselineStatus, strict: bool, command: str) -
         )
         return "\n".join([str(comparison.incomparable), *absolute, *strictness, replace])
     if strict:  # the flips first: accepting them as a baseline should be a decision, not a reflex
-        absolute = [outcome.failure_message()] if outcome.failures else []
+        absolute = [*gates, outcome.failure_message()] if failures or gates else []
         return "\n".join(
             [*absolute, f"no baseline for {status.test} in {status.file} (--adv-baseline-strict); {accept}"]
         )
-    if outcome.failures:
+    if failures or gates:
         note = f"(no baseline stored for this test in {status.file}: the verdict is absolute; {accept})"
-        return str(outcome.failure_message()) + "\n" + note
+        return "\n".join([*gates, str(outcome.failure_message()), note])
     return None

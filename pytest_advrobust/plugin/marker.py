@@ -47,10 +47,13 @@ def adv_robust(
     batch_size: int | str | None = None,
     workers: int | str | None = None,
     shards: int | None = None,
+    min_robust_accuracy: float | str | None = None,
+    confidence: float | str | None = None,
     minimal_epsilon: bool | str | None = None,
     epsilon_max: float | None = None,
     epsilon_precision: float | None = None,
     tolerance: float | str | None = None,
+    baseline_rule: str | None = None,
 ) -> pytest.MarkDecorator: ...
 
 

@@ -19,8 +19,8 @@ def test_custom_model_example(pytester: pytest.Pytester, monkeypatch: pytest.Mon
         [
             "9 of 9 image(s) flipped at eps=0.007 (apgd): * -> *",
             "  red/red0.png: 'red' 0.34 -> 'green' 0.3? at eps=0.007, step */10*",
-            "*test_muted_colors_flip: 9 attacked, 9 flipped, 0 misclassified, robust accuracy 0%*",
+            "*test_muted_colors_flip: 9 attacked, 9 flipped, 0 misclassified, robust accuracy 0.0% (95% CI 0.0–33.6%)*",
             "    blue -> red ×3",
-            "*test_vivid_colors_hold: 9 attacked, 0 flipped, 0 misclassified, robust accuracy 100%*",
+            "*test_vivid_colors_hold: 9 attacked, 0 flipped, 0 misclassified, robust accuracy 100.0% (95% CI 66.4–100.0%)*",
         ]
     )

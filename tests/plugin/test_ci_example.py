@@ -85,5 +85,7 @@ def test_the_gate_command_runs_against_committed_baselines(
         "robustness.json",
     ]
     text = summary.read_text(encoding="utf-8")
-    assert re.search(r"\| ⚠️ \| \S+::test\\_weak \| 4 \| 3 \| 0 \| 25% \| .*3 known flip", text), text
+    assert re.search(
+        r"\| ⚠️ \| \S+::test\\_weak \| 4 \| 3 \| 0 \| 25\.0% \(95% CI 0\.6–80\.6%\) \| .*3 known flip", text
+    ), text
     assert "| baseline |" in text

@@ -18,8 +18,8 @@ def test_the_summary_names_each_test_and_each_flip(project: pytest.Pytester) -> 
     text = (project.path / "out" / "summary.md").read_text(encoding="utf-8")
     module = "test\\_the\\_summary\\_names\\_each\\_test\\_and\\_each\\_flip.py"
     assert text.startswith(HEADING + "\n")
-    assert f"| ❌ | {module}::test\\_weak | 4 | 3 | 0 | 25% |" in text
-    assert f"| ✅ | {module}::test\\_strong | 4 | 0 | 0 | 100% |" in text
+    assert f"| ❌ | {module}::test\\_weak | 4 | 3 | 0 | 25.0% (95% CI 0.6–80.6%) |" in text
+    assert f"| ✅ | {module}::test\\_strong | 4 | 0 | 0 | 100.0% (95% CI 39.8–100.0%) |" in text
     assert "### Images that failed (3)" in text
     assert f"| {module}::test\\_weak | image 0 | c9 0.14 → **c7** 0.14 | 0.05 | 1/10 |" in text
     assert "minimal ε" not in text and "baseline" not in text, "no columns for what the run did not use"
@@ -108,4 +108,6 @@ def test_what_failed_the_run_comes_first_and_known_flips_are_marked(project: pyt
         ["*3 of 4 image(s) flipped*", "*no baseline for test_new_strong in *--adv-baseline-strict*"]
     )
     text = (project.path / "strict.md").read_text(encoding="utf-8")
-    assert "| ❌ | test\\_new.py::test\\_new\\_strong | 4 | 0 | 0 | 100% |" in text, "it failed, with nothing flipped"
+    assert "| ❌ | test\\_new.py::test\\_new\\_strong | 4 | 0 | 0 | 100.0% (95% CI 39.8–100.0%) |" in text, (
+        "it failed, with nothing flipped"
+    )

@@ -56,7 +56,7 @@ def test_a_model_that_holds_passes(project: pytest.Pytester) -> None:
             "  image 0: 'class 9' 0.14 -> 'class 7' 0.14 at eps=0.007, step 1/10 [while attacked toward 'class 7', "
             "runner-up 1]",
             "*::test_bare_decorator_with_a_tiny_default_budget: 4 attacked, 1 flipped, 0 misclassified, "
-            "robust accuracy 75% (apgd eps=0.007 seed=0)",
+            "robust accuracy 75.0% (95% CI 19.4–99.4%) (apgd eps=0.007 seed=0)",
         ]
     )
     weaker = project.runpytest("-v", "--adv-attack=bim", "--adv-targets=untargeted")

@@ -23,7 +23,7 @@ def test_shards_are_separate_test_cases_merged_in_the_summary(project: pytest.Py
             "*test_many?shard1of3? *",
             "*test_many?shard2of3? *",
             "*test_many?shard3of3? *",
-            "*::test_many: 4 attacked in 3 shards, 3 flipped, 0 misclassified, robust accuracy 25%*",
+            "*::test_many: 4 attacked in 3 shards, 3 flipped, 0 misclassified, robust accuracy 25.0% (95% CI 0.6–80.6%)*",
         ]
     )
     data = json.loads((project.path / "r.json").read_text())

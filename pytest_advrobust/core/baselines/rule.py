@@ -262,6 +262,34 @@ def settings_differences(stored: Mapping[str, Any], now: Mapping[str, Any]) -> l
     ]
 
 
+State = Literal["held", "flipped", "misclassified"]
+"""An image's outcome in one run: it held (robust: correct before and after the attack), flipped, or was
+misclassified before any attack (not robust either)."""
+
+
+def state_of(image: BaselineImage) -> State:
+    return "misclassified" if image.misclassified else ("flipped" if image.flipped else "held")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One image (image–target pair) of the baseline: its outcome and minimal ε there and now (``now``
+    None: not attacked now). What the statistical rule and the baseline's robustness curve read."""
+
+    name: str
+    before: State
+    minimal_epsilon_before: float | None
+    now: State | None = None
+    minimal_epsilon_now: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Outcome:
+        return cls(**data)
+
+
 @dataclass
 class Comparison:
     """A test's result against its baseline, image by image (see the module docstring)."""
@@ -278,6 +306,13 @@ class Comparison:
     model_changed: bool = False
     unchecked: list[str] = field(default_factory=list)
     """What the baseline records but this run could not check (fails with ``strict``)."""
+    outcomes: list[Outcome] = field(default_factory=list, compare=False)
+    """Every baseline image this run attacked, and every one it should have and did not (``missing``):
+    its outcome and minimal ε in both runs. The figures the statistical rule reads, not part of what two
+    comparisons must share to be equal (the headings above say it image by image)."""
+    epsilon_top: float | None = field(default=None, compare=False)
+    """The top of the minimal-ε search when both runs searched (an image with none found there counts as
+    this much), else None: minimal ε is then not compared."""
 
     def failed(self, strict: bool) -> bool:
         """Regressions fail; with ``strict`` the baseline must match exactly (changed, missing and
@@ -329,11 +364,18 @@ class Comparison:
             "unchanged": self.unchanged,
             "model_changed": self.model_changed,
             "unchecked": self.unchecked,
+            "outcomes": [outcome.to_json() for outcome in self.outcomes],
+            "epsilon_top": self.epsilon_top,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
-        return cls(**data)
+        outcomes = [Outcome.from_json(outcome) for outcome in data.get("outcomes", [])]
+        return cls(**{**data, "outcomes": outcomes})
+
+    def paired(self) -> list[Outcome]:
+        """The images both runs attacked."""
+        return [outcome for outcome in self.outcomes if outcome.now is not None]
 
     @classmethod
     def join(cls, parts: Sequence[Comparison]) -> Comparison:
@@ -353,7 +395,17 @@ class Comparison:
             unchanged=sum(part.unchanged for part in parts),
             model_changed=any(part.model_changed for part in parts),
             unchecked=sorted(set(every("unchecked"))),
+            # an image missing from the run is missing from every shard's comparison: once
+            outcomes=_joined_outcomes(parts),
+            epsilon_top=next((part.epsilon_top for part in parts if part.epsilon_top is not None), None),
         )
+
+
+def _joined_outcomes(parts: Sequence[Comparison]) -> list[Outcome]:
+    """Each shard's attacked images, then the missing ones once (every shard lists them)."""
+    outcomes = [outcome for part in parts for outcome in part.outcomes]
+    missing = {outcome.name: outcome for outcome in outcomes if outcome.now is None}
+    return [outcome for outcome in outcomes if outcome.now is not None] + list(missing.values())
 
 
 def _eps(value: float | None) -> str:
@@ -438,6 +490,13 @@ def compare(
         _judge_image(name, old_images.get(name), now, result, tolerance, top)
     present = {image_of(name) for name in new_images} | set(image_names or ())
     result.missing = sorted(name for name in old_images if name not in new_images and image_of(name) not in present)
+    result.outcomes = [
+        Outcome(name, state_of(before), before.minimal_epsilon, state_of(now), now.minimal_epsilon)
+        for name, now in sorted(new_images.items())
+        if (before := old_images.get(name)) is not None
+    ] + [Outcome(name, state_of(old_images[name]), old_images[name].minimal_epsilon) for name in result.missing]
+    both_searched = baseline.searched_minimal_epsilon and current.searched_minimal_epsilon
+    result.epsilon_top = float(top) if both_searched and top is not None else None
     return result
 
 

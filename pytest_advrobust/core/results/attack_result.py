@@ -9,6 +9,7 @@ import torch
 
 from ..display import shown
 from ..errors import NotRobustError
+from ..statistics import Proportion, percent
 from .report import Counts, ImageRecord, RunReport, RunSettings
 
 __all__ = ["AttackResult", "ImageRecord"]
@@ -40,7 +41,7 @@ class AttackResult:
         counts = self.counts
         return (
             f"AttackResult({counts.attacked} attacked, {counts.flipped} flipped, {counts.misclassified} "
-            f"misclassified; {self.settings.how()})"
+            f"misclassified, robust accuracy {self.accuracy.text()}; {self.settings.how()})"
         )
 
     def __iter__(self) -> Iterator[ImageRecord]:
@@ -76,6 +77,17 @@ class AttackResult:
         accuracy = self.counts.robust_accuracy
         return float("nan") if accuracy is None else accuracy
 
+    @property
+    def robust_accuracy_interval(self) -> tuple[float, float] | None:
+        """The robust accuracy's exact (Clopper–Pearson) interval at ``settings.confidence`` (0.95 by
+        default); None for no images."""
+        return self.accuracy.interval
+
+    @property
+    def accuracy(self) -> Proportion:
+        """Robust accuracy as held of attacked, with its interval (``.text()``: ``87.2% (95% CI 83.5–90.3%)``)."""
+        return self.counts.accuracy(self.settings.confidence)
+
     def lines(self, limit: int | None = None) -> list[str]:
         """Flipped images first, then misclassified ones, then the ones that held (each group cut after
         ``limit`` images, with a pointer to the JSON report)."""
@@ -110,10 +122,20 @@ class AttackResult:
         tail = [f"seed {self.settings.seed}" + (f"; reproduce with: {reproduce}" if reproduce else "")]
         return "\n".join([self.headline(), *self.lines(limit=FAILURE_LIST_LIMIT)[1:], *tail])
 
-    def assert_robust(self) -> None:
-        """Raise :class:`NotRobustError` listing each flipped or misclassified image."""
-        if self.failures:
-            raise NotRobustError(self.failure_message())
+    def assert_robust(self, min_accuracy: float | None = None) -> None:
+        """Raise :class:`NotRobustError` listing each flipped or misclassified image: when any failed, or,
+        with ``min_accuracy`` (a fraction in [0, 1]), when the robust accuracy is below it (flips alone then
+        pass)."""
+        if min_accuracy is None:
+            if self.failures:
+                raise NotRobustError(self.failure_message())
+            return
+        if isinstance(min_accuracy, bool) or not 0 <= min_accuracy <= 1:
+            raise ValueError(f"min_accuracy must be a fraction between 0 and 1 (0.6 for 60%), not {min_accuracy!r}")
+        accuracy = self.accuracy
+        if accuracy.value is not None and accuracy.value < min_accuracy:
+            below = f"robust accuracy {accuracy.text()} is below the minimum {percent(min_accuracy)}"
+            raise NotRobustError(below + "\n" + self.failure_message())
 
     def report(self) -> RunReport:
         """This run as report data (no tensors): what the plugin collects and writes."""

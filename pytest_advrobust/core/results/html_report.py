@@ -11,6 +11,7 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .gates import baseline_text
 from .report import HtmlCard, TestReport
 
 STYLE = """
@@ -49,14 +50,68 @@ def _summary_row(test: TestReport, minimal_column: bool, baseline_column: bool) 
     counts = test.counts
     minimal = test.minimal_epsilons
     minimal_text = f"{minimal[0]:.4g} (min), {minimal[len(minimal) // 2]:.4g} (median)" if minimal else "—"
-    baseline_text = test.baseline.text() if test.baseline is not None else "—"
+    baseline = baseline_text(test) if test.baseline is not None else "—"
     css = "bad" if counts.flipped or counts.misclassified else "good"
     return (
         f'<tr><td>{_e(test.nodeid)}</td><td>{counts.attacked}</td><td class="{css}">{counts.flipped}</td>'
-        f"<td>{counts.misclassified}</td><td>{counts.accuracy_text()}</td>"
+        f"<td>{counts.misclassified}</td><td>{_e(counts.accuracy(test.confidence).text())}</td>"
         + (f"<td>{_e(minimal_text)}</td>" if minimal_column else "")
-        + (f"<td>{_e(baseline_text)}</td>" if baseline_column else "")
+        + (f"<td>{_e(baseline)}</td>" if baseline_column else "")
         + "</tr>"
+    )
+
+
+_PLOT = (480, 200, 48, 12, 30)
+"""The robustness curve's plot: width, height, left margin (y labels), top margin and bottom margin (x labels)."""
+
+
+def _curves_svg(test: TestReport) -> str:
+    """Robust accuracy as a function of ε, the curve robustness papers plot, as an inline SVG: the test's
+    own (from each image's minimal ε) and the baseline's dashed over it; empty when minimal ε was not
+    searched."""
+    curve = test.curve()
+    if not curve:
+        return ""
+    baseline = test.baseline_curve()
+    settings = test.gate_settings
+    top = max(eps for eps, _ in [*curve, *(baseline or [])]) or 1.0
+    width, height, left, above, below = _PLOT
+    plot_w, plot_h = width - left - 10, height - above - below
+
+    def x(eps: float) -> float:
+        return left + plot_w * eps / top
+
+    def y(accuracy: float) -> float:
+        return above + plot_h * (1 - accuracy)
+
+    def steps(points: Sequence[tuple[float, float]]) -> str:
+        path = f"M{x(points[0][0]):.1f},{y(points[0][1]):.1f}"
+        for eps, accuracy in points[1:]:
+            path += f" H{x(eps):.1f} V{y(accuracy):.1f}"
+        return path + f" H{x(top):.1f}"
+
+    parts = [
+        f'<line x1="{left}" y1="{y(0):.1f}" x2="{x(top):.1f}" y2="{y(0):.1f}" stroke="#888"/>',
+        f'<line x1="{left}" y1="{y(0):.1f}" x2="{left}" y2="{y(1):.1f}" stroke="#888"/>',
+    ]
+    for accuracy in (0.0, 0.5, 1.0):
+        parts.append(f'<text x="{left - 4}" y="{y(accuracy) + 4:.1f}" text-anchor="end">{accuracy:.0%}</text>')
+    for eps in (0.0, top / 2, top):
+        parts.append(f'<text x="{x(eps):.1f}" y="{height - 14}" text-anchor="middle">{eps:.4g}</text>')
+    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 2}" text-anchor="middle">ε</text>')
+    if settings is not None and 0 < settings.epsilon <= top:
+        budget = x(settings.epsilon)
+        parts.append(f'<line x1="{budget:.1f}" y1="{y(0):.1f}" x2="{budget:.1f}" y2="{y(1):.1f}" stroke="#bbb" '
+                     'stroke-dasharray="2,3"/>')  # fmt: skip
+    if baseline:
+        parts.append(f'<path d="{steps(baseline)}" fill="none" stroke="#888" stroke-width="2" stroke-dasharray="6,4"/>')
+    parts.append(f'<path d="{steps(curve)}" fill="none" stroke="#1f5fbf" stroke-width="2"/>')
+    legend = "now (solid)" + (", baseline (dashed)" if baseline else "") + "; dotted: the test's ε"
+    return (
+        f'<figure class="curve"><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="robust accuracy as a function of epsilon" '
+        f'font-size="11" font-family="system-ui,sans-serif">{"".join(parts)}</svg>'
+        f"<figcaption>robust accuracy as a function of ε, from each image's minimal ε: {legend}</figcaption></figure>"
     )
 
 
@@ -94,9 +149,11 @@ def render_html(tests: Iterable[TestReport], header: Mapping[str, Any]) -> str:
     for test in tests:
         cards = [card for run in test.runs for card in run.cards]
         capped = [note for run in test.runs for note in run.settings.notes if "--adv-artifacts-max" in note]
-        if cards:
+        curve = _curves_svg(test)
+        if cards or curve:
             sections.append(
                 f"<h2>{_e(test.nodeid)}</h2>"
+                + curve
                 + "".join(f'<p class="meta">{_e(note)}</p>' for note in capped)
                 + "".join(_card(card) for card in cards)
             )

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .gates import baseline_text
 from .report import ImageRecord, TestReport, merge_shards
 from .summary import known_images, status
 
@@ -39,7 +40,7 @@ def _test_row(test: TestReport, minimal_column: bool, baseline_column: bool) -> 
         str(counts.attacked),
         str(counts.flipped),
         str(counts.misclassified),
-        counts.accuracy_text(),
+        escape(counts.accuracy(test.confidence).text()),
     ]
     if minimal_column:
         minimal = test.minimal_epsilons  # only images that flip within the search range have one
@@ -48,7 +49,7 @@ def _test_row(test: TestReport, minimal_column: bool, baseline_column: bool) -> 
             median + (f" ({len(minimal)} of {counts.attacked})" if minimal and len(minimal) < counts.attacked else "")
         )
     if baseline_column:
-        cells.append(escape(test.baseline.text()) if test.baseline is not None else "—")
+        cells.append(escape(baseline_text(test)) if test.baseline is not None else "—")
     return "| " + " | ".join(cells) + " |"
 
 

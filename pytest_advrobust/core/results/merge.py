@@ -15,6 +15,7 @@ pytest.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -27,6 +28,7 @@ from ..display import shown
 from ..errors import AdvRobustError
 from ..settings import OPTIONS, AttackConfig, RunConfig, unparse
 from ..settings.values import JobShard
+from .gates import whole_test_failure
 from .report import TestReport, unsharded
 from .shards import ShardFaults, shard_ids
 from .summary import REPORT_SCHEMA_VERSION, status
@@ -262,6 +264,9 @@ class MergedRun:
     """Each job's report came once, and every job looked at every test it collected: only then are the
     baseline entries whose test is gone unused."""
     collected: dict[str, set[str]] = field(default_factory=dict)
+    gates: dict[str, str] = field(default_factory=dict)
+    """Per test that fails the gates on its images together (minimum robust accuracy, statistical baseline
+    rule), the message one process gives it."""
 
     @property
     def report_header(self) -> dict[str, Any]:
@@ -319,6 +324,7 @@ def merge(reports: Sequence[ShardReport]) -> MergedRun:
         unsharded(test.nodeid): shard_ids(test.nodeid) for test in tests if unsharded(test.nodeid) != test.nodeid
     }
     faults = ShardFaults.find(tests, selected, taken, repeated)
+    judged, gates = _gated(faults.judged(tests))
     collected: dict[str, set[str]] = {}
     for report in reports:
         for module, names in report.job.collected.items():
@@ -326,14 +332,28 @@ def merge(reports: Sequence[ShardReport]) -> MergedRun:
     first = reports[0]
     return MergedRun(
         header=dict(first.header),
-        tests=faults.judged(tests),
+        tests=judged,
         faults=faults,
+        gates=gates,
         problems=problems,
         baseline_update=first.job.settings.get("baseline_update") == "true",
         baseline_dir=first.job.baseline_dir,
         complete=len(by_index) == count == len(reports) and all(report.job.complete for report in reports),
         collected=collected,
     )
+
+
+def _gated(tests: list[TestReport]) -> tuple[list[TestReport], dict[str, str]]:
+    """The tests with the gates on each one's shards together (:func:`~.gates.whole_test_failure`): a test
+    that fails them is failed, with its message."""
+    judged, messages = [], {}
+    for test in tests:
+        message = whole_test_failure(test, len(test.shards)) if test.shards else None
+        if message is not None:
+            messages[test.nodeid] = message
+            test = dataclasses.replace(test, failed=True)
+        judged.append(test)
+    return judged, messages
 
 
 def _jobs(indexes: Sequence[int], count: int) -> str:

@@ -15,8 +15,10 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..baselines.rule import BaselineStatus
+from ..baselines.statistical import StatisticalVerdict
 from ..display import quoted, shown
 from ..settings.values import VERDICT_ROUNDED
+from ..statistics import Proportion, robustness_curve
 
 PROBABILITY_DIGITS = 4
 """Probabilities in files are rounded to 4 places: what a report reader can use, without float noise."""
@@ -242,9 +244,9 @@ class Counts:
         """Fraction correctly classified before and after the attack; None for no images."""
         return self.held / self.attacked if self.attacked else None
 
-    def accuracy_text(self) -> str:
-        accuracy = self.robust_accuracy
-        return "n/a" if accuracy is None else f"{accuracy:.0%}"
+    def accuracy(self, confidence: float) -> Proportion:
+        """Robust accuracy with its exact interval at ``confidence``."""
+        return Proportion(self.held, self.attacked, confidence)
 
 
 @dataclass(frozen=True)
@@ -308,6 +310,13 @@ class RunSettings:
     fastest ...``. Under auto on the CPU it depends on timing (the verdicts never do)."""
     batch_sizes: list[int] = field(default_factory=list)
     """The size of each batch attacked, in order (after any halving on out of memory)."""
+    confidence: float = 0.95
+    """The confidence level of the robust accuracy's interval and of the statistical baseline rule."""
+    min_robust_accuracy: float | None = None
+    """The robust accuracy the test must reach (None: any flip fails it)."""
+    baseline_rule: str = "images"
+    tolerance: list[float] = field(default_factory=lambda: [0.0005, 0.0])
+    """How far minimal ε may drop (absolute, relative) before a baseline comparison fails."""
 
     def how(self) -> str:
         """``bim eps=0.007 seed=0`` (``eot=20`` added under EOT): the short label of a run in summaries."""
@@ -352,6 +361,9 @@ class RunReport:
     cards: list[HtmlCard] = field(default_factory=list)
     model_fingerprint: str | None = None
     """The attacked model's fingerprint, where it was taken (baselines, jobs of a CI matrix)."""
+    marker: bool = False
+    """The run of the ``adv_robust`` marker, which the test's verdict, gates and baseline judge (not an
+    ``adv_attack`` call in its body)."""
 
     @property
     def counts(self) -> Counts:
@@ -367,6 +379,7 @@ class RunReport:
             artifacts=data["artifacts"],
             cards=[HtmlCard(**card) for card in data["cards"]],
             model_fingerprint=data.get("model_fingerprint"),
+            marker=bool(data.get("marker", False)),
         )
 
 
@@ -394,6 +407,40 @@ class TestReport:
     @property
     def counts(self) -> Counts:
         return Counts.of(self.images)
+
+    @property
+    def marker_runs(self) -> list[RunReport]:
+        """The ``adv_robust`` marker's runs (one per shard), which the verdict judges; every run when none is
+        marked (the report of an ``attack()`` call)."""
+        return [run for run in self.runs if run.marker] or list(self.runs)
+
+    @property
+    def gate_settings(self) -> RunSettings | None:
+        """The settings the test's gates judge with: its marker's (None: no run)."""
+        runs = self.marker_runs
+        return runs[0].settings if runs else None
+
+    @property
+    def confidence(self) -> float:
+        settings = self.gate_settings
+        return settings.confidence if settings is not None else 0.95
+
+    def robust_accuracy(self) -> Proportion:
+        """The marker's robust accuracy (every image of every shard) with its exact interval."""
+        return Counts.of([image for run in self.marker_runs for image in run.images]).accuracy(self.confidence)
+
+    def curve(self) -> list[tuple[float, float]] | None:
+        """Robust accuracy as a function of ε (:func:`~pytest_advrobust.core.statistics.robustness_curve`),
+        from the marker's images' minimal ε; None when it was not searched."""
+        settings = self.gate_settings
+        if settings is None or not settings.minimal_epsilon:
+            return None
+        images = [image for run in self.marker_runs for image in run.images]
+        return robustness_curve(
+            [not image.misclassified for image in images],
+            [image.minimal_epsilon for image in images],
+            float(settings.minimal_epsilon["max"]),
+        )
 
     @property
     def minimal_epsilons(self) -> list[float]:
@@ -436,6 +483,7 @@ class TestReport:
             "flipped": counts.flipped,
             "misclassified": counts.misclassified,
             "robust_accuracy": counts.robust_accuracy,
+            "robust_accuracy_interval": counts.accuracy(self.confidence).interval_json(),
             "pairs": [list(pair) for pair in self.pairs()],
             "settings": [run.settings.to_json() for run in self.runs],
             "images": [{**image.to_json(), "run": k} for k, run in enumerate(self.runs) for image in run.images],
@@ -445,9 +493,53 @@ class TestReport:
             data["artifacts"] = artifacts[0]
         if self.shards:
             data["shards"] = list(self.shards)
+        curve = self.curve()
+        if curve is not None:
+            data["robustness_curve"] = curve_json(curve)
         if self.baseline is not None:
             data["baseline"] = self.baseline.to_json()
+            data["baseline"].update(self._baseline_statistics())
         return data
+
+    def _baseline_statistics(self) -> dict[str, Any]:
+        """The paired figures against a comparable baseline, and the baseline's robustness curve."""
+        comparison = self.baseline.comparison if self.baseline is not None else None
+        settings = self.gate_settings
+        if comparison is None or comparison.incomparable is not None or settings is None:
+            return {}
+        absolute, relative = settings.tolerance
+        verdict = StatisticalVerdict.of(comparison, settings.confidence, (absolute, relative))
+        statistics = {
+            **verdict.change.to_json(),
+            "epsilon": None if verdict.shift is None else verdict.shift.to_json(),
+            "threshold": round(verdict.threshold, 6),
+            "failed": verdict.failed,
+        }
+        data: dict[str, Any] = {"statistics": statistics}
+        curve = self.baseline_curve()
+        if curve is not None:
+            data["robustness_curve"] = curve_json(curve)
+        return data
+
+    def baseline_curve(self) -> list[tuple[float, float]] | None:
+        """The stored baseline's robustness curve over its images, when both runs searched minimal ε."""
+        comparison = self.baseline.comparison if self.baseline is not None else None
+        if comparison is None or comparison.incomparable is not None or comparison.epsilon_top is None:
+            return None
+        outcomes = comparison.outcomes
+        return robustness_curve(
+            [outcome.before != "misclassified" for outcome in outcomes],
+            [outcome.minimal_epsilon_before for outcome in outcomes],
+            comparison.epsilon_top,
+        )
+
+
+def curve_json(curve: Sequence[tuple[float, float]]) -> dict[str, list[float]]:
+    """A robustness curve in the JSON report: ``{"epsilon": [...], "robust_accuracy": [...]}``."""
+    return {
+        "epsilon": [round(eps, 7) for eps, _ in curve],
+        "robust_accuracy": [round(accuracy, 6) for _, accuracy in curve],
+    }
 
 
 SHARD_ID_PREFIX = "shard"

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from ..display import shown
 from ..jsonfile import write_json
+from .gates import baseline_text
 from .report import RunReport, TestReport, merge_shards
 
 REPORT_SCHEMA_VERSION = 1
@@ -41,6 +42,7 @@ def summary_lines(reports: Iterable[TestReport], verbosity: int = 0) -> list[tup
         for runs in groups.values():
             part = TestReport(report.nodeid, runs)
             counts = part.counts
+            accuracy = counts.accuracy(runs[0].settings.confidence).text()
             verdict = status(report)
             failures = bool(counts.flipped or counts.misclassified)
             colour: Colour = (
@@ -52,7 +54,7 @@ def summary_lines(reports: Iterable[TestReport], verbosity: int = 0) -> list[tup
             lines.append(
                 (
                     f"{shown(report.nodeid)}: {counts.attacked} attacked{shards}, {counts.flipped} flipped, "
-                    f"{counts.misclassified} misclassified, robust accuracy {counts.accuracy_text()} "
+                    f"{counts.misclassified} misclassified, robust accuracy {accuracy} "
                     f"({runs[0].settings.how()}){note}",
                     colour,
                 )
@@ -103,7 +105,7 @@ def all_known(report: TestReport) -> bool:
 
 def _baseline_lines(report: TestReport) -> list[tuple[str, Colour]]:
     assert report.baseline is not None
-    lines: list[tuple[str, Colour]] = [("    baseline: " + shown(report.baseline.text()), "")]
+    lines: list[tuple[str, Colour]] = [("    baseline: " + shown(baseline_text(report)), "")]
     comparison = report.baseline.comparison
     named = (
         []

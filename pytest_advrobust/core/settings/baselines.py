@@ -65,6 +65,19 @@ OPTIONS: tuple[Option, ...] = (
         default_doc="0.0005",
     ),
     Option(
+        "baseline_rule",
+        p.parse_baseline_rule,
+        "images",
+        metavar="RULE",
+        help=(
+            "How a run is compared with its baseline: images (image by image: a baseline allows exactly the "
+            "flips it recorded, any other fails) or statistical (on the images both runs attacked, fail only "
+            "a drop in robust accuracy significant by McNemar's exact test, or in minimal ε beyond TOLERANCE "
+            "by Wilcoxon's signed-rank test, at 1 - CONFIDENCE; for a validation set, where every retrain "
+            "differs image by image)."
+        ),
+    ),
+    Option(
         "baseline_update",
         p.parse_bool,
         False,

@@ -17,6 +17,7 @@ from typing import Any
 
 from .values import (
     ATTACKS,
+    BASELINE_RULES,
     IMAGENET_MEAN,
     IMAGENET_STD,
     LOSSES,
@@ -402,6 +403,43 @@ def parse_tolerance(raw: Any, base: Path | None = None) -> tuple[float, float]:
                     f"{absolute / 255:.4g}, or {absolute:g}% as a relative one?)"
                 )
     return absolute, relative
+
+
+def _fraction(raw: Any) -> float:
+    """A fraction written as one (``0.6``) or as a percentage (``60%``)."""
+    text = raw.strip() if isinstance(raw, str) else raw
+    if isinstance(text, str) and text.endswith("%"):
+        return _number(text[:-1]) / 100
+    return _number(text)
+
+
+def parse_confidence(raw: Any, base: Path | None = None) -> float:
+    """The confidence level of every interval and test: strictly between 0 and 1 (``0.95`` or ``95%``)."""
+    value = _fraction(raw)
+    if not 0 < value < 1:
+        hint = f" (did you mean {value / 100:g}?)" if 1 < value < 100 else ""
+        raise ValueError(f"must be strictly between 0 and 1, as 0.95 or 95%{hint}")
+    return value
+
+
+def parse_min_accuracy(raw: Any, base: Path | None = None) -> float | None:
+    """A robust accuracy a test must reach: a fraction in [0, 1] (``0.6`` or ``60%``), or none."""
+    if _unset(raw):
+        return None
+    value = _fraction(raw)
+    if not 0 <= value <= 1:
+        hint = f" (did you mean {value / 100:g}, or {value:g}%?)" if 1 < value <= 100 else ""
+        raise ValueError(f"must be a fraction between 0 and 1, as 0.6 or 60%{hint}")
+    return value
+
+
+def parse_baseline_rule(raw: Any, base: Path | None = None) -> str:
+    value = str(raw).strip().lower()
+    if value not in BASELINE_RULES:
+        close = difflib.get_close_matches(value, BASELINE_RULES, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ValueError(f"must be one of {', '.join(BASELINE_RULES)} (got {raw!r}{hint})")
+    return value
 
 
 def parse_amplify(raw: Any, base: Path | None = None) -> float:

@@ -16,6 +16,8 @@ LOSSES = ("auto", "ce", "dlr")
 VERDICT_ROUNDED = "rounded"
 """The default verdict: the adversarial image rounded to 8-bit pixels within the budget decides a flip."""
 VERDICTS = (VERDICT_ROUNDED, "float")
+BASELINE_RULES = ("images", "statistical")
+"""How a run is compared with its baseline: image by image, or by a paired statistical test."""
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -120,7 +120,10 @@ def test_the_jobs_make_one_report_and_one_baseline(checkout: Path) -> None:
     assert "advrobust: removed 1 baseline entries without a test: test_m.py::test_gone" in out
     assert "1 of 4 image(s) flipped, 0 test(s) failed; green" in out
     assert "advrobust: the HTML report shows no image: the jobs drew none (give them --adv-html=FILE too" in out
-    assert "| ⚠️ | test\\_m.py::test\\_x | 4 | 1 | 0 | 75% | recorded |" in (checkout / "summary.md").read_text()
+    assert (
+        "| ⚠️ | test\\_m.py::test\\_x | 4 | 1 | 0 | 75.0% (95% CI 19.4–99.4%) | recorded |"
+        in (checkout / "summary.md").read_text()
+    )
 
 
 def test_a_missing_shard_is_red_named_and_keeps_the_stored_baseline(checkout: Path) -> None:
