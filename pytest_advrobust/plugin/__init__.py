@@ -38,6 +38,7 @@ from .fixtures import (
 from .html_extras import HTML_EXTRAS_NAME, PytestHtmlExtras
 from .judge import VERDICT_KEY, judge
 from .options import SETTINGS_KEY, Settings, add_options
+from .sharding import SHARD_FIXTURE, item_shard, shard_ids
 from .writers import WRITER_NAMES, writers_for
 
 COLLECTOR_NAME = "advrobust-collector"
@@ -134,7 +135,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     except (AdvRobustError, TypeError):
         return  # the same error is reported, with its source, when the test sets up
     if shards > 1:
-        metafunc.parametrize("adv_shard", range(shards), ids=[f"shard{k + 1}of{shards}" for k in range(shards)])
+        metafunc.parametrize(SHARD_FIXTURE, range(shards), ids=shard_ids(shards))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -207,10 +208,15 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    shard = item_shard(item)
+    if shard is not None:  # every phase: the xdist controller learns what the plugin made of the test
+        report.adv_shard = {"test": shard.test, "shard": shard.id}  # type: ignore[attr-defined]
     runs = item.stash.get(RUNS_KEY, None)
     if call.when == "call" and runs:
         verdict = item.stash.get(VERDICT_KEY, None)
-        test = TestReport(item.nodeid, runs, None if verdict is None else verdict.baseline, failed=report.failed)
+        baseline = None if verdict is None else verdict.baseline
+        test = TestReport(item.nodeid, runs, baseline, failed=report.failed, test=shard.test if shard else "",
+                          shard=shard.id if shard else "")  # fmt: skip
         # One plain attribute: it travels with the report from xdist workers to the controller.
         report.adv_robust = test.to_wire()  # type: ignore[attr-defined]
         # JUnit XML writes the teardown report's properties, which pytest copies from the item.

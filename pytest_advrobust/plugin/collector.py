@@ -12,16 +12,16 @@ baseline writer leaves its entry alone. A shard pytest skipped (one with no imag
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from ..core.results.report import TestReport, merge_shards, unsharded
-from ..core.results.shards import ShardFaults
+from ..core.results.report import TestReport, merge_shards
+from ..core.results.shards import Shard, ShardFaults
 from ..core.results.summary import summary_lines, unused_text
 from .options import Settings
+from .sharding import item_shard, report_shard
 
 
 def _is_partial(session: pytest.Session) -> bool:
@@ -40,13 +40,13 @@ class Collector:
 
     settings: Settings
     reports: list[TestReport] = field(default_factory=list)
-    collected: dict[str, set[str]] = field(default_factory=dict)
-    """Per module (rootdir-relative path), the names of its collected tests (shards removed)."""
+    collected_ids: dict[str, None] = field(default_factory=dict)
+    """The node ids of the collected items (on the xdist controller: the workers'), in order."""
+    shards: dict[str, Shard] = field(default_factory=dict)
+    """The plugin's own shards among them, by node id: from the items, or from the reports workers send."""
     collection_failed: bool = False
     unused: dict[str, list[str]] = field(default_factory=dict)
     """After a full run: baseline entries whose test is gone, {module: [test, ...]}."""
-    selected_shards: dict[str, set[str]] = field(default_factory=dict)
-    """Per sharded test (node id without the shard), the node ids of its shards this run selected."""
     accounted: set[str] = field(default_factory=set)
     """Node ids that sent results, or that pytest skipped."""
     complete: bool = False
@@ -61,16 +61,30 @@ class Collector:
         """One report per test, shards joined; a test with shards missing is marked failed."""
         return self.shard_faults().judged(self.reports)
 
+    def expected_shards(self) -> dict[str, Shard]:
+        """Every shard this run selected of each test the plugin split (those of one it knows, selected)."""
+        tests: dict[str, Shard] = {}
+        for shard in self.shards.values():
+            tests.setdefault(shard.test, shard)
+        return {
+            sibling.nodeid: sibling
+            for shard in tests.values()
+            for sibling in shard.siblings()
+            if sibling.nodeid in self.collected_ids
+        }
+
     def shard_faults(self) -> ShardFaults:
         """The tests some of whose selected shards sent nothing while others reported."""
-        return ShardFaults.find(self.reports, self.selected_shards, self.accounted)
+        return ShardFaults.find(self.reports, self.expected_shards(), self.accounted)
 
-    def _note_collected(self, nodeids: Iterable[str]) -> None:
-        for nodeid in nodeids:
-            module, _, test = nodeid.partition("::")
-            self.collected.setdefault(module, set()).add(unsharded(test))
-            if unsharded(nodeid) != nodeid:
-                self.selected_shards.setdefault(unsharded(nodeid), set()).add(nodeid)
+    def collected(self) -> dict[str, set[str]]:
+        """Per module (rootdir-relative path), the names of its collected tests (shards joined)."""
+        tests: dict[str, set[str]] = {}
+        for nodeid in self.collected_ids:
+            shard = self.shards.get(nodeid)
+            module, _, test = (shard.test if shard is not None else nodeid).partition("::")
+            tests.setdefault(module, set()).add(test)
+        return tests
 
     def shown_id(self, nodeid: str) -> str:
         """A test id as pytest shows it in the folder it was started in (ids are rootdir-relative)."""
@@ -82,14 +96,21 @@ class Collector:
             self.collection_failed = True
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self._note_collected(item.nodeid for item in session.items)
+        for item in session.items:
+            self.collected_ids[item.nodeid] = None
+            shard = item_shard(item)
+            if shard is not None:
+                self.shards[item.nodeid] = shard
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        self._note_collected(ids)
+        self.collected_ids.update(dict.fromkeys(ids))  # which of them are shards, their reports say
 
     @pytest.hookimpl(tryfirst=True)  # before the terminal, JUnit XML and the session count the outcome
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        shard = report_shard(report)
+        if shard is not None:
+            self.shards.setdefault(report.nodeid, shard)
         data = getattr(report, "adv_robust", None)
         if data is not None and report.when == "call":
             self.reports.append(TestReport.from_wire(data))
@@ -103,14 +124,15 @@ class Collector:
         """A sharded test's gates on its images together (:mod:`~pytest_advrobust.core.results.gates`), once
         all its selected shards reported: the last one to report fails with their message. A job of a CI
         matrix has one shard of each test: the merge judges those."""
-        test = unsharded(report.nodeid)
-        selected = self.selected_shards.get(test, set())
-        if test == report.nodeid or self.settings.run.shard is not None or test in self.judged:
+        shard = self.shards.get(report.nodeid)
+        if shard is None or self.settings.run.shard is not None or shard.test in self.judged:
             return
+        test = shard.test
+        selected = {nodeid for nodeid, each in self.expected_shards().items() if each.test == test}
         if not selected or not selected <= self.accounted:
             return
         self.judged.add(test)
-        shards = [part for part in self.reports if unsharded(part.nodeid) == test]
+        shards = [part for part in self.reports if part.test_id == test]
         if not shards:
             return
         from ..core.results.gates import whole_test_failure
@@ -124,7 +146,7 @@ class Collector:
         else:
             report.outcome = "failed"
             report.longrepr = message
-        last = next(part for part in reversed(self.reports) if unsharded(part.nodeid) == test)
+        last = next(part for part in reversed(self.reports) if part.test_id == test)
         last.failed = True
 
     @pytest.hookimpl(tryfirst=True)  # before the writers, which remove what it finds
@@ -135,7 +157,7 @@ class Collector:
             return  # a job of a matrix runs only some tests: the merge finds the unused entries
         from ..core.baselines.store import find_unused
 
-        self.unused = find_unused(self.settings.baseline_dir, self.settings.rootpath, self.collected)
+        self.unused = find_unused(self.settings.baseline_dir, self.settings.rootpath, self.collected())
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.reports:

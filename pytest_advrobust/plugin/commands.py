@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from ..core.results.report import unsharded
+from ..core.results.shards import without_shard
 from ..core.settings import OPTIONS_BY_NAME, PER_TEST, AttackConfig, RunConfig, unparse
 from .options import Settings
+from .sharding import item_shard
 
 VERDICT_SESSION_SETTINGS = ("baseline_dir", "baseline_strict")
 
@@ -112,8 +113,9 @@ def _command(item: pytest.Item, config: AttackConfig, settings: Settings, extra:
     args = [arg for arg in settings_args(config, settings.run, where) if arg not in extra]
     node = node_arg(item, where)
     shard = settings.run.shard
-    if shard is not None and "--adv-baseline-update" in extra:
-        node = unsharded(node)  # a matrix's job records no baseline itself: the whole test, in one run
+    own = item_shard(item)
+    if shard is not None and "--adv-baseline-update" in extra and own is not None:
+        node = without_shard(node, own.id) or node  # a matrix's job records no baseline itself: the whole test
     elif shard is not None:
         args.append(f"--adv-shard={shard}")  # the shard's test id exists in job K of N only
     return shlex.join(["pytest", node, *ini, *passed_on_args(item.config), *args, *extra])

@@ -14,7 +14,7 @@ from ..core.baselines.rule import BaselineEntry, BaselineStatus, Comparison, bas
 from ..core.baselines.statistical import LARGE_SET, images_rule_hint
 from ..core.baselines.store import baseline_file
 from ..core.results.gates import gate_failures
-from ..core.results.report import RunReport, TestReport, unsharded
+from ..core.results.report import RunReport, TestReport
 from ..core.settings import AttackConfig
 from ..core.settings.baselines import auto_minimal_epsilon
 from .cache import CACHE_KEY, Cache
@@ -22,6 +22,7 @@ from .commands import accept_command, reproduce_command
 from .fixtures import RUNS_KEY, Plan
 from .html_extras import CARDS_KEY, HTML_EXTRAS_NAME, SHOWN_IMAGES
 from .options import SETTINGS_KEY, Settings
+from .sharding import item_shard
 
 
 @dataclass
@@ -57,7 +58,8 @@ def module_key(item: pytest.Item) -> tuple[str, str]:
         module = item.path.relative_to(item.config.rootpath).as_posix()
     except ValueError:
         module = item.path.name
-    return module, unsharded("::".join(item.nodeid.split("::")[1:]))
+    shard = item_shard(item)
+    return module, "::".join((shard.test if shard is not None else item.nodeid).split("::")[1:])
 
 
 def _progress_printer(item: pytest.Item) -> Any:

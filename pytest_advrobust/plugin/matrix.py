@@ -18,7 +18,6 @@ import pytest
 from ..core.baselines.rule import library_versions
 from ..core.results.merge import ShardJob, job_settings
 from ..core.results.merge import merge_command as build_merge_command
-from ..core.results.report import unsharded
 from ..core.settings.values import JobShard
 from .collector import Collector
 from .options import Settings
@@ -52,8 +51,10 @@ def shard_job(settings: Settings, collector: Collector) -> ShardJob:
     return ShardJob(
         shard=settings.run.shard,
         tests=list(collector.reports),
-        accounted=sorted(nodeid for nodeid in collector.accounted if unsharded(nodeid) != nodeid),
-        collected={module: sorted(tests) for module, tests in collector.collected.items()},
+        accounted={
+            nodeid: shard.id for nodeid, shard in sorted(collector.shards.items()) if nodeid in collector.accounted
+        },
+        collected={module: sorted(tests) for module, tests in collector.collected().items()},
         complete=collector.complete,
         exit_status=collector.exit_status,
         settings=job_settings(settings.base, settings.run, rootdir),

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from helpers import color_net_conftest, color_project
 
 SHARDED = """
 from pytest_advrobust import adv_robust
@@ -73,3 +77,51 @@ def test_progress_is_live_for_a_passing_test_too(project: pytest.Pytester) -> No
     assert "Captured stdout" not in result.stdout.str()
     quiet = project.runpytest("-q")
     assert "images attacked" not in quiet.stdout.str()
+
+
+NAMED_LIKE_SHARDS = """
+from pytest_advrobust import adv_robust
+
+@adv_robust(images="imgs/red")
+def test_data_shard1of3():
+    pass
+
+@adv_robust(images="imgs/green")
+def test_data_shard2of3():
+    pass
+"""
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_tests_named_like_shards_are_tests_of_their_own(pytester: pytest.Pytester, shards: int) -> None:
+    """Only what the plugin itself split is a shard: two tests whose names end in shardKofN keep their own
+    verdicts, summary lines and baseline entries (they were once one test, ``test_data_``, the second's rows
+    replacing the first's, so the first's regressions went unseen)."""
+    images = {"red/r1.png": (130, 120, 110), "red/r2.png": (131, 120, 110), "green/g1.png": (60, 200, 60),
+              "green/g2.png": (50, 210, 60)}  # fmt: skip
+    project = color_project(
+        pytester, color_net_conftest('{"a": [0.0, 0.0, 0.0], "b": [0.0, 0.38, 0.0]}'), NAMED_LIKE_SHARDS, {}
+    )
+    for folder in ("red", "green"):
+        (project.path / "imgs" / folder).mkdir()
+    for name, rgb in images.items():
+        write_color(project.path / "imgs" / name, rgb)
+    spread = [f"--adv-shards={shards}"]
+    project.runpytest("--adv-baseline-update", *spread).assert_outcomes(passed=2 * shards)
+    stored = json.loads((project.path / "advrobust-baselines" / "test_model.py.json").read_text())
+    assert sorted(stored["tests"]) == ["test_data_shard1of3", "test_data_shard2of3"]
+    assert sorted(stored["tests"]["test_data_shard1of3"]["images"]) == ["r1.png", "r2.png"]
+    result = project.runpytest("--which=b", *spread)  # the retrained model flips the red images
+    result.assert_outcomes(failed=shards, passed=shards)
+    result.stdout.fnmatch_lines(
+        [
+            "test_model.py::test_data_shard1of3: 2 attacked*, 2 flipped, *",
+            "    baseline: 2 regression(s), 0 improvement(s), 0 known flip(s)*",
+            "test_model.py::test_data_shard2of3: 2 attacked*, 0 flipped, *",
+            "    baseline: 0 regression(s), 0 improvement(s), 0 known flip(s)*",
+        ]
+    )
+
+
+def write_color(path, rgb) -> None:
+    Image.fromarray(np.full((8, 8, 3), rgb, dtype=np.uint8)).save(path)

@@ -29,8 +29,8 @@ from ..errors import AdvRobustError
 from ..settings import OPTIONS, AttackConfig, RunConfig, unparse
 from ..settings.values import JobShard
 from .gates import whole_test_failure
-from .report import TestReport, unsharded
-from .shards import ShardFaults, shard_ids
+from .report import TestReport
+from .shards import Shard, ShardFaults
 from .summary import REPORT_SCHEMA_VERSION, status
 
 SHARD_KEY = "shard"
@@ -71,8 +71,8 @@ class ShardJob:
     shard: JobShard
     tests: list[TestReport]
     """The job's test reports as it received them (one per shard, from its xdist workers too)."""
-    accounted: list[str]
-    """The node ids of test shards that reported or that pytest skipped."""
+    accounted: dict[str, str]
+    """The test shards that reported or that pytest skipped: node id → the plugin's shard id (``shard2of4``)."""
     collected: dict[str, list[str]]
     """Per module (rootdir-relative), the tests the job ran (shards removed)."""
     complete: bool
@@ -90,7 +90,7 @@ class ShardJob:
             "index": self.shard.index,
             "count": self.shard.count,
             "tests": [test.to_wire() for test in self.tests],
-            "accounted": sorted(self.accounted),
+            "accounted": dict(sorted(self.accounted.items())),
             "collected": {module: sorted(tests) for module, tests in sorted(self.collected.items())},
             "complete": self.complete,
             "exit_status": self.exit_status,
@@ -112,6 +112,11 @@ class ShardJob:
                 report = TestReport.from_wire(_of(test, dict, f"shard.tests[{k}]"))
             except (KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"shard.tests[{k}] is not a test report ({type(exc).__name__}: {exc})") from None
+            if report.shard or report.test:
+                try:
+                    Shard.of(report.nodeid, report.shard, report.test)
+                except ValueError as exc:
+                    raise ValueError(f"shard.tests[{k}]: {exc}") from None
             module = report.baseline.module if report.baseline is not None else ""
             if Path(module).is_absolute() or ".." in Path(module).parts:  # its baseline file is written there
                 raise ValueError(f"shard.tests[{k}].baseline.module must be a path within the rootdir, not {module!r}")
@@ -120,9 +125,10 @@ class ShardJob:
         for module, names in _of(job.get("collected"), dict, "shard.collected").items():
             where = f"shard.collected[{module!r}]"
             collected[module] = [_of(name, str, f"{where}[]") for name in _of(names, list, where)]
-        accounted = [
-            _of(nodeid, str, "shard.accounted[]") for nodeid in _of(job.get("accounted"), list, "shard.accounted")
-        ]
+        accounted = {}
+        for nodeid, shard in _of(job.get("accounted"), dict, "shard.accounted").items():
+            Shard.of(nodeid, _of(shard, str, f"shard.accounted[{nodeid!r}]"))  # ValueError: not one the plugin makes
+            accounted[nodeid] = shard
         return cls(
             shard=JobShard(index, count),
             tests=tests,
@@ -237,7 +243,7 @@ def _same_models(reports: Sequence[ShardReport]) -> None:
             for run in test.runs:
                 if run.model_fingerprint is None:
                     continue
-                key = unsharded(test.nodeid)
+                key = test.test_id
                 fingerprint, where = seen.setdefault(key, (run.model_fingerprint, report))
                 if fingerprint != run.model_fingerprint:
                     raise MergeRefused(
@@ -320,10 +326,12 @@ def merge(reports: Sequence[ShardReport]) -> MergedRun:
                 f"shard {job.shard.index} of {job.shard.count} ({_name(report)}): pytest exited with status "
                 f"{job.exit_status} while its robustness tests passed: see that job's log"
             )
-    selected = {
-        unsharded(test.nodeid): shard_ids(test.nodeid) for test in tests if unsharded(test.nodeid) != test.nodeid
-    }
-    faults = ShardFaults.find(tests, selected, taken, repeated)
+    expected: dict[str, Shard] = {}
+    for report in reports:  # every shard of each test the jobs split: all N of them run in a matrix
+        shards = [(test.nodeid, test.shard) for test in report.job.tests if test.shard]
+        for nodeid, shard in [*shards, *report.job.accounted.items()]:
+            expected.update((sibling.nodeid, sibling) for sibling in Shard.of(nodeid, shard).siblings())
+    faults = ShardFaults.find(tests, expected, taken, repeated)
     judged, gates = _gated(faults.judged(tests))
     collected: dict[str, set[str]] = {}
     for report in reports:

@@ -8,7 +8,6 @@ report, the baselines and the HTML report all read the typed objects. Pure Pytho
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -399,6 +398,15 @@ class TestReport:
     shards: list[str] = field(default_factory=list)
     failed: bool | None = None
     """Whether pytest failed the test (any shard); None when not known (reports written by 0.1)."""
+    test: str = ""
+    """For one shard of a test the plugin split: the test's node id without the shard; else empty."""
+    shard: str = ""
+    """For one shard of a test the plugin split: which (``shard2of4``, as the plugin named it); else empty."""
+
+    @property
+    def test_id(self) -> str:
+        """The whole test's node id: its own, or, for a shard, the test's."""
+        return self.test or self.nodeid
 
     @property
     def images(self) -> list[ImageRecord]:
@@ -472,6 +480,8 @@ class TestReport:
             baseline=None if baseline is None else BaselineStatus.from_wire(baseline),
             shards=list(data["shards"]),
             failed=data.get("failed"),
+            test=data.get("test", ""),
+            shard=data.get("shard", ""),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -542,23 +552,12 @@ def curve_json(curve: Sequence[tuple[float, float]]) -> dict[str, list[float]]:
     }
 
 
-SHARD_ID_PREFIX = "shard"
-SHARD_ID = re.compile(r"-?shard\d+of\d+")
-
-
-def unsharded(nodeid: str) -> str:
-    """``test_x[shard2of4]`` -> ``test_x``; ``test_x[a-shard2of4]`` -> ``test_x[a]``."""
-    if SHARD_ID_PREFIX not in nodeid:
-        return nodeid
-    return SHARD_ID.sub("", nodeid).replace("[]", "").replace("[-", "[")
-
-
 def merge_shards(reports: list[TestReport]) -> list[TestReport]:
     """One report per decorated test, sorted by node id: the shards of a test (from any xdist worker)
     merged, their runs concatenated in shard order and their baseline statuses combined."""
     groups: dict[str, list[TestReport]] = {}
     for report in reports:
-        groups.setdefault(unsharded(report.nodeid), []).append(report)
+        groups.setdefault(report.test_id, []).append(report)
     merged = []
     for nodeid, parts in sorted(groups.items()):
         if len(parts) == 1 and parts[0].nodeid == nodeid:

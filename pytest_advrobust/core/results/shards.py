@@ -14,43 +14,92 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .report import TestReport, merge_shards, unsharded
+from .report import TestReport, merge_shards
 
-_SHARD_OF = re.compile(r"shard(\d+)of(\d+)")
+SHARD_ID = re.compile(r"shard([1-9][0-9]{0,5})of([1-9][0-9]{0,5})")
+"""The plugin's own id of a shard, ``shard2of4``: only ever read where the plugin said it put one."""
+MAX_SHARDS = 1000
+"""The most shards a test may be split into (``--adv-shards``, ``--adv-shard=K/N``)."""
+
+
+def _component(params: str, shard: str) -> re.Match[str] | None:
+    """The last occurrence of ``shard`` as a whole id in a test's parameter ids (``a-shard2of4``)."""
+    found = list(re.finditer(rf"(?:^|-){re.escape(shard)}(?=-|$)", params))
+    return found[-1] if found else None
+
+
+def _replace(nodeid: str, shard: str, new: str) -> str | None:
+    """``nodeid`` with the plugin's ``shard`` in its last parameter group replaced by ``new`` ("": removed,
+    with its separator and an emptied group); None when it holds none."""
+    head, bracket, params = nodeid.rpartition("[")
+    if not bracket or not params.endswith("]"):
+        return None
+    inner = params[:-1]
+    found = _component(inner, shard)
+    if found is None:
+        return None
+    start, end = found.span()
+    lead = "-" if inner[start : start + 1] == "-" else ""
+    if new:
+        inner = inner[:start] + lead + new + inner[end:]
+    else:
+        inner = inner[:start] + inner[end:]
+        inner = inner[1:] if not lead and inner.startswith("-") else inner
+    return head + (f"[{inner}]" if inner else "")
+
+
+def without_shard(nodeid: str, shard: str) -> str | None:
+    """``test_x[a-shard2of4]`` without the plugin's ``shard2of4``: ``test_x[a]`` (None: it holds no such id
+    where the plugin puts it). A test or parameter whose own name looks like a shard is left alone."""
+    return _replace(nodeid, shard, "")
 
 
 @dataclass(frozen=True)
-class MissingShard:
-    """A shard of a test, by node id: ``shard`` of ``shards``."""
+class Shard:
+    """One of the test cases the plugin splits a decorated test into: ``index`` of ``count`` (1-based), its
+    node id and the test's node id without it. Built only from what the plugin says it made (the ``shard``
+    a test report or a collected item carries), never by matching a pattern in a name."""
 
     nodeid: str
-    shard: int
-    shards: int
+    test: str
+    index: int
+    count: int
+
+    @property
+    def id(self) -> str:
+        return f"shard{self.index}of{self.count}"
 
     @classmethod
-    def of(cls, nodeid: str) -> MissingShard:
-        params = nodeid.rpartition("[")[2]
-        found = _SHARD_OF.search(params)
-        assert found is not None, nodeid
-        return cls(nodeid, int(found[1]), int(found[2]))
+    def of(cls, nodeid: str, shard: str, test: str | None = None) -> Shard:
+        """The shard ``shard`` (``shard2of4``) of node id ``nodeid``; ``ValueError`` naming what is wrong when
+        it is not one the plugin makes (beyond :data:`MAX_SHARDS`, not in the node id's parameters, or with
+        another ``test`` than the node id without it)."""
+        found = SHARD_ID.fullmatch(shard) if isinstance(shard, str) else None
+        if found is None:
+            raise ValueError(f"shard must be shardKofN, not {shard!r}"[:120])
+        index, count = int(found[1]), int(found[2])
+        if not 1 <= index <= count <= MAX_SHARDS:
+            raise ValueError(f"shard {shard!r} must have 1 ≤ K ≤ N ≤ {MAX_SHARDS}"[:120])
+        whole = without_shard(nodeid, shard)
+        if whole is None or (test is not None and test != whole):
+            raise ValueError(f"node id {nodeid!r} is not shard {shard} of test {test!r}"[:160])
+        return cls(nodeid, whole, index, count)
+
+    def siblings(self) -> list[Shard]:
+        """Every shard of the test, this one included, in order."""
+        shards = []
+        for k in range(1, self.count + 1):
+            nodeid = _replace(self.nodeid, self.id, f"shard{k}of{self.count}")
+            assert nodeid is not None
+            shards.append(Shard(nodeid, self.test, k, self.count))
+        return shards
 
 
-def shard_ids(nodeid: str) -> list[str]:
-    """Every shard of the test one of whose shards is ``nodeid``: ``test_x[a-shard2of3]`` gives
-    ``test_x[a-shard1of3]``, ``test_x[a-shard2of3]`` and ``test_x[a-shard3of3]``."""
-    shard = MissingShard.of(nodeid)
-    head, bracket, params = nodeid.rpartition("[")
-    return [
-        head + bracket + _SHARD_OF.sub(f"shard{k}of{shard.shards}", params, count=1) for k in range(1, shard.shards + 1)
-    ]
-
-
-def _shards_text(nodeids: Sequence[str], what: str) -> str:
+def _shards_text(shards: Sequence[Shard], what: str) -> str:
     """``shard 2 of 4 did not report``, ``shards 2, 3 of 4 did not report``."""
-    shards = [MissingShard.of(nodeid) for nodeid in nodeids]
     if len(shards) == 1:
-        return f"shard {shards[0].shard} of {shards[0].shards} {what}"
-    return f"shards {', '.join(str(shard.shard) for shard in shards)} of {shards[0].shards} {what}"
+        return f"shard {shards[0].index} of {shards[0].count} {what}"
+    return f"shards {', '.join(str(shard.index) for shard in shards)} of {shards[0].count} {what}"
 
 
 @dataclass(frozen=True)
@@ -58,31 +107,40 @@ class ShardFaults:
     """The tests whose shards did not each report once: {test: shards that sent nothing} and {test: node
     ids reported more than once (by two jobs of a matrix)}. Tests are node ids without the shard."""
 
-    missing: Mapping[str, Sequence[MissingShard]] = field(default_factory=dict)
+    missing: Mapping[str, Sequence[Shard]] = field(default_factory=dict)
     repeated: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    known: Mapping[str, Shard] = field(default_factory=dict)
+    """The shards by node id, to name them."""
 
     @classmethod
     def find(
         cls,
         reports: Iterable[TestReport],
-        selected: Mapping[str, Collection[str]],
+        expected: Mapping[str, Shard],
         accounted: Collection[str],
         repeated: Iterable[str] = (),
     ) -> ShardFaults:
-        """``selected``: per sharded test, the node ids of the shards that should report; ``accounted``: the
-        node ids that reported or that pytest skipped. Only tests some of whose shards reported are checked
-        (a test none of whose shards reported is not in the reports at all)."""
-        reported = {unsharded(report.nodeid) for report in reports}
-        missing = {}
-        for test in sorted(reported & selected.keys()):
-            shards = sorted((MissingShard.of(nodeid) for nodeid in set(selected[test]) - set(accounted)),
-                            key=lambda shard: shard.shard)  # fmt: skip
-            if shards:
-                missing[test] = shards
+        """``expected``: every shard that should report, by node id; ``accounted``: the node ids that
+        reported or that pytest skipped. Only tests some of whose shards reported are checked (a test none
+        of whose shards reported is not in the reports at all)."""
+        reported = {report.test_id for report in reports if report.shard}
+        missing: dict[str, list[Shard]] = {}
+        for nodeid, shard in sorted(expected.items(), key=lambda item: (item[1].test, item[1].index)):
+            if shard.test in reported and nodeid not in accounted:
+                missing.setdefault(shard.test, []).append(shard)
         twice: dict[str, list[str]] = {}
         for nodeid in sorted(set(repeated)):
-            twice.setdefault(unsharded(nodeid), []).append(nodeid)
-        return cls(missing, {test: sorted(ids, key=_shard_order) for test, ids in sorted(twice.items())})
+            known = expected.get(nodeid)
+            twice.setdefault(known.test if known is not None else nodeid, []).append(nodeid)
+        order = {nodeid: shard.index for nodeid, shard in expected.items()}
+        return cls(
+            dict(sorted(missing.items())),
+            {
+                test: sorted(ids, key=lambda nodeid: (order.get(nodeid, 0), nodeid))
+                for test, ids in sorted(twice.items())
+            },
+            dict(expected),
+        )
 
     def tests(self) -> list[str]:
         """The tests with a fault, sorted."""
@@ -92,9 +150,9 @@ class ShardFaults:
         """``shard 2 of 4 did not report``; ``shard 3 of 4 reported more than once``."""
         parts = []
         if test in self.missing:
-            parts.append(_shards_text([shard.nodeid for shard in self.missing[test]], "did not report"))
+            parts.append(_shards_text(self.missing[test], "did not report"))
         repeated = self.repeated.get(test, ())
-        sharded = [nodeid for nodeid in repeated if unsharded(nodeid) != nodeid]
+        sharded = [self.known[nodeid] for nodeid in repeated if nodeid in self.known]
         if sharded:
             parts.append(_shards_text(sharded, "reported more than once"))
         if len(sharded) < len(repeated):
@@ -124,7 +182,3 @@ class ShardFaults:
             why = self.text(report.nodeid) or "a shard did not report exactly once"
             baseline = dataclasses.replace(baseline, withheld=why)
         return dataclasses.replace(report, failed=True, baseline=baseline)
-
-
-def _shard_order(nodeid: str) -> tuple[int, str]:
-    return (MissingShard.of(nodeid).shard if unsharded(nodeid) != nodeid else 0, nodeid)

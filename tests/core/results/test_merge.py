@@ -54,7 +54,8 @@ def _shard_report(k: int, count: int = 2, fingerprint: str = FINGERPRINT) -> Tes
     entry = baseline_entry(run, fingerprint, VERSIONS)
     status = BaselineStatus("recorded", "advrobust-baselines/test_m.py.json", "test_m.py", "test_x", None, entry,
                             list(IMAGES))  # fmt: skip
-    return TestReport(f"test_m.py::test_x[shard{k}of{count}]", [run], status, failed=False)
+    return TestReport(f"test_m.py::test_x[shard{k}of{count}]", [run], status, failed=False, test="test_m.py::test_x",
+                      shard=f"shard{k}of{count}")  # fmt: skip
 
 
 def _job(k: int, count: int = 2, **changes: Any) -> ShardJob:
@@ -62,7 +63,7 @@ def _job(k: int, count: int = 2, **changes: Any) -> ShardJob:
     job = ShardJob(
         shard=JobShard(k, count),
         tests=[test],
-        accounted=[test.nodeid],
+        accounted={test.nodeid: test.shard},
         collected={"test_m.py": ["test_x"]},
         complete=True,
         exit_status=0,
