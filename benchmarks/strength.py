@@ -12,7 +12,8 @@ times are one run each, after a warm-up, on this machine.
     python benchmarks/strength.py              # both models
     python benchmarks/strength.py --digits     # the defended model only (and its noise-injection variant)
 
-Not part of the test suite (the suite checks APGD against the reference at equal steps, tests/core/attacks/test_apgd.py).
+Not part of the test suite (the suite checks APGD against the reference at equal steps,
+tests/core/attacks/test_apgd.py).
 """
 
 from __future__ import annotations

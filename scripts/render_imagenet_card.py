@@ -82,7 +82,9 @@ def render(chromium: str, report: str, folder: Path, output: Path) -> None:
     page = folder / "card.html"
     script = KEEP_ONE_CARD % {"test": json.dumps(TEST), "image": json.dumps(IMAGE)}
     if "</body>" not in report:
-        sys.exit("the HTML report has no </body>: has its markup changed? (pytest_advrobust/core/results/html_report.py)")
+        sys.exit(
+            "the HTML report has no </body>: has its markup changed? (pytest_advrobust/core/results/html_report.py)"
+        )
     page.write_text(report.replace("</body>", script + "</body>", 1), encoding="utf-8")
     attributes = body_data(chromium, folder, page, WIDTH)
     if attributes.get("data-card-found") != "yes":

@@ -111,7 +111,7 @@ def test_no_module_imports_itself_back() -> None:
 
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "display", "version", "jsonfile", "statistics"),
+    ("errors", "display", "version", "jsonfile", "statistics", "wire"),
     ("settings",),
     ("models",),
     ("data",),

@@ -254,7 +254,7 @@ def run_settings(
         device=str(device),
         mean=None if config.mean is None else list(config.mean),
         std=None if config.std is None else list(config.std),
-        minimal_epsilon={"max": config.epsilon_max, "precision": config.epsilon_precision}
+        minimal_epsilon={"max": config.resolved_epsilon_max, "precision": config.epsilon_precision}
         if config.minimal_epsilon
         else None,
         describe=config.describe(),

@@ -393,7 +393,7 @@ def _minimal_epsilons(context: BatchContext, plan: BatchPlan, trajectory: Trajec
         plan.goal,
         succeeded_at=trajectory.first_success >= 0,
         epsilon=config.epsilon,
-        epsilon_max=config.epsilon_max,
+        epsilon_max=config.resolved_epsilon_max,
         precision=config.epsilon_precision,
         noise=plan.noise,
         names=plan.names,
@@ -402,7 +402,13 @@ def _minimal_epsilons(context: BatchContext, plan: BatchPlan, trajectory: Trajec
         Count("minimal-ε search: {} more attacks of one image for {} image(s)", (cost.image_runs, len(plan)))
     )
     precision = config.epsilon_precision
-    return [None if math.isnan(v) else round_to_precision(v, precision) for v in found.tolist()]
+    succeeded = (trajectory.first_success >= 0).tolist()
+    # rounded up, a float32 ε could come out above the ε the image was seen to flip at: never above it
+    return [
+        None if math.isnan(v) else min(round_to_precision(v, precision), config.epsilon) if flipped
+        else round_to_precision(v, precision)
+        for v, flipped in zip(found.tolist(), succeeded, strict=True)
+    ]  # fmt: skip
 
 
 def attack_batch(context: BatchContext, batch: BatchImages, first: bool = True) -> BatchResult:

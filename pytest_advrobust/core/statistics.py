@@ -27,6 +27,11 @@ def _stats() -> Any:
     return scipy.stats
 
 
+def significant(value: float) -> float:
+    """``value`` to 6 significant digits, for files: a p-value of 1.15e-08 stays that, not 0."""
+    return float(f"{value:.6g}")
+
+
 def percent(value: float) -> str:
     """``0.872`` → ``87.2%``."""
     return f"{100 * value:.1f}%"
@@ -154,7 +159,7 @@ class PairedChange:
             "change": None if self.change is None else round(self.change, 6),
             "change_low": None if interval is None else round(interval[0], 6),
             "change_high": None if interval is None else round(interval[1], 6),
-            "p_value": round(self.p_value, 6),
+            "p_value": significant(self.p_value),
         }
 
 
@@ -198,7 +203,7 @@ class EpsilonShift:
         return {
             "pairs": self.pairs,
             "median_change": None if median is None else round(median, 7),
-            "p_value": round(self.p_value, 6),
+            "p_value": significant(self.p_value),
         }
 
 

@@ -136,9 +136,13 @@ class Collector:
         if not shards:
             return
         from ..core.results.gates import whole_test_failure
+        from .commands import whole_command
 
         (whole,) = merge_shards(shards)
-        message = whole_test_failure(dataclasses.replace(whole, nodeid=self.shown_id(test)), len(selected))
+        runs = [run for part in shards if part.nodeid == report.nodeid for run in part.marker_runs]
+        command = whole_command(runs[0].settings.reproduce or "", shard) if runs else ""
+        shown_test = dataclasses.replace(whole, nodeid=self.shown_id(test))
+        message = whole_test_failure(shown_test, len(selected), shard.count, command)
         if message is None:
             return
         if report.failed:  # failed on its own already: the whole test's verdict is added to its output

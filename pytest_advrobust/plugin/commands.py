@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ..core.results.shards import without_shard
+from ..core.results.shards import Shard, without_shard
 from ..core.settings import OPTIONS_BY_NAME, PER_TEST, AttackConfig, RunConfig, unparse
 from .options import Settings
 from .sharding import item_shard
@@ -94,13 +94,14 @@ def _setting_args(name: str, value: object, invocation_dir: Path) -> list[str]:
 
 
 def settings_args(config: AttackConfig, run: RunConfig, invocation_dir: Path) -> list[str]:
-    """``--adv-*`` arguments for every setting that differs from its default and is not in the code."""
+    """``--adv-*`` arguments for every setting given on the command line (``--adv-*`` or ``-o``): one equal
+    to the default still overrides the ini file, so it is passed on too. What the ini and the code set, the
+    command finds there itself."""
     args: list[str] = []
     for holder, names in ((config, PER_TEST), (run, VERDICT_SESSION_SETTINGS)):
         for name in names:
             value = getattr(holder, name)
-            given = name in holder.sources and holder.sources[name].kind in ("cli", "override")
-            if given and value != OPTIONS_BY_NAME[name].default:
+            if name in holder.sources and holder.sources[name].kind in ("cli", "override"):
                 args += _setting_args(name, value, invocation_dir)
     if not any(arg.startswith("--adv-seed=") for arg in args):
         args.append(f"--adv-seed={config.seed}")
@@ -129,3 +130,14 @@ def reproduce_command(item: pytest.Item, config: AttackConfig, settings: Setting
 def accept_command(item: pytest.Item, config: AttackConfig, settings: Settings) -> str:
     """A command that records this test's current results as its baseline (only its images)."""
     return _command(item, config, settings, ["--adv-baseline-update"])
+
+
+def whole_command(command: str, shard: Shard) -> str:
+    """A shard's reproduce command for its whole test: the shard's test id replaced by the test's, which
+    runs every shard (``pytest m.py::test_x[shard3of3] ...`` → ``pytest m.py::test_x ...``)."""
+    if not command:
+        return ""
+    tail = shard.nodeid.partition("::")[2]
+    whole = shard.test.partition("::")[2]
+    tokens = [token[: -len(tail)] + whole if token.endswith("::" + tail) else token for token in shlex.split(command)]
+    return shlex.join(tokens)

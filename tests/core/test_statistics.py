@@ -111,3 +111,9 @@ def test_the_curve_falls_from_the_clean_accuracy(images: list[tuple[bool, float 
     assert budgets[0] == 0 and budgets == sorted(budgets) and budgets[-1] == pytest.approx(0.0627)
     assert accuracies[0] == sum(correct) / len(correct)
     assert all(a >= b for a, b in itertools.pairwise(accuracies))
+
+
+def test_files_keep_a_tiny_p_value() -> None:
+    change = PairedChange(397, 346, 250, lost=100, gained=4)
+    assert change.to_json()["p_value"] == pytest.approx(change.p_value, rel=1e-5)
+    assert 0 < change.p_value < 1e-20

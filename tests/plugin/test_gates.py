@@ -11,7 +11,8 @@ rounding: robust accuracy 48.0% (A), 46.5% (B), 54.0% (D), 22.0% (C) at ε = 0.0
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 
@@ -26,6 +27,7 @@ RETRAINS = {"a": (0, 0.2), "b": (1, 0.2), "d": (2, 0.2), "c": (4, 0.5)}
 
 def pytest_addoption(parser):
     parser.addoption("--which", default="a")
+    parser.addoption("--count", type=int, default=200)  # the validation set grows after a baseline
 
 @pytest.fixture(scope="session")
 def adv_model(pytestconfig):
@@ -37,8 +39,9 @@ def adv_model(pytestconfig):
     return model.eval()
 
 @pytest.fixture
-def adv_images():
-    return X, Y
+def adv_images(pytestconfig):
+    count = pytestconfig.getoption("--count")
+    return X[:count], Y[:count]
 """
 
 TESTS = """
@@ -297,3 +300,62 @@ def _shard_two_breaks(request):
     result.assert_outcomes(passed=2, errors=1)
     assert "judged on all" not in result.stdout.str(), "two shards of three are not the test's images"
     result.stdout.fnmatch_lines(["advrobust: test_digits.py::test_digits: shard 2 of 3 did not report*"])
+
+
+def test_images_added_after_the_baseline_are_named_and_left_out(project: pytest.Pytester) -> None:
+    project.runpytest("--which=a", "--count=180", "--adv-baseline-update").assert_outcomes(passed=1)
+    result = project.runpytest("--which=b", "--adv-baseline-rule=statistical", "--adv-report=r.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["    baseline: statistical: * on 180 image(s), *; not compared: 20 new, 0 missing"])
+    (test,) = _report(project, "r.json")["tests"]
+    assert len(test["baseline"]["fresh"]) == 20 and test["baseline"]["statistics"]["paired"] == 180
+    weaker = project.runpytest("--which=c", "--adv-baseline-rule=statistical")
+    weaker.stdout.fnmatch_lines(
+        ["20 new image(s), not in the baseline (* fail now): left out of the tests; re-record *"]
+    )
+
+
+def test_the_printed_commands_carry_what_the_command_line_set(project: pytest.Pytester) -> None:
+    """A command-line value equal to the default still overrides the ini file (ε = 0.03 here): the printed
+    command passes it on, and pasted from another folder it gives the same verdict."""
+    result = project.runpytest("--which=c", "--adv-epsilon=0.007", "-o", "adv_baseline_rule=images")
+    result.assert_outcomes(failed=1)
+    (command,) = {line.split("reproduce with: ", 1)[1] for line in result.outlines if "reproduce with: " in line}
+    assert "--adv-epsilon=0.007" in command and "--which=c" in command
+    elsewhere = project.path / "sub"
+    elsewhere.mkdir()
+    words = command.split()
+    words[1] = "../" + words[1]
+    again = subprocess.run([sys.executable, "-m", *words, "-p", "no:cacheprovider"], cwd=elsewhere,
+                           capture_output=True, text=True)  # fmt: skip
+    assert again.returncode == 1 and "at eps=0.007" in again.stdout, again.stdout + again.stderr
+
+
+def test_a_selection_of_shards_is_judged_as_such_and_the_whole_test_is_reproduced(project: pytest.Pytester) -> None:
+    gate = ["--which=a", "--adv-shards=3", "--adv-min-robust-accuracy=0.5"]
+    some = project.runpytest(*gate, "-k", "shard1of3 or shard2of3")
+    some.assert_outcomes(passed=1, failed=1)
+    some.stdout.fnmatch_lines(["judged on the 2 of 3 shards this run selected of test_digits.py::test_digits, the "
+                               "others not run together (133 image(s)):"])  # fmt: skip
+    everything = project.runpytest(*gate)
+    (command,) = {line.split("reproduce with: ", 1)[1] for line in everything.outlines if "reproduce with: " in line}
+    assert command.startswith("pytest test_digits.py::test_digits ") and "[shard" not in command
+    again = project.runpytest(*command.split()[1:])
+    again.assert_outcomes(passed=2, failed=1)
+    again.stdout.fnmatch_lines([f"robust accuracy {A} of 200 image(s) is below the minimum 50.0% *"])
+
+
+def test_the_minimal_epsilon_search_reaches_the_tests_epsilon(project: pytest.Pytester) -> None:
+    """With ε above the search's default top (16/255), the top is raised to ε: every image that flips
+    has a minimal ε at or below ε, and the curve ends at ε with the robust accuracy."""
+    result = project.runpytest("--which=a", "--adv-epsilon=0.1", "--adv-minimal-epsilon", "--adv-report=r.json",
+                               "--adv-min-robust-accuracy=0")  # fmt: skip
+    result.assert_outcomes(passed=1)
+    (test,) = _report(project, "r.json")["tests"]
+    flipped = [image for image in test["images"] if image["flipped"] and not image["misclassified"]]
+    assert flipped and all(
+        image["minimal_epsilon"] is not None and image["minimal_epsilon"] <= 0.1 for image in flipped
+    )
+    assert test["settings"][0]["minimal_epsilon"]["max"] == 0.1
+    curve = test["robustness_curve"]
+    assert curve["epsilon"][-1] == 0.1 and curve["robust_accuracy"][-1] == pytest.approx(test["robust_accuracy"])

@@ -125,3 +125,18 @@ def test_tests_named_like_shards_are_tests_of_their_own(pytester: pytest.Pyteste
 
 def write_color(path, rgb) -> None:
     Image.fromarray(np.full((8, 8, 3), rgb, dtype=np.uint8)).save(path)
+
+
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        ("--adv-shards=1000000000", "--adv-shards=1000000000: must be ≤ 1000 (each shard is a test case of its own)"),
+        ("--adv-shard=1/1000000000", "--adv-shard=1/1000000000: must be K/N with N ≤ 1000"),
+        ("--adv-shard=1/" + "9" * 5000, "must be K/N, this job's number K of N jobs"),
+    ],
+)
+def test_a_shard_count_without_bound_is_a_usage_error(project: pytest.Pytester, option: str, says: str) -> None:
+    project.makepyfile(SHARDED)
+    result = project.runpytest(option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert says in result.stderr.str()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from ..display import quoted, shown
+from ..wire import build, fields
 
 COMPARED_SETTINGS = (
     "attack",
@@ -285,10 +286,6 @@ class Outcome:
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Outcome:
-        return cls(**data)
-
 
 @dataclass
 class Comparison:
@@ -311,6 +308,8 @@ class Comparison:
     its outcome and minimal ε in both runs. The figures the statistical rule reads, not part of what two
     comparisons must share to be equal (the headings above say it image by image)."""
     epsilon_top: float | None = field(default=None, compare=False)
+    fresh: list[str] = field(default_factory=list, compare=False)
+    """The images this run attacked that the baseline does not have (held or not), by name."""
     """The top of the minimal-ε search when both runs searched (an image with none found there counts as
     this much), else None: minimal ε is then not compared."""
 
@@ -366,12 +365,13 @@ class Comparison:
             "unchecked": self.unchecked,
             "outcomes": [outcome.to_json() for outcome in self.outcomes],
             "epsilon_top": self.epsilon_top,
+            "fresh": self.fresh,
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
-        outcomes = [Outcome.from_json(outcome) for outcome in data.get("outcomes", [])]
-        return cls(**{**data, "outcomes": outcomes})
+    def from_dict(cls, data: Any, where: str = "comparison") -> Comparison:
+        """Rebuild a comparison from :meth:`to_dict`, every field checked (``ValueError`` names it)."""
+        return build(cls, data, where)
 
     def paired(self) -> list[Outcome]:
         """The images both runs attacked."""
@@ -397,6 +397,7 @@ class Comparison:
             unchecked=sorted(set(every("unchecked"))),
             # an image missing from the run is missing from every shard's comparison: once
             outcomes=_joined_outcomes(parts),
+            fresh=every("fresh"),
             epsilon_top=next((part.epsilon_top for part in parts if part.epsilon_top is not None), None),
         )
 
@@ -495,6 +496,7 @@ def compare(
         for name, now in sorted(new_images.items())
         if (before := old_images.get(name)) is not None
     ] + [Outcome(name, state_of(old_images[name]), old_images[name].minimal_epsilon) for name in result.missing]
+    result.fresh = sorted(name for name in new_images if name not in old_images)
     both_searched = baseline.searched_minimal_epsilon and current.searched_minimal_epsilon
     result.epsilon_top = float(top) if both_searched and top is not None else None
     return result
@@ -560,17 +562,14 @@ class BaselineStatus:
         return data
 
     @classmethod
-    def from_wire(cls, data: Mapping[str, Any]) -> BaselineStatus:
-        comparison = data.get("comparison")
-        return cls(
-            status=data["status"],
-            file=data["file"],
-            module=data.get("module", ""),
-            test=data.get("test", ""),
-            comparison=None if comparison is None else Comparison.from_dict(comparison),
-            entry=None if data.get("entry") is None else BaselineEntry.from_json(data["entry"]),
-            image_names=list(data.get("image_names", [])),
-        )
+    def from_wire(cls, data: Any, where: str = "baseline") -> BaselineStatus:
+        """Rebuild a status from its plain data, every field checked (``ValueError`` names the first that
+        is wrong); a recorded entry is read as a baseline file's entry is."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{where} must be an object, not {type(data).__name__} {data!r}"[:160])
+        values = fields(cls, {key: value for key, value in data.items() if key != "entry"}, where)
+        entry = data.get("entry")
+        return cls(**values, entry=None if entry is None else BaselineEntry.from_json(entry, f"{where}.entry"))
 
     @staticmethod
     def merge(parts: Sequence[BaselineStatus]) -> BaselineStatus:

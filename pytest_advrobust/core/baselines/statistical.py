@@ -65,13 +65,13 @@ class StatisticalVerdict:
     shift: EpsilonShift | None
     confidence: float
     tolerance: tuple[float, float]
+    comparison: Comparison
 
     @classmethod
     def of(cls, comparison: Comparison, confidence: float, tolerance: tuple[float, float]) -> StatisticalVerdict:
         shift = epsilon_shift(comparison, tolerance)
-        return cls(
-            paired_change(comparison, confidence), shift if shift and shift.pairs else None, confidence, tolerance
-        )
+        shift = shift if shift and shift.pairs else None
+        return cls(paired_change(comparison, confidence), shift, confidence, tolerance, comparison)
 
     @property
     def alpha(self) -> float:
@@ -131,7 +131,23 @@ class StatisticalVerdict:
                 f"{median:+.4g}, Wilcoxon signed-rank one-sided p = {self.shift.p_value:.3g} for a drop beyond "
                 f"the tolerance {margin}"
             )
+        if self.left_out:
+            out.append(self.left_out)
         return out
+
+    @property
+    def left_out(self) -> str:
+        """``3 new image(s), not in the baseline (1 fails now), and 2 missing now: left out of the tests``."""
+        comparison = self.comparison
+        parts = []
+        if comparison.fresh:
+            failing = len(comparison.fresh) - len(comparison.new)  # the image rule files those that hold as new
+            parts.append(f"{len(comparison.fresh)} new image(s), not in the baseline ({failing} fail now)")
+        if comparison.missing:
+            parts.append(f"{len(comparison.missing)} missing now")
+        if not parts:
+            return ""
+        return " and ".join(parts) + ": left out of the tests; re-record the baseline to compare them"
 
 
 def images_rule_hint(comparison: Comparison, confidence: float) -> str:

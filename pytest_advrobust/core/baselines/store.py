@@ -32,9 +32,10 @@ def read_baselines(path: Path) -> dict[str, BaselineEntry]:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        why = "its JSON is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise AdvRobustError(
-            f"baseline file {path} cannot be read ({exc}); fix it, or delete it and re-record with "
+            f"baseline file {path} cannot be read ({why}); fix it, or delete it and re-record with "
             "--adv-baseline-update"
         ) from None
     version = data.get("schema_version") if isinstance(data, dict) else None

@@ -61,18 +61,29 @@ def gate_failures(test: TestReport) -> list[str]:
     return lines
 
 
-def whole_test_failure(test: TestReport, shards: int) -> str | None:
-    """The failure message of a sharded test whose gates fail on all its shards together (None: they pass):
-    the gates' lines, then the flips of every shard."""
+def whole_test_failure(test: TestReport, shards: int, count: int | None = None, reproduce: str = "") -> str | None:
+    """The failure message of a sharded test whose gates fail on its ``shards`` shards together (None: they
+    pass): what was judged (of ``count`` shards, when fewer ran), the gates' lines, the flips of every
+    shard, and ``reproduce``, a command that runs them all."""
     lines = gate_failures(test)
     if not lines:
         return None
     flips = [image for image in test.images if image.failed]
-    head = f"judged on all {shards} shards of {shown(test.nodeid)} together ({len(test.images)} image(s)):"
-    return "\n".join(
-        [head, *lines, *(f"  {image.line()}" for image in flips[:20])]
-        + ([f"  … and {len(flips) - 20} more (full list in --adv-report)"] if len(flips) > 20 else [])
+    which = (
+        f"the {shards} of {count} shards this run selected of {shown(test.nodeid)}, the others not run"
+        if count is not None and shards < count
+        else f"all {shards} shards of {shown(test.nodeid)}"
     )
+    head = f"judged on {which} together ({len(test.images)} image(s)):"
+    listed = [f"  {image.line()}" for image in flips[:FLIPS_LISTED]]
+    if len(flips) > FLIPS_LISTED:
+        listed.append(f"  … and {len(flips) - FLIPS_LISTED} more (full list in --adv-report)")
+    tail = [f"reproduce with: {reproduce}"] if reproduce else []
+    return "\n".join([head, *lines, *listed, *tail])
+
+
+FLIPS_LISTED = 20
+"""A whole test's failure lists this many of its flips; the JSON report has them all."""
 
 
 def baseline_text(test: TestReport) -> str:
@@ -86,7 +97,10 @@ def baseline_text(test: TestReport) -> str:
     before, now = change.before.value, change.now.value
     figures = "n/a" if before is None or now is None else f"{percent(before)} -> {percent(now)}"
     drop = "; a significant drop" if verdict.failed else ""
+    comparison = verdict.comparison
+    left = [f"{len(comparison.fresh)} new", f"{len(comparison.missing)} missing"]
+    left_out = f"; not compared: {', '.join(left)}" if comparison.fresh or comparison.missing else ""
     return (
         f"statistical: {figures} on {change.paired} image(s), {change.lost} lost, {change.gained} gained, "
-        f"p = {change.p_value:.3g}{drop}"
+        f"p = {change.p_value:.3g}{drop}{left_out}"
     )

@@ -41,7 +41,7 @@ def _img(data: str | None, alt: str, caption: str, css: str = "") -> str:
     if not data:
         return f'<figure class="{css}"><figcaption>{_e(caption)}: not drawn (install matplotlib)</figcaption></figure>'
     return (
-        f'<figure class="{css}"><img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+        f'<figure class="{css}"><img alt="{_e(alt)}" src="data:image/png;base64,{_e(data)}">'
         f"<figcaption>{_e(caption)}</figcaption></figure>"
     )
 
@@ -181,7 +181,8 @@ _FRAGMENT_IMAGE = "width:128px;height:auto;image-rendering:pixelated;border:1px 
 def _fragment_figure(data: str, alt: str, caption: str) -> str:
     return (
         f'<figure style="{_FRAGMENT_FIGURE}"><img alt="{_e(alt)}" style="{_FRAGMENT_IMAGE}" '
-        f'src="data:image/png;base64,{data}"><figcaption style="font-size:.8rem">{_e(caption)}</figcaption></figure>'
+        f'src="data:image/png;base64,{_e(data)}">'
+        f'<figcaption style="font-size:.8rem">{_e(caption)}</figcaption></figure>'
     )
 
 

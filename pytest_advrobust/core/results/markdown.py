@@ -65,7 +65,7 @@ def _failure_row(test: TestReport, image: ImageRecord, known: bool) -> str:
         step = f"{image.first_flip_step}/{image.steps}" if image.first_flip_step is not None else "—"
     if known:
         change += " (known to the baseline)"
-    return f"| {escape(test.nodeid)} | {escape(image.name)} | {change} | {epsilon} | {step} |"
+    return f"| {escape(test.nodeid)} | {escape(image.name)} | {change} | {escape(epsilon)} | {escape(step)} |"
 
 
 def render_markdown(tests: Iterable[TestReport], header: Mapping[str, Any], full_reports: Sequence[str] = ()) -> str:

@@ -21,13 +21,13 @@ import os
 import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from ..display import shown
 from ..errors import AdvRobustError
 from ..settings import OPTIONS, AttackConfig, RunConfig, unparse
-from ..settings.values import JobShard
+from ..settings.values import MAX_SHARDS, JobShard
 from .gates import whole_test_failure
 from .report import TestReport
 from .shards import Shard, ShardFaults
@@ -104,22 +104,19 @@ class ShardJob:
         """Raises ``ValueError`` naming the first field that is not what :meth:`to_json` writes."""
         job = _of(data, dict, SHARD_KEY)
         index, count = _of(job.get("index"), int, "shard.index"), _of(job.get("count"), int, "shard.count")
-        if not 1 <= index <= count:
-            raise ValueError(f"shard.index must be 1 to shard.count, not {index} of {count}")
+        if not 1 <= index <= count <= MAX_SHARDS:
+            raise ValueError(f"shard.index must be 1 to shard.count (at most {MAX_SHARDS}), not {index} of {count}")
         tests = []
         for k, test in enumerate(_of(job.get("tests"), list, "shard.tests")):
-            try:
-                report = TestReport.from_wire(_of(test, dict, f"shard.tests[{k}]"))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"shard.tests[{k}] is not a test report ({type(exc).__name__}: {exc})") from None
+            where = f"shard.tests[{k}]"
+            report = TestReport.from_wire(test, where)  # ValueError names the field
             if report.shard or report.test:
                 try:
                     Shard.of(report.nodeid, report.shard, report.test)
                 except ValueError as exc:
-                    raise ValueError(f"shard.tests[{k}]: {exc}") from None
-            module = report.baseline.module if report.baseline is not None else ""
-            if Path(module).is_absolute() or ".." in Path(module).parts:  # its baseline file is written there
-                raise ValueError(f"shard.tests[{k}].baseline.module must be a path within the rootdir, not {module!r}")
+                    raise ValueError(f"{where}: {exc}") from None
+            if report.baseline is not None:  # its baseline file is written there
+                _within_rootdir(report.baseline.module, f"{where}.baseline.module")
             tests.append(report)
         collected = {}
         for module, names in _of(job.get("collected"), dict, "shard.collected").items():
@@ -138,8 +135,18 @@ class ShardJob:
             exit_status=_of(job.get("exit_status"), int, "shard.exit_status"),
             settings=_strings(job.get("settings"), "shard.settings"),
             versions=_strings(job.get("versions"), "shard.versions"),
-            baseline_dir=_of(job.get("baseline_dir"), str, "shard.baseline_dir"),
+            baseline_dir=_within_rootdir(_of(job.get("baseline_dir"), str, "shard.baseline_dir"), "shard.baseline_dir"),
         )
+
+
+def _within_rootdir(path: str, where: str) -> str:
+    """``path`` if it names a place inside the rootdir (relative, no ``..``, no NUL, ``/`` separators), else a
+    ``ValueError`` naming ``where``: the merge writes files there."""
+    parts = PurePosixPath(path).parts
+    inside = path and "\x00" not in path and "\\" not in path and not PurePosixPath(path).is_absolute()
+    if not inside or ".." in parts or PureWindowsPath(path).drive:
+        raise ValueError(f"{where} must be a path within the rootdir, not {path!r}"[:160])
+    return path
 
 
 def _of(value: Any, kind: type, where: str) -> Any:
@@ -179,6 +186,8 @@ def read_shard_report(path: Path, given: str | None = None) -> ShardReport:
         raise MergeRefused(f"{name} is not a JSON report: it is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise MergeRefused(f"{name} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise MergeRefused(f"{name} is not a job's report: its JSON is nested too deeply to read") from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if not isinstance(data, dict) or isinstance(version, bool) or version != REPORT_SCHEMA_VERSION:
         what = "no schema_version" if version is None else f"schema_version {shown(repr(version))}"

@@ -8,9 +8,10 @@ report, the baselines and the HTML report all read the typed objects. Pure Pytho
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..baselines.rule import BaselineStatus
@@ -18,6 +19,7 @@ from ..baselines.statistical import StatisticalVerdict
 from ..display import quoted, shown
 from ..settings.values import VERDICT_ROUNDED
 from ..statistics import Proportion, robustness_curve
+from ..wire import NAN_AS_NULL, build
 
 PROBABILITY_DIGITS = 4
 """Probabilities in files are rounded to 4 places: what a report reader can use, without float noise."""
@@ -65,11 +67,11 @@ class ImageRecord:
     steps: int
     epsilon: float
     verdict: str
-    label_curve: list[float] = field(default_factory=list)
-    target_curve: list[float] | None = None
+    label_curve: list[float] = field(default_factory=list, metadata=NAN_AS_NULL)
+    target_curve: list[float] | None = field(default=None, metadata=NAN_AS_NULL)
     path: list[int] = field(default_factory=list)
     path_names: list[str] = field(default_factory=list)
-    top_curve: list[float] = field(default_factory=list)
+    top_curve: list[float] = field(default_factory=list, metadata=NAN_AS_NULL)
     """Probability of the top class at every iterate (which class that is: ``path_names``)."""
     found_by: str = ""
     """The attack that produced the returned image (its own name, or "fgsm sanity check")."""
@@ -210,14 +212,10 @@ class ImageRecord:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ImageRecord:
-        """Rebuild a record from :meth:`to_json` (derived keys are ignored; missing curve points are NaN)."""
-        names = {f.name for f in fields(cls)}
-        values = {key: value for key, value in data.items() if key in names}
-        for key in ("label_curve", "target_curve", "top_curve"):
-            if values.get(key) is not None:
-                values[key] = [math.nan if v is None else v for v in values[key]]
-        return cls(**values)
+    def from_json(cls, data: Any, where: str = "image") -> ImageRecord:
+        """Rebuild a record from :meth:`to_json`: derived keys are ignored, missing curve points are NaN,
+        and anything else that is not what :meth:`to_json` writes is a ``ValueError`` naming its field."""
+        return build(cls, data, where)
 
 
 @dataclass(frozen=True)
@@ -330,6 +328,10 @@ class RunSettings:
         return data
 
 
+BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+"""What an HTML card's PNG fields are made of: they go into ``src="data:image/png;base64,..."`` as they are."""
+
+
 @dataclass
 class HtmlCard:
     """What the HTML report shows of one image: its lines and its PNGs, base64-encoded."""
@@ -346,6 +348,12 @@ class HtmlCard:
     adversarial_png: str
     perturbation_png: str
     curve_png: str | None
+
+    def __post_init__(self) -> None:
+        for name in ("clean_png", "adversarial_png", "perturbation_png", "curve_png"):
+            value = getattr(self, name)
+            if value is not None and not BASE64.fullmatch(value):
+                raise ValueError(f"{name} must be base64 (A-Z, a-z, 0-9, +, /, = padding), not {value[:40]!r}")
 
 
 @dataclass
@@ -369,17 +377,9 @@ class RunReport:
         return Counts.of(self.images)
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> RunReport:
-        return cls(
-            settings=RunSettings(**data["settings"]),
-            images=[ImageRecord.from_json(image) for image in data["images"]],
-            forward_passes=data["forward_passes"],
-            backward_passes=data["backward_passes"],
-            artifacts=data["artifacts"],
-            cards=[HtmlCard(**card) for card in data["cards"]],
-            model_fingerprint=data.get("model_fingerprint"),
-            marker=bool(data.get("marker", False)),
-        )
+    def from_wire(cls, data: Any, where: str = "run") -> RunReport:
+        """Rebuild a run from :meth:`TestReport.to_wire`'s data, every field checked (``ValueError`` names it)."""
+        return build(cls, data, where)
 
 
 @dataclass
@@ -472,17 +472,10 @@ class TestReport:
         return data
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> TestReport:
-        baseline = data.get("baseline")
-        return cls(
-            nodeid=data["nodeid"],
-            runs=[RunReport.from_wire(run) for run in data["runs"]],
-            baseline=None if baseline is None else BaselineStatus.from_wire(baseline),
-            shards=list(data["shards"]),
-            failed=data.get("failed"),
-            test=data.get("test", ""),
-            shard=data.get("shard", ""),
-        )
+    def from_wire(cls, data: Any, where: str = "test") -> TestReport:
+        """Rebuild a report from :meth:`to_wire`'s data (from an xdist worker, or a CI matrix's job report),
+        every field checked: ``ValueError`` names the first that is not what :meth:`to_wire` writes."""
+        return build(cls, data, where)
 
     def to_json(self) -> dict[str, Any]:
         """The test's entry in the JSON report: counts, flipped pairs, settings per run, every image."""

@@ -14,12 +14,11 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..settings.values import MAX_SHARDS
 from .report import TestReport, merge_shards
 
-SHARD_ID = re.compile(r"shard([1-9][0-9]{0,5})of([1-9][0-9]{0,5})")
+SHARD_ID = re.compile(r"shard([1-9][0-9]{0,8})of([1-9][0-9]{0,8})")
 """The plugin's own id of a shard, ``shard2of4``: only ever read where the plugin said it put one."""
-MAX_SHARDS = 1000
-"""The most shards a test may be split into (``--adv-shards``, ``--adv-shard=K/N``)."""
 
 
 def _component(params: str, shard: str) -> re.Match[str] | None:

@@ -55,7 +55,7 @@ def summary_lines(reports: Iterable[TestReport], verbosity: int = 0) -> list[tup
                 (
                     f"{shown(report.nodeid)}: {counts.attacked} attacked{shards}, {counts.flipped} flipped, "
                     f"{counts.misclassified} misclassified, robust accuracy {accuracy} "
-                    f"({runs[0].settings.how()}){note}",
+                    f"({shown(runs[0].settings.how())}){note}",
                     colour,
                 )
             )
@@ -63,7 +63,7 @@ def summary_lines(reports: Iterable[TestReport], verbosity: int = 0) -> list[tup
                 lines += [(f"    {shown(a)} -> {shown(b)} ×{count}", "red") for a, b, count in part.pairs()]
             if verbosity > 0:
                 batching = dict.fromkeys(run.settings.batching for run in runs if run.settings.batching)
-                lines += [(f"    {line}", "") for line in batching]
+                lines += [(f"    {shown(line)}", "") for line in batching]
                 lines += [(f"      {image.line()}", "red" if image.failed else "green") for image in part.images]
         if report.baseline is not None and verbosity >= 0:
             lines += _baseline_lines(report)

@@ -1,7 +1,7 @@
 """The baselines' settings: minimal ε and its search, the tolerance, recording, the folder, strictness.
 
-Their defaults and auto rules (:func:`auto_minimal_epsilon`, :func:`auto_baseline_dir`) live here and
-nowhere else.
+Their defaults and auto rules (:func:`auto_minimal_epsilon`, :func:`auto_epsilon_max`,
+:func:`auto_baseline_dir`) live here and nowhere else.
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ BASELINE_FOLDER = "advrobust-baselines"
 def auto_minimal_epsilon(recording: bool, stored_has_minimal: bool) -> bool:
     """minimal_epsilon=auto: search when a baseline is recorded, or compared and it holds minimal ε."""
     return recording or stored_has_minimal
+
+
+def auto_epsilon_max(epsilon_max: float, epsilon: float) -> float:
+    """The top of the minimal-ε search: ``epsilon_max``, or the test's ε when that is larger."""
+    return max(epsilon_max, epsilon)
 
 
 def auto_baseline_dir(rootdir: Path) -> Path:
@@ -42,7 +47,10 @@ OPTIONS: tuple[Option, ...] = (
         p.parse_budget,
         16 / 255,
         metavar="EPS",
-        help="Top of the minimal-ε search range, [0,1] pixel units.",
+        help=(
+            "Top of the minimal-ε search range, [0,1] pixel units; raised to EPSILON when that is larger (an image "
+            "that flips at EPSILON has its minimal ε at or below it)."
+        ),
         default_doc="16/255 ≈ 0.0627",
     ),
     Option(

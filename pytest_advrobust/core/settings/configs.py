@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .attack import auto_loss, auto_step_size, auto_steps
+from .baselines import auto_epsilon_max
 from .data import auto_workers
 from .profiles import DEFAULT_PROFILE
 from .table import default
@@ -71,6 +72,11 @@ class AttackConfig:
         if self.attack == "square":
             return self.queries
         return self.steps if self.steps is not None else auto_steps(self.attack)
+
+    @property
+    def resolved_epsilon_max(self) -> float:
+        """The top of the minimal-ε search (:func:`~pytest_advrobust.core.settings.baselines.auto_epsilon_max`)."""
+        return auto_epsilon_max(self.epsilon_max, self.epsilon)
 
     @property
     def resolved_step_size(self) -> float:

@@ -21,6 +21,8 @@ from .values import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     LOSSES,
+    MAX_IMAGE_SIDE,
+    MAX_SHARDS,
     MODEL_PREFIXES,
     VERDICTS,
     BatchSize,
@@ -354,6 +356,8 @@ def parse_input_size(raw: Any, base: Path | None = None) -> tuple[int, int] | No
         sizes = (sizes[0], sizes[0])
     if len(sizes) != 2 or min(sizes) < 1:
         raise ValueError("must be one positive size or HxW (e.g. 224 or 224x224)")
+    if max(sizes) > MAX_IMAGE_SIDE:
+        raise ValueError(f"must be at most {MAX_IMAGE_SIDE} pixels a side (a classifier's input, not a photo's size)")
     return sizes[0], sizes[1]
 
 
@@ -405,19 +409,29 @@ def parse_tolerance(raw: Any, base: Path | None = None) -> tuple[float, float]:
     return absolute, relative
 
 
-def _fraction(raw: Any) -> float:
-    """A fraction written as one (``0.6``) or as a percentage (``60%``)."""
+def _fraction(raw: Any) -> tuple[float, bool]:
+    """A fraction written as one (``0.6``) or as a percentage (``60%``), and whether it was a percentage."""
     text = raw.strip() if isinstance(raw, str) else raw
-    if isinstance(text, str) and text.endswith("%"):
-        return _number(text[:-1]) / 100
-    return _number(text)
+    percentage = isinstance(text, str) and text.endswith("%")
+    try:
+        value = _number(text[:-1] if percentage else text)
+    except ValueError:
+        raise ValueError("must be a fraction (0.6) or a percentage (60%)") from None
+    return (value / 100, True) if percentage else (value, False)
+
+
+def _percentage_hint(value: float, percentage: bool, *fixes: str) -> str:
+    """`` (did you mean 0.6, or 60%?)`` for a whole number from 2 to 100 written without its ``%``."""
+    if percentage or not (value.is_integer() and 2 <= value <= 100):
+        return ""
+    return " (did you mean " + ", or ".join(fix.format(fraction=value / 100, value=value) for fix in fixes) + "?)"
 
 
 def parse_confidence(raw: Any, base: Path | None = None) -> float:
     """The confidence level of every interval and test: strictly between 0 and 1 (``0.95`` or ``95%``)."""
-    value = _fraction(raw)
+    value, percentage = _fraction(raw)
     if not 0 < value < 1:
-        hint = f" (did you mean {value / 100:g}?)" if 1 < value < 100 else ""
+        hint = _percentage_hint(value, percentage, "{fraction:g}") if value >= 50 else ""
         raise ValueError(f"must be strictly between 0 and 1, as 0.95 or 95%{hint}")
     return value
 
@@ -426,9 +440,9 @@ def parse_min_accuracy(raw: Any, base: Path | None = None) -> float | None:
     """A robust accuracy a test must reach: a fraction in [0, 1] (``0.6`` or ``60%``), or none."""
     if _unset(raw):
         return None
-    value = _fraction(raw)
+    value, percentage = _fraction(raw)
     if not 0 <= value <= 1:
-        hint = f" (did you mean {value / 100:g}, or {value:g}%?)" if 1 < value <= 100 else ""
+        hint = _percentage_hint(value, percentage, "{fraction:g}", "{value:g}%")
         raise ValueError(f"must be a fraction between 0 and 1, as 0.6 or 60%{hint}")
     return value
 
@@ -460,6 +474,8 @@ def parse_shards(raw: Any, base: Path | None = None) -> int:
     value = _integer(raw)
     if value < 1:
         raise ValueError("must be ≥ 1")
+    if value > MAX_SHARDS:
+        raise ValueError(f"must be ≤ {MAX_SHARDS} (each shard is a test case of its own)")
     return value
 
 
@@ -470,9 +486,11 @@ def parse_job_shard(raw: Any, base: Path | None = None) -> JobShard | None:
     if isinstance(raw, JobShard):
         return raw
     index, slash, count = str(raw).strip().partition("/")
-    if not slash or not index.strip().isdigit() or not count.strip().isdigit():
+    if not slash or not re.fullmatch(r"[0-9]{1,12}", index.strip()) or not re.fullmatch(r"[0-9]{1,12}", count.strip()):
         raise ValueError("must be K/N, this job's number K of N jobs (e.g. 2/4), or none")
     shard = JobShard(int(index), int(count))
+    if shard.count > MAX_SHARDS:
+        raise ValueError(f"must be K/N with N ≤ {MAX_SHARDS} (each job runs one shard of every test)")
     if not 1 <= shard.index <= shard.count:
         raise ValueError(f"must be K/N with 1 ≤ K ≤ N (job {shard.index} of {shard.count} does not exist)")
     return shard

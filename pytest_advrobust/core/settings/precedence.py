@@ -12,6 +12,7 @@ gives the value again (for the reproduce command).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,10 @@ def _with_profile(values: dict[str, Any], sources: dict[str, Source]) -> tuple[d
 _DEFAULT = Source("default")
 
 
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+"""A profile's name: what a command line, an ini file and every report show it as, as is."""
+
+
 def register_profile(name: str, **settings: Any) -> None:
     """Register a named set of settings for ``--adv-profile=NAME`` (or ``profile=NAME`` in the ini file or
     a marker), as Hypothesis' ``settings.register_profile`` does; call it in a ``conftest.py``.
@@ -165,9 +170,10 @@ def register_profile(name: str, **settings: Any) -> None:
     validated now, so a typo fails where it was made. The built-in profiles (quick, standard, thorough)
     cannot be replaced; registering a name again replaces that profile.
     """
-    if not isinstance(name, str) or not name.strip() or name != name.strip():
+    if not isinstance(name, str) or not PROFILE_NAME.fullmatch(name):
         raise OptionError(
-            f"register_profile: the name must be a non-empty string without surrounding spaces (got {name!r})"
+            "register_profile: the name must be letters, digits, '_', '.' or '-' (at most 64, starting with a "
+            f"letter or digit), as on a command line (got {str(name)[:80]!r})"
         )
     if name in BUILT_IN:
         raise OptionError(

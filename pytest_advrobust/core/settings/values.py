@@ -30,6 +30,12 @@ SourceKind = Literal["default", "model", "profile", "ini", "override", "cli", "m
 model's own metadata (a timm ``pretrained_cfg``, a Hugging Face ``preprocessor_config.json``), which
 applies where nothing else sets a value; ``profile``: a named set of settings (``--adv-profile``), above the
 defaults and below everything a user sets."""
+MAX_SHARDS = 1000
+"""The most shards a test may be split into (``--adv-shards``, ``--adv-shard=K/N``): a split that fine leaves
+a shard of a few images, and each costs a test case and a model load per worker."""
+MAX_IMAGE_SIDE = 4096
+"""The largest input height or width a model may ask for (in a setting, or in its own metadata): a
+4096×4096 RGB batch of one is 200 MB of float32 pixels; any classifier is far smaller."""
 MODEL_PREFIXES = ("timm:", "hf:")
 """Model specs that name a library's format (``timm:<folder>``, ``timm:<name>@<weights>``, ``hf:<folder>``)."""
 

@@ -79,3 +79,26 @@ def test_a_baseline_of_the_right_shape_reads_each_value_as_written(tmp_path: Pat
     (image,) = read_baselines(path)["t"].images.values()
     assert (image.flipped, image.adv_label, image.minimal_epsilon) == (True, 2, 0.0)
     assert isinstance(image.minimal_epsilon, float)
+
+
+NESTED = "[" * 5000 + "]" * 5000
+
+
+def test_deeply_nested_json_is_one_error_and_an_update_replaces_it(tmp_path: Path) -> None:
+    """Python's JSON reader gives up on deep nesting with RecursionError: a baseline file so deep is one
+    line when compared, and is replaced, with a note, when updated (as any unreadable baseline is)."""
+    from pytest_advrobust.core.baselines.rule import BaselineEntry
+    from pytest_advrobust.core.baselines.store import Update, write_baselines
+
+    path = tmp_path / "test_m.py.json"
+    path.write_text(NESTED)
+    with pytest.raises(AdvRobustError) as raised:
+        read_baselines(path)
+    assert str(raised.value) == (
+        f"baseline file {path} cannot be read (its JSON is nested too deeply); fix it, or delete it and re-record "
+        "with --adv-baseline-update"
+    )
+    entry = BaselineEntry({"attack": "fgsm"}, "n/a", {}, {})
+    notes: list[str] = []
+    write_baselines(tmp_path, [Update("test_m.py", "test_x", entry, [])], notes=notes)
+    assert list(read_baselines(path)) == ["test_x"] and len(notes) == 1 and "nested too deeply" in notes[0]

@@ -105,3 +105,11 @@ def test_registration_checks_the_combination_too() -> None:
         register_profile("bad", attack="fgsm", steps=5)
     with pytest.raises(OptionError, match="unknown profile 'bad'"):
         resolve([({"profile": "bad"}, CLI)])
+
+
+@pytest.mark.parametrize("name", ["a\n::error::owned", "::stop-commands::x", "a b", "-x", "x" * 65, ""])
+def test_a_profile_name_is_one_a_command_line_could_hold(name: str) -> None:
+    """Profile names reach the terminal and every report as they are: no line breaks, no workflow commands."""
+    with pytest.raises(OptionError) as raised:
+        register_profile(name, attack="fgsm")
+    assert "\n" not in str(raised.value) and "must be letters, digits" in str(raised.value)

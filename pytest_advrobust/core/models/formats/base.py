@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 from torch import nn
 
@@ -62,3 +66,34 @@ def import_extra(module: str, *, extra: str, purpose: str) -> ModuleType:
         raise ModelLoadError(
             f"{purpose} needs {module.partition('.')[0]}, which is not installed ({exc}): {EXTRAS[extra]}"
         ) from None
+
+
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+"""The hub libraries' offline switches (huggingface_hub, transformers, datasets)."""
+
+
+@contextlib.contextmanager
+def offline() -> Iterator[None]:
+    """The hub libraries offline while a model loads: huggingface_hub, and timm and transformers through it,
+    refuse any request instead of asking the Hub (for a config, a kernel, a publisher's trust status).
+    Their switches are set in the environment, for what is imported now, and on an imported
+    ``huggingface_hub.constants``; everything is restored afterwards."""
+    saved = {name: os.environ.get(name) for name in OFFLINE}
+    hub: Any = sys.modules.get("huggingface_hub.constants")
+    flag = getattr(hub, "HF_HUB_OFFLINE", None)
+    os.environ.update(OFFLINE)
+    if hub is not None:
+        hub.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        imported: Any = sys.modules.get("huggingface_hub.constants")
+        if imported is not None:  # imported now, it read the switch from the environment: as it was before
+            imported.HF_HUB_OFFLINE = (
+                flag if hub is not None else str(saved["HF_HUB_OFFLINE"]).upper() in ("1", "ON", "YES", "TRUE")
+            )

@@ -70,16 +70,34 @@ def _check_safetensors(path: Path, head: bytes, size: int) -> None:
         raw = file.read(header_length)
     try:
         header = json.loads(raw)
-        data_end = max(
-            (int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"), default=0
-        )
-    except (ValueError, KeyError, TypeError, IndexError):
+        data_end = _safetensors_data_end(header)
+    except (ValueError, RecursionError):
         raise ModelLoadError(f"{path} is not a safetensors file (its header is not valid): download it again") from None
     if 8 + header_length + data_end > size:
         raise ModelLoadError(
             f"{path} is a truncated safetensors file (its tensors need {8 + header_length + data_end} bytes, the "
             f"file has {size}): download it again"
         )
+
+
+def _safetensors_data_end(header: Any) -> int:
+    """Where a safetensors header says its tensor data ends: the largest end offset of its tensors.
+    ``ValueError`` when the header is not an object of tensors each with two whole, ordered offsets."""
+    if not isinstance(header, dict):
+        raise ValueError("the header is not an object")
+    ends = [0]
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not isinstance(offsets, list) or len(offsets) != 2:
+            raise ValueError(f"tensor {key!r} has no valid data_offsets")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in offsets):
+            raise ValueError(f"tensor {key!r} has no valid data_offsets")
+        if offsets[0] > offsets[1]:
+            raise ValueError(f"tensor {key!r} ends before it starts")
+        ends.append(offsets[1])
+    return max(ends)
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
@@ -177,6 +195,8 @@ def read_json(path: Path) -> dict[str, Any]:
         loaded = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ModelLoadError(f"{path} is not valid JSON ({exc}): download or save it again") from None
+    except RecursionError:
+        raise ModelLoadError(f"{path} is JSON nested too deeply to read: not a file its library writes") from None
     if not isinstance(loaded, dict):
         raise ModelLoadError(f"{path} holds a JSON {type(loaded).__name__}, not an object")
     return loaded

@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from ...errors import ModelLoadError
+from ...settings.values import MAX_IMAGE_SIDE
 from ..preprocessing import Interpolation, Preprocessing, ResizeMode
-from .base import ShippedModel, import_extra
+from .base import ShippedModel, import_extra, offline
 from .files import SHOWN_KEYS, read_json, sniff_file
 from .timm_models import is_timm_config
 
@@ -32,6 +33,81 @@ CONVNEXT_WARP_EDGE = 384
 UNSUPPORTED_STEPS = ("do_pad", "do_flip_channel_order", "rescale_offset")
 """Processor flags for steps this pipeline does not reproduce; a processor with one set is refused."""
 UNSUPPORTED_SIZES = ("longest_edge", "max_height", "max_width", "min_pixels", "max_pixels")
+
+
+ATTENTION = (None, "eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
+"""The attention implementations a folder may name: transformers' own. Anything else (``<org>/<repo>``,
+a kernel on the Hub) makes transformers ask the Hub, then download and import code."""
+SIZE_KEYS = ("height", "width", "shortest_edge", "longest_edge", "max_height", "max_width")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _side(value: Any) -> bool:
+    """A size in pixels: a whole number from 1 to :data:`~pytest_advrobust.core.settings.values.MAX_IMAGE_SIDE`."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_IMAGE_SIDE
+
+
+def check_config(config: Mapping[str, Any], where: Path) -> None:
+    """A :class:`ModelLoadError` naming the key and the file for a ``config.json`` that would make
+    transformers reach the network or run the folder's code (``auto_map``, an attention implementation
+    from the Hub), or that holds a value of another type than transformers writes."""
+    if "auto_map" in config:
+        raise ModelLoadError(
+            f"{where} names its own model code (auto_map), and pytest-advrobust never runs code "
+            "from a model folder: load it in a package.module:factory with trust_remote_code=True if you trust it"
+        )
+    for key in ("attn_implementation", "_attn_implementation"):
+        if key in config and config[key] not in ATTENTION:
+            raise ModelLoadError(
+                f"{where}: {key}={str(config[key])[:60]!r} is not one of transformers' own attention implementations "
+                f"({', '.join(str(name) for name in ATTENTION[1:])}): a kernel from the Hugging Face Hub would be "
+                "fetched and run, and pytest-advrobust loads model folders offline, running none of their code; "
+                "remove the key"
+            )
+    channels = config.get("num_channels", 3)
+    if not (isinstance(channels, int) and not isinstance(channels, bool) and 1 <= channels <= 4):
+        raise ModelLoadError(f"{where}: num_channels must be 1 to 4, not {str(channels)[:40]!r}")
+    size = config.get("image_size")
+    if size is not None and not isinstance(size, (list, tuple)) and not _side(size):
+        raise ModelLoadError(f"{where}: image_size must be a side of at most {MAX_IMAGE_SIDE}, not {str(size)[:40]!r}")
+    if not isinstance(config.get("id2label") or {}, dict):
+        raise ModelLoadError(f"{where}: id2label must be an object of class index → name")
+
+
+def check_processor_file(saved: Mapping[str, Any], where: Path) -> None:
+    """A :class:`ModelLoadError` naming the key and the file for a ``preprocessor_config.json`` value of
+    another type than transformers writes (``resample`` a PIL code, numbers, sizes up to
+    :data:`~pytest_advrobust.core.settings.values.MAX_IMAGE_SIDE`), before transformers reads it."""
+
+    def refuse(key: str, wanted: str) -> None:
+        raise ModelLoadError(f"{where}: {key} must be {wanted}, not {str(saved[key])[:40]!r}")
+
+    if saved.get("resample") is not None and saved["resample"] not in RESAMPLE:
+        refuse("resample", f"a PIL resampling code ({', '.join(f'{k} {v}' for k, v in RESAMPLE.items())})")
+    if saved.get("rescale_factor") is not None and not _number(saved["rescale_factor"]):
+        refuse("rescale_factor", "a number (1/255 for 8-bit pixels)")
+    for key in ("image_mean", "image_std"):
+        value = saved.get(key)
+        if value is not None and not (
+            _number(value) or (isinstance(value, list) and value and all(map(_number, value)))
+        ):
+            refuse(key, "a number or a list of numbers, one per channel")
+    for key in ("size", "crop_size"):
+        value = saved.get(key)
+        if value is None:
+            continue
+        sides = list(value.values()) if isinstance(value, dict) else [value]
+        valid = (isinstance(value, dict) and set(value) <= set(SIZE_KEYS)) or isinstance(value, int)
+        if not valid or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_IMAGE_SIDE for v in sides
+        ):
+            refuse(key, f"sizes in pixels (height/width or shortest_edge) of at most {MAX_IMAGE_SIDE}")
+    for key, value in saved.items():
+        if key.startswith("do_") and value is not None and not isinstance(value, bool):
+            refuse(key, "true or false")
 
 
 def is_hf_config(config: Mapping[str, Any]) -> bool:
@@ -249,18 +325,21 @@ def load_hf_folder(folder: Path) -> ShippedModel:
             f"{folder / 'config.json'} is neither a Hugging Face config (model_type, architectures) nor a timm one "
             "(architecture, pretrained_cfg)"
         )
-    if "auto_map" in raw_config:
-        raise ModelLoadError(
-            f"{folder / 'config.json'} names its own model code (auto_map), and pytest-advrobust never runs code "
-            "from a model folder: load it in a package.module:factory with trust_remote_code=True if you trust it"
-        )
+    check_config(raw_config, folder / "config.json")
+    saved = read_json(folder / PROCESSOR_FILE) if (folder / PROCESSOR_FILE).exists() else None
+    if saved is not None:
+        check_processor_file(saved, folder / PROCESSOR_FILE)
+    with offline():
+        return _load_hf_folder(transformers, folder, saved)
+
+
+def _load_hf_folder(transformers: Any, folder: Path, saved: dict[str, Any] | None) -> ShippedModel:
     model = _model(transformers, folder)
     config = model.config
     notes: list[str] = []
     class_names = _class_names(config, notes)
     channels = int(getattr(config, "num_channels", 3))
-    if (folder / PROCESSOR_FILE).exists():
-        saved = read_json(folder / PROCESSOR_FILE)
+    if saved is not None:
         try:
             processor = transformers.AutoImageProcessor.from_pretrained(
                 str(folder), local_files_only=True, trust_remote_code=False

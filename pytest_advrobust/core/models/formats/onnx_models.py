@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ...errors import ModelLoadError
+from ...settings.values import MAX_IMAGE_SIDE
 from ..preprocessing import CHANNEL_MODES, Preprocessing
 from .base import EXTRAS, ShippedModel, import_extra
 from .files import sniff_file
@@ -39,6 +40,11 @@ class OnnxCheck:
     max_abs_diff: float | None
     tolerance: float | None
     note: str
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _graph_input(graph: Any, path: Path) -> tuple[str, list[int | None]]:
@@ -82,6 +88,11 @@ def load_onnx(path: Path) -> ShippedModel:
     if len(shape) != 4:
         raise ModelLoadError(f"{path}: input {name!r} has shape {shape}; an image classifier takes N×C×H×W")
     batch, channels, height, width = shape
+    if max(height or 0, width or 0) > MAX_IMAGE_SIDE:
+        raise ModelLoadError(
+            f"{path}: input {name!r} is {height}x{width}, over {MAX_IMAGE_SIDE} pixels a side: not an image "
+            "classifier's input this plugin attacks"
+        )
     if batch is not None:
         notes.append(
             f"{path}: input {name!r} has a fixed batch size {batch}; export with a dynamic batch dimension "
@@ -139,7 +150,10 @@ def check_onnx_conversion(
         return OnnxCheck(
             None, None, f"onnxruntime is not installed: {path}'s conversion was not checked ({EXTRAS['onnx']})"
         )
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own exception types: a graph it does not load
+        raise ModelLoadError(f"onnxruntime cannot run {path}: {_first_line(exc)}; export it again") from None
     graph_input = session.get_inputs()[0]
     dtype = np.float16 if graph_input.type == "tensor(float16)" else np.float32
     batch = inputs.detach().cpu()

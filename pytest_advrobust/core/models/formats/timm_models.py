@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -14,8 +15,9 @@ from typing import Any, cast
 from torch import nn
 
 from ...errors import ModelLoadError
+from ...settings.values import MAX_IMAGE_SIDE
 from ..preprocessing import INTERPOLATIONS, Interpolation, Preprocessing, ResizeMode
-from .base import ShippedModel, import_extra
+from .base import ShippedModel, import_extra, offline
 from .files import check_state_dict, load_state_dict_file, load_weights, read_json
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -51,9 +53,87 @@ def _create(timm: ModuleType, architecture: str, **kwargs: Any) -> nn.Module:
     return model.eval()
 
 
-def _folder_config(config: dict[str, Any]) -> tuple[dict[str, Any], Any, str]:
+ARCHITECTURE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+"""A timm architecture name (``resnet18``, ``vit_base_patch16_224.augreg_in21k``): no ``hf-hub:`` or
+``local-dir:`` prefix, no ``/``."""
+
+
+def architecture_name(value: Any, where: str) -> str:
+    """``value`` if it is an architecture timm builds itself, else a :class:`ModelLoadError`: ``hf-hub:<org>/
+    <name>`` or ``local-dir:<path>`` would make timm read another model's config, from the Hub or elsewhere."""
+    if not isinstance(value, str) or not ARCHITECTURE.fullmatch(value):
+        raise ModelLoadError(
+            f"{where}: architecture {_shown(value)} is not a timm architecture name: a name with ':' or '/' "
+            "(hf-hub:<org>/<name>, local-dir:<path>) makes timm read another model's config, from the Hugging "
+            "Face Hub or elsewhere, and pytest-advrobust loads only what the folder holds, offline; name one timm "
+            "builds itself (timm.list_models())"
+        )
+    return value
+
+
+def _shown(value: Any) -> str:
+    return repr(value)[:60]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_config(config: Mapping[str, Any], pretrained_cfg: Mapping[str, Any], where: str) -> None:
+    """A :class:`ModelLoadError` naming the key and the file for the first value of a timm ``config.json``
+    that is not of the type timm writes (timm would fail on it with a traceback, or allocate without
+    bound): ``model_args`` an object, ``num_classes`` a count, label names a list or an index → name object,
+    and in ``pretrained_cfg`` an ``input_size`` of [C, H, W] up to the largest input this plugin attacks,
+    ``mean``/``std`` numbers, ``crop_pct`` in [0.1, 2]."""
+
+    def refuse(key: str, value: Any, wanted: str) -> None:
+        raise ModelLoadError(f"{where}: {key} must be {wanted}, not {_shown(value)}")
+
+    if not isinstance(config.get("model_args") or {}, dict):
+        refuse("model_args", config["model_args"], "an object of create_model's keyword arguments")
+    for holder in (config, pretrained_cfg):
+        count = holder.get("num_classes")
+        if count is not None and not (isinstance(count, int) and not isinstance(count, bool) and 0 <= count <= 10**6):
+            refuse("num_classes", count, "a whole number of classes")
+        for key in ("label_names", "labels"):
+            names = holder.get(key)
+            if not names:
+                continue
+            listed = isinstance(names, list) and all(isinstance(name, str) for name in names)
+            indexed = isinstance(names, dict) and all(str(k).isdigit() and isinstance(v, str) for k, v in names.items())
+            if not (listed or indexed):
+                refuse(key, names, "a list of class names, or an object of class index → name")
+    size = pretrained_cfg.get("input_size")
+    if size is not None:
+        whole = (
+            isinstance(size, (list, tuple))
+            and len(size) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)
+        )
+        if not whole or not (size[0] <= 4 and max(size[1:]) <= MAX_IMAGE_SIDE):
+            refuse("pretrained_cfg.input_size", size, f"[channels, height, width] with sides up to {MAX_IMAGE_SIDE}")
+    for key in ("mean", "std"):
+        value = pretrained_cfg.get(key)
+        if value is None:
+            continue
+        values: list[Any] = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not values or not all(_number(v) for v in values):
+            refuse(f"pretrained_cfg.{key}", value, "a number or a list of numbers, one per channel")
+        if key == "std" and any(v <= 0 for v in values):
+            refuse("pretrained_cfg.std", value, "positive")
+    crop = pretrained_cfg.get("crop_pct")
+    if crop is not None and not (_number(crop) and 0.1 <= crop <= 2):
+        refuse("pretrained_cfg.crop_pct", crop, "a number between 0.1 and 2 (the share of the resized image kept)")
+    for key in ("crop_mode", "interpolation"):
+        if pretrained_cfg.get(key) is not None and not isinstance(pretrained_cfg[key], str):
+            refuse(f"pretrained_cfg.{key}", pretrained_cfg[key], "a string")
+
+
+def _folder_config(config: dict[str, Any], where: str) -> tuple[dict[str, Any], Any, str]:
     """(pretrained_cfg, label names, where they came from) of a timm config.json, either layout."""
     if "pretrained_cfg" in config:
+        if not isinstance(config["pretrained_cfg"], dict):
+            raise ModelLoadError(f"{where}: pretrained_cfg must be an object, not {_shown(config['pretrained_cfg'])}")
         pretrained_cfg = dict(config["pretrained_cfg"])
     else:  # legacy flat layout: every field is the pretrained_cfg
         pretrained_cfg = {k: v for k, v in config.items() if k not in ("architecture", "num_features")}
@@ -149,18 +229,32 @@ def load_timm_folder(folder: Path) -> ShippedModel:
     num_classes, model_args, label_names, pretrained_cfg) and ``model.safetensors`` (preferred) or
     ``pytorch_model.bin`` (read with ``torch.load(weights_only=True)``). Built with
     ``timm.create_model(architecture, pretrained=False, ...)``: nothing is downloaded."""
-    timm = _timm(f"loading the timm model in {folder}")
-    config = read_json(folder / "config.json")
+    where = folder / "config.json"
+    config = read_json(where)
     if not is_timm_config(config):
-        raise ModelLoadError(f"{folder / 'config.json'} is not a timm config (it has no 'architecture')")
-    pretrained_cfg, labels, label_source = _folder_config(config)
+        raise ModelLoadError(f"{where} is not a timm config (it has no 'architecture')")
+    architecture = architecture_name(config["architecture"], str(where))
+    pretrained_cfg, labels, label_source = _folder_config(config, str(where))
+    check_config(config, pretrained_cfg, str(where))
+    with offline():
+        return _load_timm_folder(folder, config, pretrained_cfg, architecture, labels, label_source)
+
+
+def _load_timm_folder(
+    folder: Path,
+    config: dict[str, Any],
+    pretrained_cfg: dict[str, Any],
+    architecture: str,
+    labels: Any,
+    label_source: str,
+) -> ShippedModel:
+    timm = _timm(f"loading the timm model in {folder}")
     model_args = dict(config.get("model_args") or {})
     num_classes = config.get("num_classes", pretrained_cfg.get("num_classes"))
     if num_classes is not None:
         model_args.setdefault("num_classes", int(num_classes))
     if pretrained_cfg.get("input_size"):
         model_args.setdefault("in_chans", int(pretrained_cfg["input_size"][0]))
-    architecture = str(config["architecture"])
     model = _create(timm, architecture, **model_args)
     weights = next((folder / name for name in WEIGHT_FILES if (folder / name).exists()), None)
     if weights is None:
@@ -204,6 +298,12 @@ def load_timm_weights(architecture: str, weights: Path) -> ShippedModel:
     in_chans follow the file's classifier and stem shapes. Preprocessing comes from the architecture's
     default pretrained_cfg in timm (``architecture`` may carry a tag: ``resnet18.a1_in1k``); class names
     are unknown."""
+    architecture_name(architecture, f"timm:{architecture}@{weights}")
+    with offline():
+        return _load_timm_weights(architecture, weights)
+
+
+def _load_timm_weights(architecture: str, weights: Path) -> ShippedModel:
     timm = _timm(f"loading timm:{architecture}@{weights}")
     state = load_state_dict_file(weights)
     model = _create(timm, architecture)

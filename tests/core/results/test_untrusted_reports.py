@@ -1,0 +1,128 @@
+"""The merge reads reports that jobs running a pull request's code uploaded, and usually has more rights
+than they do: a crafted report is refused with one line naming the file and the field, before anything is
+written, and nothing in it reaches a file or the terminal unescaped (issue 33, items 1-4, 9-11).
+
+Each case takes a real job report (tests/core/results/test_merge.py builds it), changes one field the way
+an attacker would, and merges it with the other job's report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_merge import _job, _merge, _write, checkout  # noqa: F401  (checkout: the verdict job's folder)
+
+NESTED = "[" * 5000 + "]" * 5000
+
+
+def _crafted(checkout: Path, change: Any) -> list[str]:  # noqa: F811
+    """Job 1's report as the plugin writes it, and job 2's after ``change(report)`` edited its JSON."""
+    one = _write(checkout / "r.shard1of2.json", _job(1))
+    two = checkout / "r.shard2of2.json"
+    _write(two, _job(2))
+    data = json.loads(two.read_text())
+    change(data)
+    two.write_text(json.dumps(data))
+    return [one, str(two)]
+
+
+def _image(data: dict[str, Any]) -> dict[str, Any]:
+    image: dict[str, Any] = data["shard"]["tests"][0]["runs"][0]["images"][0]
+    return image
+
+
+def _settings(data: dict[str, Any]) -> dict[str, Any]:
+    settings: dict[str, Any] = data["shard"]["tests"][0]["runs"][0]["settings"]
+    return settings
+
+
+def _card(data: dict[str, Any]) -> dict[str, Any]:
+    card = {"name": "a.png", "line": "a", "details": [], "clean": "cat", "adversarial": "dog", "amplify": 50.0,
+            "saved_file_fools": None, "saved_file_label": None, "clean_png": "iVBORw0KGgo=",
+            "adversarial_png": "iVBORw0KGgo=", "perturbation_png": "iVBORw0KGgo=", "curve_png": None}  # fmt: skip
+    data["shard"]["tests"][0]["runs"][0]["cards"] = [card]
+    return card
+
+
+CASES: dict[str, tuple[Any, str]] = {
+    # 1. where the merge writes baselines
+    "absolute baseline_dir": (lambda d: d["shard"].update(baseline_dir="/nonexistent-advrobust-target"), "shard.baseline_dir must be a path within the rootdir, not '/nonexistent-advrobust-target'"),
+    "baseline_dir up and out": (lambda d: d["shard"].update(baseline_dir="../../x"), "shard.baseline_dir must be a path within the rootdir, not '../../x'"),
+    "baseline.module None": (lambda d: d["shard"]["tests"][0]["baseline"].update(module=None), "shard.tests[0].baseline.module must be a string, not NoneType None"),
+    "baseline.module with NUL": (lambda d: d["shard"]["tests"][0]["baseline"].update(module="a\x00.py"), "shard.tests[0].baseline.module must be a path within the rootdir"),
+    "baseline a string": (lambda d: d["shard"]["tests"][0].update(baseline="recorded"), "shard.tests[0].baseline must be an object, not str 'recorded'"),
+    # 2. settings printed by the merge
+    "attack a workflow command": (lambda d: _settings(d).update(attack=["::error file=x::owned"]), "shard.tests[0].runs[0].settings.attack must be a string, not list"),
+    "epsilon a string": (lambda d: _settings(d).update(epsilon="0.1"), "shard.tests[0].runs[0].settings.epsilon must be a finite number, not str '0.1'"),
+    "eot a float": (lambda d: _settings(d).update(eot=1.5), "shard.tests[0].runs[0].settings.eot must be a whole number, not float 1.5"),
+    "notes a string": (lambda d: _settings(d).update(notes="x"), "shard.tests[0].runs[0].settings.notes must be a list, not str 'x'"),
+    # 3. HTML cards
+    "PNG with an onerror": (lambda d: _card(d).update(clean_png='x" onerror="alert(1)'), "shard.tests[0].runs[0].cards[0]: clean_png must be base64"),
+    "PNG with a script": (lambda d: _card(d).update(curve_png="</figure><script>alert(1)</script>"), "shard.tests[0].runs[0].cards[0]: curve_png must be base64"),
+    # 4. Markdown through an image's numbers
+    "steps with HTML": (lambda d: _image(d).update(steps="<details>"), "shard.tests[0].runs[0].images[0].steps must be a whole number, not str '<details>'"),
+    "first_flip_step with a link": (lambda d: _image(d).update(first_flip_step="[x](javascript:alert(1))"), "images[0].first_flip_step must be a whole number or null"),
+    # 10. wrong types
+    "clean_prob a string": (lambda d: _image(d).update(clean_prob="high"), "images[0].clean_prob must be a finite number, not str 'high'"),
+    "clean_prob infinite": (lambda d: _image(d).update(clean_prob=float("inf")), "images[0].clean_prob must be a finite number, not float inf"),
+    "epsilon null": (lambda d: _image(d).update(epsilon=None), "images[0].epsilon must be a finite number, not NoneType None"),
+    "name a number": (lambda d: _image(d).update(name=7), "images[0].name must be a string, not int 7"),
+    "clean_label_name a list": (lambda d: _image(d).update(clean_label_name=["cat"]), "images[0].clean_label_name must be a string, not list"),
+    "minimal_epsilon a string": (lambda d: _image(d).update(minimal_epsilon="0.01"), "images[0].minimal_epsilon must be a finite number or null"),
+    "a missing field": (lambda d: _image(d).pop("label"), "shard.tests[0].runs[0].images[0].label is missing"),
+    "an integer nodeid": (lambda d: d["shard"]["tests"][0].update(nodeid=12), "shard.tests[0].nodeid must be a string, not int 12"),
+    "shard outside the last brackets": (lambda d: d["shard"]["tests"][0].update(nodeid="test_m.py::test_shard2of2[x]"), "shard.tests[0]: node id 'test_m.py::test_shard2of2[x]' is not shard shard2of2"),
+    # 11. sizes without bounds
+    "a hundred million shards": (lambda d: d["shard"]["tests"][0].update(nodeid="test_m.py::test_x[shard2of100000000]", shard="shard2of100000000"), "shard.tests[0]: shard 'shard2of100000000' must have 1 ≤ K ≤ N ≤ 1000"),
+    "a hundred million jobs": (lambda d: d["shard"].update(count=10**8), "shard.index must be 1 to shard.count (at most 1000)"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_crafted_report_is_refused_naming_the_field_and_writes_nothing(
+    checkout: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+) -> None:
+    change, says = CASES[case]
+    reports = _crafted(checkout, change)
+    before = sorted(str(path.relative_to(checkout)) for path in checkout.rglob("*"))
+    status, out = _merge(*reports, "--report=merged.json", "--html=merged.html", "--markdown=merged.md")
+    err = capsys.readouterr().err
+    assert status == 2, out + err
+    assert says in err, err
+    assert err.startswith("advrobust merge: refused: ") and "r.shard2of2.json is not a job's report this" in err
+    assert err.count("\n") == 1 and not any(line.lstrip().startswith("::") for line in err.splitlines())
+    assert sorted(str(path.relative_to(checkout)) for path in checkout.rglob("*")) == before, "nothing is written"
+    assert not Path("/nonexistent-advrobust-target").exists()
+
+
+def test_deeply_nested_json_is_refused_in_one_line(checkout: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    one = _write(checkout / "r.shard1of2.json", _job(1))
+    (checkout / "deep.json").write_text(NESTED)
+    status, _ = _merge(one, "deep.json")
+    err = capsys.readouterr().err
+    assert (
+        status == 2
+        and err == "advrobust merge: refused: deep.json is not a job's report: its JSON is nested too deeply to read\n"
+    )
+
+
+def test_settings_that_are_text_reach_the_terminal_escaped(checkout: Path) -> None:  # noqa: F811
+    """Well-typed but hostile text (an attack name that is a workflow command) is shown escaped."""
+
+    def hostile(data: dict[str, Any]) -> None:
+        for test in data["shard"]["tests"]:
+            test["runs"][0]["settings"]["attack"] = "\n::error file=x::owned"
+
+    reports = _crafted(checkout, hostile)
+    one = Path(reports[0])
+    data = json.loads(one.read_text())
+    hostile(data)
+    one.write_text(json.dumps(data))
+    status, out = _merge(*reports, "--markdown=m.md")
+    assert status in (0, 1), out
+    assert not any(line.lstrip().startswith("::") for line in out.splitlines()), out
+    assert "\\n::error file=x::owned eps=0.05" in out
