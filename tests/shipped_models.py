@@ -9,6 +9,7 @@ Every builder runs in a couple of seconds on two CPU cores and leaves the global
 from __future__ import annotations
 
 import contextlib
+import io
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,4 +197,62 @@ def build_onnx(folder: Path, model: nn.Module, name: str = "model.onnx") -> Path
                 opset_version=17,  # onnx2torch lacks converters for opset 18+ ReduceMean and 19+ AveragePool
                 dynamo=False,  # the dynamo exporter's Reshape(allowzero=1) is not in onnx2torch either
             )
+    return path
+
+
+def plain_cnn() -> nn.Module:
+    """A small CNN with the layers today's exporters write new operator versions for: batch norm, average
+    pooling (AveragePool 19), a global mean (ReduceMean 18), a flatten (Reshape with allowzero); trained on
+    the colour photos, normalized like the timm model, in eval mode."""
+    with torch.random.fork_rng(), one_thread():
+        torch.manual_seed(0)
+        model = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.AvgPool2d(2),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(8, 3),
+        )
+        pixels, labels = color_photos()
+        return _train(model, normalized(pixels, TIMM_CFG["mean"], TIMM_CFG["std"]), labels)
+
+
+def build_state(folder: Path, model: nn.Module, name: str) -> Path:
+    """``folder/name``: the model's state dict, for a test's oracle to rebuild it."""
+    path = folder / name
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path)
+    return path
+
+
+def export_onnx_default(folder: Path, model: nn.Module, name: str, *, dynamo: bool = True) -> Path:
+    """``model`` exported as a user does today: ``torch.onnx.export``'s defaults (the dynamo exporter,
+    opset 18+), with a dynamic batch; ``dynamo=False``: the legacy exporter at its own default opset."""
+    path = folder / name
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        example = (torch.rand(2, 3, 32, 32),)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            if dynamo:
+                torch.onnx.export(model.eval(), example, str(path), dynamic_shapes=({0: torch.export.Dim("batch")},))
+            else:
+                torch.onnx.export(model.eval(), example, str(path), dynamo=False, dynamic_axes={"input": {0: "batch"}},
+                                  input_names=["input"])  # fmt: skip
+    return path
+
+
+def export_program(folder: Path, model: nn.Module, name: str, *, batch: int | None = None) -> Path:
+    """``model`` as ``torch.export.save`` writes it: for any batch, or (``batch``) for exactly that many."""
+    path = folder / name
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        example = (torch.rand(batch or 2, 3, 32, 32),)
+        dynamic = None if batch else ({0: torch.export.Dim("batch")},)
+        torch.export.save(torch.export.export(model.eval(), example, dynamic_shapes=dynamic), str(path))
     return path

@@ -101,7 +101,7 @@ def make_hf(images: list[Image.Image], labels: torch.Tensor) -> None:
 
 
 def export_onnx(model: nn.Module) -> None:
-    with warnings.catch_warnings():  # the TorchScript exporter is deprecated, but it is what onnx2torch reads
+    with warnings.catch_warnings():  # the TorchScript-based exporter is deprecated upstream
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             model.eval(),
@@ -110,9 +110,17 @@ def export_onnx(model: nn.Module) -> None:
             input_names=["input"],
             output_names=["logits"],
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},  # attack batches of any size
-            opset_version=17,  # onnx2torch lacks converters for some operators of opsets 18+
-            dynamo=False,  # the dynamo exporter writes operators onnx2torch cannot convert
+            # the legacy exporter needs no onnxscript; what the default (dynamo) exporter writes loads too
+            dynamo=False,
         )
+
+
+def export_program(model: nn.Module) -> None:
+    """``torch.export``, what PyTorch recommends over TorchScript: the model in eval mode, for any batch."""
+    program = torch.export.export(
+        model.eval(), (torch.zeros(2, 3, 32, 32),), dynamic_shapes=({0: torch.export.Dim("batch")},)
+    )
+    torch.export.save(program, str(MODELS / "timm_colors.pt2"))
 
 
 def main() -> None:
@@ -123,6 +131,7 @@ def main() -> None:
     timm_model = make_timm(images, labels)
     make_hf(images, labels)
     export_onnx(timm_model)
+    export_program(timm_model)
     for path in sorted(MODELS.rglob("*")):
         if path.is_file():
             print(f"wrote {path.relative_to(HERE)} ({path.stat().st_size:,} bytes)")

@@ -42,3 +42,15 @@ def test_hugging_face_model_holds_on_vivid_colors():
 def test_onnx_export_holds_on_vivid_colors():
     """The timm model exported to ONNX, converted with onnx2torch so that the attack has gradients; its
     logits are checked against onnxruntime's on the first batch before any attack. All 9 hold."""
+
+
+# A torch.export program carries no preprocessing either: its input shape gives the input size and channels.
+@adv_robust(
+    model="models/timm_colors.pt2",
+    mean=(0.45, 0.5, 0.55),
+    std=(0.2, 0.25, 0.3),
+    class_names="red,green,blue",
+)
+def test_exported_program_holds_on_vivid_colors():
+    """The timm model saved with torch.export.save, loaded with torch.export.load (no pickle: its weights
+    are plain tensors), checked to give an input gradient. All 9 hold."""

@@ -173,7 +173,7 @@ def _model_header(config: pytest.Config, base: Any) -> list[str]:
     from ..core.settings.precedence import with_model_metadata
 
     try:
-        shipped = config.stash[CACHE_KEY].shipped(base.model)
+        shipped = config.stash[CACHE_KEY].shipped(base.model, base.allow_pickle)
     except AdvRobustError as exc:  # the tests that use the model fail with the same message
         return [f"advrobust: model {base.model}: {exc}"]
     if shipped is None:

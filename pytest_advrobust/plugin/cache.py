@@ -27,7 +27,7 @@ class Cache:
 
     baseline_dir: Path
     models: dict[tuple[str, bool, str], Any] = field(default_factory=dict)
-    shipped_models: dict[str, ShippedModel | None] = field(default_factory=dict)
+    shipped_models: dict[tuple[str, bool], ShippedModel | None] = field(default_factory=dict)
     warned: set[str] = field(default_factory=set)
     image_sets: dict[tuple[Any, ...], Any] = field(default_factory=dict)
     fingerprints: dict[int, str] = field(default_factory=dict)
@@ -40,22 +40,23 @@ class Cache:
             from ..core.models.loading import load_model
             from ..core.models.model import place_model
 
-            shipped = self.shipped(spec)
+            shipped = self.shipped(spec, allow_pickle)
             loaded = shipped.module if shipped is not None else load_model(spec, allow_pickle=allow_pickle)
             self.models[key] = place_model(loaded, device)
         return self.models[key]
 
-    def shipped(self, spec: str) -> ShippedModel | None:
+    def shipped(self, spec: str, allow_pickle: bool = False) -> ShippedModel | None:
         """The model a spec names with its own preprocessing, loaded once per session, when the spec names
-        a library's format (timm, Hugging Face, ONNX); None for the other specs."""
-        if spec not in self.shipped_models:
+        a library's format (timm, Hugging Face, ONNX, an exported program); None for the other specs."""
+        key = (spec, allow_pickle)
+        if key not in self.shipped_models:
             from ..core.models.formats import load_shipped, shipped_kind
 
-            shipped = load_shipped(spec) if shipped_kind(spec) is not None else None
+            shipped = load_shipped(spec, allow_pickle=allow_pickle) if shipped_kind(spec) is not None else None
             for note in shipped.notes if shipped is not None else ():
                 self.warn_once(note)
-            self.shipped_models[spec] = shipped
-        return self.shipped_models[spec]
+            self.shipped_models[key] = shipped
+        return self.shipped_models[key]
 
     def warn_once(self, message: str) -> None:
         """A UserWarning, the first time this session says it (settings resolve per fixture and test)."""

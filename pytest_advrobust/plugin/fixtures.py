@@ -50,7 +50,7 @@ def _resolved(request: pytest.FixtureRequest, overrides: dict[str, Any] | None =
     the model spec names a library's format: marker > CLI > ini > model > default. A value set that
     contradicts the metadata is kept, with a warning naming both."""
     config = _settings(request).resolve_for(request.node, overrides, *((where,) if where else ()))
-    shipped = _cache(request).shipped(config.model) if config.model is not None else None
+    shipped = _cache(request).shipped(config.model, config.allow_pickle) if config.model is not None else None
     if shipped is None:
         return config
     from ..core.models.formats import normalization_hint

@@ -42,7 +42,7 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], s
     made = _run([sys.executable, "make_models.py"], folder)
     assert made.returncode == 0, made.stdout + made.stderr
     run = _run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--adv-report=report.json"], folder)
-    assert "1 failed, 3 passed" in run.stdout, run.stdout + run.stderr
+    assert "1 failed, 4 passed" in run.stdout, run.stdout + run.stderr
     return json.loads((folder / "report.json").read_text(encoding="utf-8")), run.stdout, folder
 
 
@@ -50,7 +50,7 @@ def _test(report: dict[str, Any], name: str) -> dict[str, Any]:
     return next(test for test in report["tests"] if test["nodeid"] == f"test_shipped.py::{name}")
 
 
-def test_make_models_writes_the_three_formats(example: tuple[dict[str, Any], str, Path]) -> None:
+def test_make_models_writes_the_four_formats(example: tuple[dict[str, Any], str, Path]) -> None:
     *_, folder = example
     models = folder / "models"
     assert {"config.json", "model.safetensors"} <= {p.name for p in (models / "timm_colors").iterdir()}
@@ -58,6 +58,7 @@ def test_make_models_writes_the_three_formats(example: tuple[dict[str, Any], str
         p.name for p in (models / "hf_colors").iterdir()
     }
     assert (models / "timm_colors.onnx").stat().st_size > 0
+    assert (models / "timm_colors.pt2").stat().st_size > 0
     assert json.loads((models / "timm_colors" / "config.json").read_text())["label_names"] == ["red", "green", "blue"]
 
 
@@ -68,6 +69,7 @@ def test_vivid_colors_hold_and_muted_ones_flip(example: tuple[dict[str, Any], st
         "test_timm_model_flips_on_muted_colors": 9,
         "test_hugging_face_model_holds_on_vivid_colors": 0,
         "test_onnx_export_holds_on_vivid_colors": 0,
+        "test_exported_program_holds_on_vivid_colors": 0,
     }
     for name, flipped in outcomes.items():
         test = _test(report, name)
@@ -106,3 +108,6 @@ def test_each_model_supplies_its_own_preprocessing_and_names_where_from(
     # an ONNX file says nothing of mean, std or class names: the marker's values are used, not credited
     assert not any(line.startswith(("mean=", "std=", "class_names=")) for line in onnx["from_model"])
     assert (onnx["mean"], onnx["std"]) == ([0.45, 0.5, 0.55], [0.2, 0.25, 0.3])
+
+    (program,) = _test(report, "test_exported_program_holds_on_vivid_colors")["settings"]
+    assert "input_size=32x32 from exported program input shape" in program["from_model"]

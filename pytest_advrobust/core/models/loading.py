@@ -43,7 +43,7 @@ def load_model(spec: str, *, allow_pickle: bool = False) -> Any:
     both, and the plugin and :func:`pytest_advrobust.attack` use it."""
     spec = spec.strip()
     if shipped_kind(spec) is not None:
-        return load_shipped(spec).module
+        return load_shipped(spec, allow_pickle=allow_pickle).module
     if "@" in spec:
         arch, _, file = spec.partition("@")
         return _torchvision_with_state_dict(arch.strip(), Path(file.strip()), allow_pickle)

@@ -33,7 +33,8 @@ OPTIONS: tuple[Option, ...] = (
         help=(
             "Model to load for the adv_model fixture: 'package.module:factory', a TorchScript file, "
             "'<torchvision arch>@<state dict>' (.pth or .safetensors), 'timm:<folder>' (timm's save_for_hf) "
-            "or 'timm:<name>@<weights>', 'hf:<folder>' (save_pretrained) or a model folder, or a .onnx file. "
+            "or 'timm:<name>@<weights>', 'hf:<folder>' (save_pretrained) or a model folder, a .onnx file, or a .pt2 "
+            "program (torch.export.save). "
             "The formats' own metadata supply mean, std, input size, resizing and class names left unset."
         ),
         default_doc="none (define an adv_model fixture)",

@@ -32,7 +32,7 @@ from .values import (
 
 MAX_STEPS = 10_000
 """The most sign-gradient steps an attack may take."""
-MODEL_FILE_SUFFIXES = (".pt", ".pth", ".ts", ".bin", ".ckpt", ".safetensors", ".onnx")
+MODEL_FILE_SUFFIXES = (".pt", ".pth", ".ts", ".bin", ".ckpt", ".safetensors", ".onnx", ".pt2")
 
 
 def _number(raw: Any) -> float:

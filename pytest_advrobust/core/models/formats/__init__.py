@@ -6,6 +6,7 @@ Specs (see :func:`load_shipped`):
     ``hf:<folder>``              a Hugging Face ``save_pretrained`` folder
     ``<folder>``                 either of those folders, told apart by its ``config.json``
     ``<file>.onnx``              an ONNX export, converted with onnx2torch
+    ``<file>.pt2``               a program saved by ``torch.export.save``
 
 The libraries (timm, transformers, onnx / onnx2torch / onnxruntime, safetensors) are imported only when a
 spec needs them; a missing one is a :class:`~pytest_advrobust.core.errors.ModelLoadError` naming the extra
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from ...errors import ModelLoadError
 from .base import EXTRAS, ShippedKind, ShippedModel, normalization_hint
+from .export_models import load_exported
 from .files import check_state_dict, load_state_dict_file, load_weights, read_json, sniff_file
 from .hf_models import hf_preprocessing, load_hf_folder
 from .onnx_models import RELATIVE_TOLERANCE, OnnxCheck, check_onnx_conversion, load_onnx
@@ -33,6 +35,7 @@ __all__ = [
     "check_onnx_conversion",
     "check_state_dict",
     "hf_preprocessing",
+    "load_exported",
     "load_hf_folder",
     "load_onnx",
     "load_shipped",
@@ -69,20 +72,24 @@ def shipped_kind(spec: str) -> ShippedKind | None:
             return kind
     if spec.lower().endswith(".onnx"):
         return "onnx"
+    if spec.lower().endswith(".pt2"):
+        return "export"
     if Path(spec).is_dir():
         return _folder_kind(Path(spec))
     return None
 
 
-def load_shipped(spec: str) -> ShippedModel:
+def load_shipped(spec: str, *, allow_pickle: bool = False) -> ShippedModel:
     """Load the model a spec names (see the module docstring), on CPU, in eval mode, with its
     preprocessing. Raises :class:`ModelLoadError` when the spec names no such format or the files cannot
-    be loaded."""
+    be loaded. ``allow_pickle``: an exported program may unpickle (only for files you trust)."""
     spec = spec.strip()
     kind = shipped_kind(spec)
     rest = next((spec[len(p) :].strip() for p in PREFIXES if spec.startswith(p)), spec)
     if kind == "onnx":
         return load_onnx(Path(rest))
+    if kind == "export":
+        return load_exported(Path(rest), allow_pickle=allow_pickle)
     if kind == "timm":
         if Path(rest).is_dir():
             return load_timm_folder(Path(rest))
@@ -100,5 +107,5 @@ def load_shipped(spec: str) -> ShippedModel:
         return load_hf_folder(folder)
     raise ModelLoadError(
         f"model spec {spec!r} names no shipped format (timm:<folder>, timm:<name>@<weights>, hf:<folder>, a model "
-        "folder, or a .onnx file)"
+        "folder, a .onnx file or a .pt2 program)"
     )

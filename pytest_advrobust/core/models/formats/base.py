@@ -12,12 +12,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
+import torch
 from torch import nn
 
 from ...errors import ModelLoadError
 from ..preprocessing import Preprocessing
 
-ShippedKind = Literal["timm", "hf", "onnx"]
+ShippedKind = Literal["timm", "hf", "onnx", "export"]
 """The formats of :mod:`pytest_advrobust.core.models.formats`."""
 
 EXTRAS: dict[str, str] = {
@@ -51,7 +52,10 @@ class ShippedModel:
 def normalization_hint(shipped: ShippedModel) -> str:
     """What to say when neither the model's metadata nor any setting names its normalization: the model is
     then fed [0,1] pixels as they are, which is right only for a model that normalizes inside."""
-    what = "ONNX files carry no preprocessing" if shipped.kind == "onnx" else "its metadata names no mean and std"
+    what = {
+        "onnx": "ONNX files carry no preprocessing",
+        "export": "exported programs carry no preprocessing",
+    }.get(shipped.kind, "its metadata names no mean and std")
     return (
         f"{shipped.path}: {what}, so the model is fed [0,1] pixels unnormalized; if it expects normalized "
         "input, set mean and std (--adv-mean/--adv-std, or in the marker)"
@@ -97,3 +101,31 @@ def offline() -> Iterator[None]:
             imported.HF_HUB_OFFLINE = (
                 flag if hub is not None else str(saved["HF_HUB_OFFLINE"]).upper() in ("1", "ON", "YES", "TRUE")
             )
+
+
+class FixedBatch(nn.Module):
+    """A model exported for batches of exactly ``size`` images (an ONNX graph or a ``torch.export`` program
+    with a fixed batch dimension), fed any batch: cut into pieces of ``size``, the last padded with copies
+    of its last image, the padding's outputs dropped. In eval mode every image is computed on its own, so
+    the padding changes no image's logits, and no gradient reaches an image from it."""
+
+    def __init__(self, inner: nn.Module, size: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for piece in torch.split(x, self.size):
+            missing = self.size - piece.shape[0]
+            padded = torch.cat([piece, piece[-1:].expand(missing, *piece.shape[1:])]) if missing else piece
+            outputs.append(self.inner(padded)[: piece.shape[0]])
+        return torch.cat(outputs)
+
+
+def fixed_batch_note(path: Path, size: int, how: str) -> str:
+    """What a model with a fixed batch size is told: it is fed padded batches, and how to export a dynamic one."""
+    return (
+        f"{path} was exported for batches of exactly {size} image(s): it is fed batches padded to that size; "
+        f"export with a dynamic batch dimension ({how}) to attack batches as they come"
+    )

@@ -4,6 +4,7 @@ preprocessing; only the graph's input shape is read."""
 
 from __future__ import annotations
 
+import copy
 import importlib
 import warnings
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from torch import nn
 from ...errors import ModelLoadError
 from ...settings.values import MAX_IMAGE_SIDE
 from ..preprocessing import CHANNEL_MODES, Preprocessing
-from .base import EXTRAS, ShippedModel, import_extra
+from .base import EXTRAS, FixedBatch, ShippedModel, fixed_batch_note, import_extra
 from .files import sniff_file
 
 RELATIVE_TOLERANCE = 1e-3
@@ -76,14 +77,7 @@ def load_onnx(path: Path) -> ShippedModel:
             f"{path} is not a valid ONNX model ({type(exc).__name__}: {exc}); export it again"
         ) from None
     name, shape = _graph_input(graph, path)
-    try:
-        module: nn.Module = onnx2torch.convert(graph)
-    except Exception as exc:  # onnx2torch raises NotImplementedError and others for operators it lacks
-        raise ModelLoadError(
-            f"onnx2torch cannot convert {path} ({type(exc).__name__}: {exc}); it lacks some operators of opset 18+ "
-            "and of torch's dynamo exporter: export with torch.onnx.export(..., opset_version=17, dynamo=False), "
-            "or ship the PyTorch model instead"
-        ) from None
+    module = _converted(onnx, onnx2torch, graph, path)
     notes: list[str] = []
     if len(shape) != 4:
         raise ModelLoadError(f"{path}: input {name!r} has shape {shape}; an image classifier takes N×C×H×W")
@@ -94,10 +88,7 @@ def load_onnx(path: Path) -> ShippedModel:
             "classifier's input this plugin attacks"
         )
     if batch is not None:
-        notes.append(
-            f"{path}: input {name!r} has a fixed batch size {batch}; export with a dynamic batch dimension "
-            "(torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}}) or dynamic_shapes) to attack batches"
-        )
+        notes.append(fixed_batch_note(path, batch, "torch.onnx.export(..., dynamic_shapes=({0: Dim('batch')},))"))
     origins = {}
     if channels in CHANNEL_MODES:
         origins["channels"] = "ONNX graph input shape"
@@ -108,7 +99,76 @@ def load_onnx(path: Path) -> ShippedModel:
         channels=channels if channels in CHANNEL_MODES else 3,
         origins=origins,
     )
-    return ShippedModel(CheckedOnnx(module.eval(), path), preprocessing, "onnx", path, tuple(notes))
+    checked: nn.Module = CheckedOnnx(module.eval(), path)
+    return ShippedModel(
+        FixedBatch(checked, batch) if batch is not None else checked, preprocessing, "onnx", path, tuple(notes)
+    )
+
+
+CONVERTED_OPSET = 17
+"""The opset a graph is brought down to when onnx2torch cannot convert it as exported: onnx2torch has a
+converter for every version of the operators an image classifier uses up to opset 17."""
+
+
+def _converted(onnx: Any, onnx2torch: Any, graph: Any, path: Path) -> nn.Module:
+    """The graph as an ``nn.Module``: converted as it is, or, when onnx2torch lacks a converter for an
+    operator version of today's exporters (opset 18+: ``AveragePool`` 19, ``ReduceMean`` 18, ``Identity``
+    19; ``Reshape(allowzero=1)`` of the dynamo exporter), after :func:`prepared`. Either way, its logits
+    are checked against onnxruntime's on the original file before any attack (:class:`CheckedOnnx`)."""
+    try:
+        module: nn.Module = onnx2torch.convert(graph)
+        return module
+    except Exception as first:  # onnx2torch raises NotImplementedError, KeyError... for what it lacks
+        try:
+            module = onnx2torch.convert(prepared(onnx, graph))
+            return module
+        except Exception as exc:
+            raise ModelLoadError(
+                f"onnx2torch cannot convert {path} ({type(first).__name__}: {_first_line(first)}), nor its graph at "
+                f"opset {CONVERTED_OPSET} ({type(exc).__name__}: {_first_line(exc)}): an operator of this graph has no "
+                "converter; ship the PyTorch model, or a torch.export program (.pt2), instead"
+            ) from None
+
+
+def prepared(onnx: Any, graph: Any) -> Any:
+    """A copy of ``graph`` that computes the same, in a form onnx2torch converts: ``Identity`` nodes over
+    initializers folded into initializers (the legacy exporter writes them), the default domain brought
+    down to opset :data:`CONVERTED_OPSET` by ONNX's own version converter, and ``Reshape(allowzero=1)``
+    read as ``allowzero=0`` where its shape is no constant holding a 0 (the two differ only there, or for
+    empty tensors)."""
+    from onnx import numpy_helper
+
+    graph = copy.deepcopy(graph)
+    _fold_identities(graph, numpy_helper)
+    opset = next((entry.version for entry in graph.opset_import if entry.domain in ("", "ai.onnx")), CONVERTED_OPSET)
+    if opset > CONVERTED_OPSET:
+        graph = onnx.version_converter.convert_version(graph, CONVERTED_OPSET)
+    constants = {init.name: numpy_helper.to_array(init) for init in graph.graph.initializer}
+    for node in graph.graph.node:
+        if node.op_type == "Constant":
+            for attribute in node.attribute:
+                if attribute.name == "value":
+                    constants[node.output[0]] = numpy_helper.to_array(attribute.t)
+    for node in graph.graph.node:
+        if node.op_type != "Reshape" or len(node.input) < 2:
+            continue
+        shape = constants.get(node.input[1])
+        for attribute in node.attribute:
+            if attribute.name == "allowzero" and attribute.i == 1 and (shape is None or not (shape == 0).any()):
+                attribute.i = 0
+    return graph
+
+
+def _fold_identities(graph: Any, numpy_helper: Any) -> None:
+    """Replace each ``Identity`` of an initializer by an initializer of its output's name."""
+    while True:
+        initializers = {init.name: init for init in graph.graph.initializer}
+        node = next((n for n in graph.graph.node if n.op_type == "Identity" and n.input[0] in initializers), None)
+        if node is None:
+            return
+        copy_of = numpy_helper.from_array(numpy_helper.to_array(initializers[node.input[0]]), node.output[0])
+        graph.graph.initializer.append(copy_of)
+        graph.graph.node.remove(node)
 
 
 class CheckedOnnx(nn.Module):
