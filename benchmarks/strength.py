@@ -11,6 +11,11 @@ times are one run each, after a warm-up, on this machine.
 
     python benchmarks/strength.py              # both models
     python benchmarks/strength.py --digits     # the defended model only (and its noise-injection variant)
+    python benchmarks/strength.py --norms      # the defended model under L2 and L1 budgets only
+
+Under L2 (ε₂ = 0.5) and L1 (ε₁ = 1.5) the reference is fra31's own AutoAttack (``pyautoattack``, standard
+version: APGD-CE, APGD-T, FAB-T, Square; under L1 with its 5 restarts and larger-ε schedule), and under L2
+torchattacks' AutoAttack too.
 
 Not part of the test suite (the suite checks APGD against the reference at equal steps,
 tests/core/attacks/test_apgd.py).
@@ -47,6 +52,20 @@ ATTACKS = [
     ("profile standard (the default)", {"profile": "standard"}),
     ("profile thorough", {"profile": "thorough"}),
 ]
+NORM_BUDGETS = {"l2": 0.5, "l1": 1.5}
+"""Budgets on the 8×8 digits that leave about half of the defended model's images robust."""
+NORM_ATTACKS = [
+    ("fgsm, untargeted", {"method": "fgsm", **UNTARGETED}),
+    ("bim, 10 steps, untargeted", {"method": "bim", "steps": 10, **UNTARGETED}),
+    ("apgd, 10 steps, untargeted", {"method": "apgd", "steps": 10, **UNTARGETED}),
+    ("apgd top-9, 10 steps", {"method": "apgd", "steps": 10, "targets": "top-9"}),
+    ("bim top-9, 10 steps", {"method": "bim", "steps": 10, "targets": "top-9"}),
+    ("autoattack, 10 steps", {"method": "autoattack", "steps": 10}),
+    ("square, 1000 queries, untargeted (l2)", {"method": "square", "queries": 1000, **UNTARGETED}),
+    ("profile quick", {"profile": "quick"}),
+    ("profile standard (the default)", {"profile": "standard"}),
+    ("profile thorough", {"profile": "thorough"}),
+]
 EOT_SIGMA = 0.3
 """The noise-injection model's input noise (a randomized defense: fresh Gaussian noise in every forward)."""
 
@@ -74,6 +93,45 @@ def _square_reference(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
     adversarial = torchattacks.Square(model, eps=epsilon, n_queries=queries, seed=0)(x, y)
     with torch.no_grad():
         return float((model(adversarial).argmax(1) == y).float().mean())
+
+
+def _fra31_autoattack(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, epsilon: float) -> float:
+    from pyautoattack import AutoAttack
+
+    reference = AutoAttack(model, norm={"l2": "L2", "l1": "L1"}[norm], eps=epsilon, version="standard", device="cpu",
+                           seed=0)  # fmt: skip
+    adversarial, _ = reference.run_standard_evaluation(x, y, batch_size=len(y))
+    with torch.no_grad():
+        return float((model(adversarial).argmax(1) == y).float().mean())
+
+
+def _torchattacks_l2(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float, classes: int) -> float:
+    import torchattacks
+
+    adversarial = torchattacks.AutoAttack(model, norm="L2", eps=epsilon, version="standard", n_classes=classes,
+                                          seed=0)(x, y)  # fmt: skip
+    with torch.no_grad():
+        return float((model(adversarial).argmax(1) == y).float().mean())
+
+
+def norm_table(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str) -> None:
+    """The gate under ``norm`` against fra31's AutoAttack for that norm (and torchattacks' under L2)."""
+    epsilon = NORM_BUDGETS[norm]
+    print(f"\ndefended CNN under {norm}: {len(y)} images, eps={epsilon:g} ({norm})")
+    print("| attack | robust accuracy | time |\n|---|---|---|")
+    _ours(model, x[:4], y[:4], epsilon, method="bim", steps=2, norm=norm)  # warm-up
+    rows = [
+        (label, lambda kw=kw: _ours(model, x, y, epsilon, norm=norm, **kw))
+        for label, kw in NORM_ATTACKS
+        if norm == "l2" or kw.get("method") != "square"
+    ]
+    rows.append((f"fra31 AutoAttack {norm.upper()} (standard)", lambda: _fra31_autoattack(model, x, y, norm, epsilon)))
+    if norm == "l2":
+        rows.append(("torchattacks AutoAttack L2 (standard)", lambda: _torchattacks_l2(model, x, y, epsilon, 10)))
+    for label, run in rows:
+        start = time.perf_counter()
+        accuracy = run()
+        print(f"| {label} | {accuracy:.1%} | {time.perf_counter() - start:.1f} s |", flush=True)
 
 
 def _majority(model: torch.nn.Module, images: torch.Tensor, y: torch.Tensor, draws: int = 21) -> float:
@@ -136,13 +194,20 @@ def table(name: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, e
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--digits", action="store_true", help="the defended model only")
+    parser.add_argument("--norms", action="store_true", help="the defended model under L2 and L1 only")
     args = parser.parse_args()
     torch.set_num_threads(2)
     from defended import EPSILON, defended_cnn, digits
 
     _, _, x, y = digits()
     defended = defended_cnn()
+    if args.norms:
+        for norm in NORM_BUDGETS:
+            norm_table(defended, x, y, norm)
+        return
     table("defended CNN (digits, PGD adversarial training)", defended, x, y, EPSILON, 10)
+    for norm in NORM_BUDGETS:
+        norm_table(defended, x, y, norm)
     eot_table(defended, x, y, EPSILON)
     if not args.digits:
         from efficientnet_lite import efficientnet_lite

@@ -42,6 +42,7 @@ def attack(
     labels: LabelsArg = None,
     *,
     epsilon: float,
+    norm: str = "linf",
     method: str = "apgd",
     profile: str | None = None,
     eot: int = 1,
@@ -62,13 +63,13 @@ def attack(
     workers: int | None = None,
     sanity_checks: bool = True,
     minimal_epsilon: bool | None = None,
-    epsilon_max: float = 16 / 255,
-    epsilon_precision: float = 0.0002,
+    epsilon_max: float | None = None,
+    epsilon_precision: float | None = None,
     device: str = "model",
     confidence: float = 0.95,
     names: Sequence[str] | None = None,
 ) -> AttackResult:
-    """Attack ``model`` on ``images`` within an L∞ ball of radius ``epsilon`` and report every image.
+    """Attack ``model`` on ``images`` within a ball of radius ``epsilon`` (in ``norm``) and report every image.
 
     Every default is the options table's (``pytest --help`` shows it; a test checks they agree).
 
@@ -83,7 +84,10 @@ def attack(
             are the class names), a ``DataLoader``, or an iterable of ``(x, y)`` batches.
         labels: true classes (indices or names) of in-memory images; None uses the source's labels, else
             the model's clean prediction (reported as ``label_source="model prediction"``).
-        epsilon: L∞ budget in [0,1] pixel units (0.007 ≈ 1.8/255).
+        epsilon: the budget in [0,1] pixel units, measured in ``norm`` over the whole C×H×W image
+            (L∞ 0.007 ≈ 1.8/255: no pixel moves more; an L2 ε of 0.5 bounds the change's Euclidean length).
+        norm: ``linf`` (the largest pixel change), ``l2`` (the change's Euclidean length) or ``l1`` (the
+            sum of the pixel changes; only ``apgd`` and ``autoattack`` have a form under it).
         method: ``fgsm`` (one step of ε), ``bim`` (``steps`` steps of ``step_size``), ``pgd`` (bim from a
             random start seeded by ``seed``), ``apgd`` (Auto-PGD: momentum, adaptive step size from 2ε),
             ``square`` (score-based, ``queries`` forward passes, no gradient) or ``autoattack`` (APGD-CE,
@@ -112,7 +116,8 @@ def attack(
         sanity_checks: check determinism, and that one FGSM step does not beat the configured attack.
         minimal_epsilon: also find each image's smallest successful ε in (0, epsilon_max], to
             ``epsilon_precision``, by a batched bisection (``record.minimal_epsilon``); None (auto) is off
-            outside the plugin, which has no baselines here.
+            outside the plugin, which has no baselines here. ``epsilon_max`` None: 16/255 under linf, 4ε
+            under l2 and l1; ``epsilon_precision`` None: 0.0002 under linf, the range over 256 otherwise.
         device: "model" (the model's own device), "auto", "cpu", "cuda", ...; the model is moved there.
         confidence: the level of the robust accuracy's exact interval (``result.accuracy.text()``).
     Returns:
@@ -254,7 +259,7 @@ def run_settings(
         device=str(device),
         mean=None if config.mean is None else list(config.mean),
         std=None if config.std is None else list(config.std),
-        minimal_epsilon={"max": config.resolved_epsilon_max, "precision": config.epsilon_precision}
+        minimal_epsilon={"max": config.resolved_epsilon_max, "precision": config.resolved_epsilon_precision}
         if config.minimal_epsilon
         else None,
         describe=config.describe(),
@@ -269,7 +274,8 @@ def run_settings(
         confidence=config.confidence,
         min_robust_accuracy=config.min_robust_accuracy,
         baseline_rule=config.baseline_rule,
-        tolerance=list(config.tolerance),
+        tolerance=list(config.resolved_tolerance),
+        norm=config.norm,
     )
 
 

@@ -16,6 +16,7 @@ import torch
 from .attacks.checks import check_deterministic
 from .attacks.goals import Goal, goal_for
 from .attacks.loop import Attack, Trajectory
+from .attacks.norms import LINF, ball
 from .data.classes import ClassNames
 from .data.sources import LabelSource
 from .models.model import WrappedModel
@@ -168,9 +169,11 @@ def config_judges_8bit(config: AttackConfig) -> int:
     return int(config.verdict == VERDICT_ROUNDED)
 
 
-def _linf(images: torch.Tensor, clean: torch.Tensor) -> list[float]:
-    """Per image, the L∞ distance to its clean image."""
-    return torch.sub(images, clean).abs_().flatten(1).amax(dim=1).tolist()
+def _distances(images: torch.Tensor, clean: torch.Tensor, norm: str) -> tuple[list[float], list[float]]:
+    """Per image, the L∞ distance to its clean image and the distance in ``norm`` (the same for linf)."""
+    delta = torch.sub(images, clean)
+    linf = LINF.distance(delta).tolist()
+    return linf, linf if norm == "linf" else ball(norm).distance(delta).tolist()
 
 
 @dataclass
@@ -220,8 +223,13 @@ def records_from(
     clean_pred = forward.pred  # under eot the draws' vote, which the mean probabilities may not top
     clean_best = clean_probs.gather(1, clean_pred[:, None]).squeeze(1).tolist()
     clean_pred_list = clean_pred.tolist()
-    linf = _linf(trajectory.adversarial, plan.clean)
-    linf_q = linf if trajectory.rounded is trajectory.adversarial else _linf(trajectory.rounded, plan.clean)
+    norm = context.config.norm
+    linf, distance = _distances(trajectory.adversarial, plan.clean, norm)
+    linf_q, distance_q = (
+        (linf, distance)
+        if trajectory.rounded is trajectory.adversarial
+        else _distances(trajectory.rounded, plan.clean, norm)
+    )
     steps_run, first_success = trajectory.steps_run.tolist(), trajectory.first_success.tolist()
     top_classes, top_probs = trajectory.top_classes.tolist(), trajectory.top_probs.tolist()
     label_probs = trajectory.label_probs.tolist()
@@ -257,6 +265,9 @@ def records_from(
                 target_reached_8bit=None if t is None else q == t,
                 linf=linf[r],
                 linf_8bit=linf_q[r],
+                norm=norm,
+                distance=distance[r],
+                distance_8bit=distance_q[r],
                 first_flip_step=first if first >= 0 else None,
                 steps_run=ran,
                 steps=context.config.queries if found_by[r] in BY_QUERIES else config.resolved_steps,

@@ -73,7 +73,8 @@ def marker_doc() -> str:
     keywords = ", ".join(f"{name}={_keyword_default(name)}" for name in PER_TEST)
     return (
         f"adv_robust({keywords}): after the test body, attack the model (adv_model) on the images "
-        "(adv_images) within an L∞ ball of radius epsilon in [0,1] pixel units; fail if any label flips "
+        "(adv_images) within a ball of radius epsilon in [0,1] pixel units, measured in norm (linf, l2 or l1); "
+        "fail if any label flips "
         "(or, with a stored baseline, if robustness regressed). Keywords override --adv-* and adv_* ini values."
     )
 

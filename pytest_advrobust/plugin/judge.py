@@ -204,7 +204,7 @@ def judge(item: pytest.Item, plan: Plan) -> Verdict:
         status = BaselineStatus("missing", where, module, test)
     else:
         entry = baseline_entry(run, cache.fingerprint(plan.model), library_versions())
-        comparison = compare(stored, entry, config.tolerance, image_names=names)
+        comparison = compare(stored, entry, config.resolved_tolerance, image_names=names)
         status = BaselineStatus("compared", where, module, test, comparison)
     report = TestReport(item.nodeid, [run], baseline=status)
     command = accept_command(item, plan.config, settings)

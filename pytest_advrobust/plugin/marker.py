@@ -21,6 +21,7 @@ def adv_robust(func: F, /) -> F: ...
 def adv_robust(
     *,
     epsilon: float | None = None,
+    norm: str | None = None,
     attack: str | None = None,
     profile: str | None = None,
     eot: int | None = None,
@@ -50,8 +51,8 @@ def adv_robust(
     min_robust_accuracy: float | str | None = None,
     confidence: float | str | None = None,
     minimal_epsilon: bool | str | None = None,
-    epsilon_max: float | None = None,
-    epsilon_precision: float | None = None,
+    epsilon_max: float | str | None = None,
+    epsilon_precision: float | str | None = None,
     tolerance: float | str | None = None,
     baseline_rule: str | None = None,
 ) -> pytest.MarkDecorator: ...
@@ -65,7 +66,7 @@ def adv_robust(func: Any = None, /, **kwargs: Any) -> Any:
     ``adv_<name>`` for this test; relative paths are relative to the test file's folder.
     """
     given = {name: value for name, value in kwargs.items() if value is not None}
-    resolve([(given, Source("marker", "@adv_robust(...)"))])
+    resolve([(given, Source("marker", "@adv_robust(...)"))], partial=True)
     if func is not None:
         if not callable(func):
             raise OptionError("adv_robust takes keyword arguments only, e.g. @adv_robust(epsilon=0.007)")

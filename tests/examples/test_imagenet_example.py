@@ -172,7 +172,7 @@ _________________________ test_x __________________________
       passed through: espresso -> spotlight -> vulture
   b.png: 'tripod' 0.95 held at eps=0.007 (after 1 step: 'tripod' 0.25)
 ---------------------------- adversarial robustness ----------------------------
-test_article.py::test_x: 2 attacked, 1 flipped, 0 misclassified, robust accuracy 50.0% (95% CI 1.3–98.7%) (bim eps=0.007 seed=0)
+test_article.py::test_x: 2 attacked, 1 flipped, 0 misclassified, robust accuracy 50.0% (95% CI 1.3–98.7%) (bim linf eps=0.007 seed=0)
     espresso -> vulture ×1
 """
     another_cpu = (

@@ -92,8 +92,8 @@ def test_adv_attack_runs_the_configured_attack_and_reports(project: pytest.Pytes
     result.stdout.fnmatch_lines(
         [
             "*OptionError: epsilon=2 in adv_attack(...) in test_bad_override: must be ≤ 1*",
-            "*test_explicit: 4 attacked, 0 flipped, 0 misclassified, robust accuracy 100.0% (95% CI 39.8–100.0%) (bim eps=0 seed=0)",
-            "*test_explicit: 4 attacked, 4 flipped, 0 misclassified, robust accuracy 0.0% (95% CI 0.0–60.2%) (bim eps=0.2 seed=0)",
+            "*test_explicit: 4 attacked, 0 flipped, 0 misclassified, robust accuracy 100.0% (95% CI 39.8–100.0%) (bim linf eps=0 seed=0)",
+            "*test_explicit: 4 attacked, 4 flipped, 0 misclassified, robust accuracy 0.0% (95% CI 0.0–60.2%) (bim linf eps=0.2 seed=0)",
         ]
     )
 

@@ -199,7 +199,7 @@ def test_a_sharded_test_is_judged_on_all_its_shards_by_the_last_to_report(projec
             "judged on all 3 shards of test_digits.py::test_digits together (200 image(s)):",
             f"robust accuracy {A} of 200 image(s) is below the minimum 50.0% (min_robust_accuracy=0.5)",
             f"test_digits.py::test_digits: 200 attacked in 3 shards, * flipped, * misclassified, robust accuracy {A} "
-            "(fgsm eps=0.03 seed=0)",
+            "(fgsm linf eps=0.03 seed=0)",
             "FAILED test_digits.py::test_digits[[]shard3of3[]] - judged on all 3 shards *",
         ]
     )

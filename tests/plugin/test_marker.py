@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_advrobust import OptionError, adv_robust
+
 
 def test_a_flip_fails_the_test_and_names_the_classes(project: pytest.Pytester) -> None:
     project.makepyfile(
@@ -56,7 +58,7 @@ def test_a_model_that_holds_passes(project: pytest.Pytester) -> None:
             "  image 0: 'class 9' 0.14 -> 'class 7' 0.14 at eps=0.007, step 1/10 [while attacked toward 'class 7', "
             "runner-up 1]",
             "*::test_bare_decorator_with_a_tiny_default_budget: 4 attacked, 1 flipped, 0 misclassified, "
-            "robust accuracy 75.0% (95% CI 19.4–99.4%) (apgd eps=0.007 seed=0)",
+            "robust accuracy 75.0% (95% CI 19.4–99.4%) (apgd linf eps=0.007 seed=0)",
         ]
     )
     weaker = project.runpytest("-v", "--adv-attack=bim", "--adv-targets=untargeted")
@@ -138,7 +140,7 @@ def test_the_marker_is_registered_with_its_signature(project: pytest.Pytester) -
     result = project.runpytest("--markers")
     result.stdout.fnmatch_lines(
         [
-            "@pytest.mark.adv_robust(epsilon=0.007, attack='apgd', profile='standard', eot=1, queries=1000, loss='auto', steps='auto', step_size='auto', targets='top-9', *"
+            "@pytest.mark.adv_robust(epsilon=0.007, norm='linf', attack='apgd', profile='standard', eot=1, queries=1000, loss='auto', steps='auto', step_size='auto', targets='top-9', *"
         ]
     )
     project.makepyfile("import pytest\n@pytest.mark.adv_robust(epsilon=0)\ndef test_x():\n    pass\n")
@@ -165,8 +167,21 @@ def test_apgd_from_the_command_line_and_its_step_size_is_its_own(project: pytest
     result = project.runpytest("--adv-attack", "apgd", "--adv-steps=20")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["advrobust: attack=apgd epsilon=0.007 steps=20 step_size=2ε,adaptive *", "*flipped at eps=0.05 (apgd)*"]
+        [
+            "advrobust: attack=apgd norm=linf epsilon=0.007 steps=20 step_size=2ε,adaptive *",
+            "*flipped at eps=0.05 (apgd)*",
+        ]
     )
     refused = project.runpytest("--adv-attack=apgd", "--adv-step-size=0.01")
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     refused.stderr.fnmatch_lines(["ERROR: --adv-step-size=0.01: apgd sets its own step size*"])
+
+
+def test_a_marker_is_checked_against_what_it_sets_itself_not_the_defaults() -> None:
+    """Applied before the CLI is known, a marker's ε of 3 may be an L1 budget and its step size a bim one's."""
+    adv_robust(epsilon=3)
+    adv_robust(step_size=0.01)
+    with pytest.raises(OptionError, match=r"epsilon=3 in @adv_robust\(...\): must be ≤ 1"):
+        adv_robust(epsilon=3, norm="linf")
+    with pytest.raises(OptionError, match="apgd sets its own step size"):
+        adv_robust(step_size=0.01, attack="apgd")

@@ -48,6 +48,7 @@ def test_marker_beats_cli_beats_ini_beats_default(project: pytest.Pytester) -> N
 
 EVERY_OPTION = [
     ("epsilon", "0.031", "0.031"),
+    ("norm", "L2", "l2"),
     ("attack", "apgd", "apgd"),
     ("profile", "thorough", "thorough"),
     ("eot", "20", "20"),
@@ -140,8 +141,13 @@ def test_ini_paths_are_relative_to_the_rootdir(pytester: pytest.Pytester) -> Non
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--adv-epsilon=-1"], "ERROR: --adv-epsilon=-1: must be ≥ 0 (an L∞ budget in ?0,1? pixel units)"),
+        (["--adv-epsilon=-1"], "ERROR: --adv-epsilon=-1: must be ≥ 0 (a budget in ?0,1? pixel units)"),
         (["--adv-epsilon=8"], "ERROR: --adv-epsilon=8: must be ≤ 1: ε is in ?0,1? pixel units, not 0–255*"),
+        (["--adv-norm=l3"], "ERROR: --adv-norm=l3: must be one of linf, l2, l1 (got 'l3')*"),
+        (
+            ["--adv-norm=l1", "--adv-attack=square"],
+            "ERROR: --adv-attack=square: attack=square has no form under norm=l1*",
+        ),
         (["--adv-epsilon=nan"], "ERROR: --adv-epsilon=nan: must be a finite number"),
         (["--adv-steps=0"], "ERROR: --adv-steps=0: must be ≥ 1"),
         (["--adv-attack=deepfool"], "ERROR: --adv-attack=deepfool: must be one of fgsm, bim, pgd*"),
@@ -170,7 +176,9 @@ def test_help_documents_every_option_with_units_and_default(pytester: pytest.Pyt
         assert (f"{option.cli} " if option.metavar == "BOOL" else f"{option.cli}=") in text
     assert "--adv-baseline-update " in text and "--adv-no-baseline-update " in text, "booleans are flags"
     assert "--adv-baseline-update=" not in text
-    assert "L∞ perturbation budget in [0,1] pixel units (not 0-255). Default: 0.007" in text
+    assert "Perturbation budget in [0,1] pixel units (not 0-255), measured in NORM" in text
+    assert "Default: 0.007" in text
+    assert "--adv-norm=NORM" in text and "an l2 ε of 0.5 lets one pixel move 0.5" in text
     assert "adv_epsilon (string):" in text
 
 
@@ -178,7 +186,7 @@ def test_header_prints_attack_epsilon_and_seed(project: pytest.Pytester) -> None
     project.makepyfile("from pytest_advrobust import adv_robust\n@adv_robust\ndef test_a():\n    pass\n")
     result = project.runpytest("--adv-epsilon=0.01", "--adv-seed=9")
     result.stdout.fnmatch_lines(
-        ["advrobust: attack=apgd epsilon=0.01 steps=10 step_size=2ε,adaptive loss=dlr targets=top-9 seed=9 *"]
+        ["advrobust: attack=apgd norm=linf epsilon=0.01 steps=10 step_size=2ε,adaptive loss=dlr targets=top-9 seed=9 *"]
     )
     project.makepyfile(test_plain="def test_b():\n    pass\n")
     plain = project.runpytest("test_plain.py", "--adv-epsilon=0.01")
@@ -195,4 +203,4 @@ def test_cli_spelling_works_in_a_real_ci_line(project: pytest.Pytester, tmp_path
 def test_a_budget_written_as_a_fraction_on_the_command_line(project: pytest.Pytester) -> None:
     project.makepyfile("from pytest_advrobust import adv_robust\n@adv_robust(attack='fgsm')\ndef test_a():\n    pass\n")
     result = project.runpytest("--adv-epsilon", "8/255", "-o", "adv_epsilon_max=16/255")
-    result.stdout.fnmatch_lines(["advrobust: attack=apgd epsilon=0.0313725 *"])
+    result.stdout.fnmatch_lines(["advrobust: attack=apgd norm=linf epsilon=0.0313725 *"])

@@ -27,7 +27,9 @@ def test_a_profile_sets_what_nothing_else_sets(project: pytest.Pytester) -> None
     project.makepyfile(test_model=MARKED)
     result = project.runpytest("--adv-profile=quick", "-s", "-p", "no:randomly")
     result.assert_outcomes(failed=1, passed=1)  # quick's one FGSM step flips at 0.05; ε=0 holds
-    result.stdout.fnmatch_lines(["advrobust: profile=quick attack=fgsm epsilon=0.007 steps=1 *targets=untargeted*"])
+    result.stdout.fnmatch_lines(
+        ["advrobust: profile=quick attack=fgsm norm=linf epsilon=0.007 steps=1 *targets=untargeted*"]
+    )
     result.stdout.fnmatch_lines(["*SOURCE profile fgsm 1", "*SOURCE marker bim 3"])
     # the red test's reproduce command names the profile and, pasted as printed, gives the same verdict
     line = next(line for line in result.stdout.lines if "reproduce with: pytest" in line)
@@ -45,7 +47,7 @@ def test_a_conftest_registers_its_own_profile_and_a_typo_is_refused(project: pyt
     )
     project.makepyfile(test_model=MARKED)
     result = project.runpytest("-o", "adv_profile=nightly", "-s", "-p", "no:randomly")
-    result.stdout.fnmatch_lines(["advrobust: profile=nightly attack=bim epsilon=0.007 steps=4 *"])
+    result.stdout.fnmatch_lines(["advrobust: profile=nightly attack=bim norm=linf epsilon=0.007 steps=4 *"])
     result.stdout.fnmatch_lines(["*SOURCE profile bim 4"])
     typo = project.runpytest("--adv-profile=nighlty")
     assert typo.ret == pytest.ExitCode.USAGE_ERROR
@@ -117,7 +119,7 @@ def test_a_randomized_model_is_refused_then_judged_with_eot_the_same_on_every_ru
     again = project.runpytest_subprocess("--adv-eot=5", "--adv-report=again.json")
     assert first.ret == again.ret
     first.stdout.fnmatch_lines(
-        ["advrobust: attack=apgd * seed=0 eot=5 *", "*robust accuracy * (apgd eps=0.02 seed=0 eot=5)"]
+        ["advrobust: attack=apgd * seed=0 eot=5 *", "*robust accuracy * (apgd linf eps=0.02 seed=0 eot=5)"]
     )
     assert (project.path / "first.json").read_bytes() == (project.path / "again.json").read_bytes()
     report = json.loads((project.path / "first.json").read_text())
@@ -172,7 +174,7 @@ def test_a_model_that_masks_its_gradients_is_caught_only_by_thorough(project: py
     thorough.assert_outcomes(failed=1)
     thorough.stdout.fnmatch_lines(
         [
-            "advrobust: profile=thorough attack=autoattack epsilon=0.007 steps=20 * queries=5000 targets=top-9 *",
+            "advrobust: profile=thorough attack=autoattack norm=linf epsilon=0.007 steps=20 * queries=5000 targets=top-9 *",
             "*gradient masking: the square attack (5000 queries, p_init 0.8, no gradient) flipped image *",
         ]
     )

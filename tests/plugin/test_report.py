@@ -26,9 +26,9 @@ def test_terminal_summary_has_counts_accuracy_and_pairs(project: pytest.Pytester
         [
             "*- adversarial robustness -*",
             "test_terminal_summary_has_counts_accuracy_and_pairs.py::test_strong: 4 attacked, 0 flipped, 0 misclassified, "
-            "robust accuracy 100.0% (95% CI 39.8–100.0%) (bim eps=0 seed=0)",
+            "robust accuracy 100.0% (95% CI 39.8–100.0%) (bim linf eps=0 seed=0)",
             "test_terminal_summary_has_counts_accuracy_and_pairs.py::test_weak: 4 attacked, 3 flipped, 0 misclassified, "
-            "robust accuracy 25.0% (95% CI 0.6–80.6%) (bim eps=0.05 seed=0)",
+            "robust accuracy 25.0% (95% CI 0.6–80.6%) (bim linf eps=0.05 seed=0)",
             "    c9 -> c7 ×1",
         ]
     )
@@ -83,8 +83,8 @@ def test_each_attack_run_has_its_own_summary_line(project: pytest.Pytester) -> N
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            "*::test_two_budgets: 4 attacked, 0 flipped, 0 misclassified, robust accuracy 100.0% (95% CI 39.8–100.0%) (bim eps=0 seed=0)",
-            "*::test_two_budgets: 4 attacked, 3 flipped, 0 misclassified, robust accuracy 25.0% (95% CI 0.6–80.6%) (bim eps=0.05 seed=0)",
+            "*::test_two_budgets: 4 attacked, 0 flipped, 0 misclassified, robust accuracy 100.0% (95% CI 39.8–100.0%) (bim linf eps=0 seed=0)",
+            "*::test_two_budgets: 4 attacked, 3 flipped, 0 misclassified, robust accuracy 25.0% (95% CI 0.6–80.6%) (bim linf eps=0.05 seed=0)",
         ]
     )
     (test,) = json.loads((project.path / "r.json").read_text())["tests"]

@@ -18,14 +18,18 @@ from ..models.model import WrappedModel
 from ..settings.values import VERDICT_ROUNDED
 from .checks import check_gradient, check_logits
 from .goals import Goal
+from .norms import LINF, Ball, ball, per_image
 
 __all__ = ["Active", "Attack", "Recorder", "Trajectory", "quantize_8bit"]
 
 
-def quantize_8bit(adversarial: torch.Tensor, clean: torch.Tensor, epsilon: float | torch.Tensor) -> torch.Tensor:
+def quantize_8bit(
+    adversarial: torch.Tensor, clean: torch.Tensor, epsilon: float | torch.Tensor, norm: str = "linf"
+) -> torch.Tensor:
     """Round ``adversarial`` (within the ε-ball around ``clean``) to 8-bit pixel values (k/255) without
-    leaving the ε-ball.
+    leaving the ε-ball (of ``norm``: for L2 and L1 see :meth:`~.norms.Ball.quantize`).
 
+    For L∞:
     Each pixel goes to the nearer of its two neighbouring 8-bit values when that one lies within ε of
     the clean pixel, else to the other one (toward the clean pixel). When the clean pixel itself is on
     the 8-bit grid (as for images loaded from 8-bit files) the result always stays within ε; for an
@@ -33,6 +37,8 @@ def quantize_8bit(adversarial: torch.Tensor, clean: torch.Tensor, epsilon: float
     is used (``linf_8bit`` in the record shows the true distance).
     """
     eps = _per_image(epsilon, clean)
+    if norm != "linf":
+        return ball(norm).quantize(adversarial, clean, eps)
     return _round_into_ball(adversarial, *_grid_bounds(*_ball(clean, eps), clean, eps))
 
 
@@ -122,12 +128,7 @@ def _widen(curves: torch.Tensor, width: int) -> torch.Tensor:
     return torch.cat([curves, curves.new_full((curves.shape[0], width - curves.shape[1]), fill)], dim=1)
 
 
-def _per_image(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A scalar or per-image (N,) value as an N×1×1×1 tensor that broadcasts over each image."""
-    tensor = torch.as_tensor(value, dtype=like.dtype, device=like.device)
-    if tensor.dim() == 0:
-        tensor = tensor.expand(like.shape[0])
-    return tensor.reshape(-1, *([1] * (like.dim() - 1)))
+_per_image = per_image
 
 
 @dataclass
@@ -155,6 +156,8 @@ class Active:
     """``x`` is the loop's own tensor, which nothing else holds between steps: a step may write into it."""
     stream: torch.Tensor | None = None
     """Per row, the loop's own random draws (see :meth:`Attack._stream`), or None."""
+    ball: Ball = LINF
+    """The threat model: the ball the iterates stay in (L∞: ``lower`` and ``upper`` are its bounds)."""
 
     @property
     def rows(self) -> torch.Tensor | slice:
@@ -175,27 +178,41 @@ class Active:
             whole=False,  # the loop keeps rows only when some left
             owned=True,  # indexing copied them
             stream=None if self.stream is None else self.stream[mask],
+            ball=self.ball,
         )
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        """Into the ε-ball around each clean image, and into [0,1], in place."""
-        return x.clamp_(self.lower, self.upper)
+        """Into the ε-ball around each clean image, and into [0,1] (in place for L∞)."""
+        if self.ball.name == "linf":
+            return x.clamp_(self.lower, self.upper)
+        return self.ball.project(x, self.clean, self.eps)
 
     def rounded(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` (the active rows, or those at ``rows``) rounded to 8 bits inside the ε-ball."""
+        if self.ball.name != "linf":
+            clean, eps = (self.clean, self.eps) if rows is None else (self.clean[rows], self.eps[rows])
+            return self.ball.quantize(x.detach(), clean, eps)
         if self.grid is None:
             self.grid = _grid_bounds(self.lower, self.upper, self.clean, self.eps)
         low, high = self.grid if rows is None else (self.grid[0][rows], self.grid[1][rows])
         return _round_into_ball(x.detach(), low, high)
 
-    def step(self, sign: torch.Tensor) -> None:
-        """One step along ``sign`` (the sign of the gradient of the goal's loss), projected into the ε-ball
-        and clipped to [0,1]: into ``x`` itself when the loop owns it (its graph is gone once the gradient
-        is taken), else into a new tensor (iterate 0 may be the clean images)."""
+    def direction(self, grad: torch.Tensor) -> torch.Tensor:
+        """The norm's steepest ascent direction for ``grad`` at the current iterate (unit size: a step
+        multiplies it by ``alpha``); in ``grad``'s memory for L∞ and L2."""
+        if self.ball.name == "l1":
+            return self.ball.direction(grad, self.x.detach(), self.alpha)
+        return self.ball.direction(grad)
+
+    def step(self, direction: torch.Tensor) -> None:
+        """One step along ``direction`` (the norm's steepest direction for the gradient of the goal's loss:
+        its sign for L∞), projected into the ε-ball and clipped to [0,1]: into ``x`` itself when the loop
+        owns it (its graph is gone once the gradient is taken), else into a new tensor (iterate 0 may be
+        the clean images)."""
         if self.owned:
-            self.project(self.x.addcmul_(self.alpha, sign))
+            self.x = self.project(self.x.addcmul_(self.alpha, direction))
         else:
-            self.x, self.owned = self.project(torch.addcmul(self.x.detach(), self.alpha, sign)), True
+            self.x, self.owned = self.project(torch.addcmul(self.x.detach(), self.alpha, direction)), True
 
 
 class Recorder:
@@ -269,7 +286,7 @@ class Recorder:
 
     def trajectory(
         self, predict: Callable[[torch.Tensor], torch.Tensor], clean: torch.Tensor, eps: torch.Tensor,
-        repredict_rounded: bool,
+        repredict_rounded: bool, norm: str = "linf",
     ) -> Trajectory:  # fmt: skip
         """What the loop found; ``predict`` gives the logits of images (the attack's :meth:`Attack.predict`)."""
         returned = clean.clone() if self.returned is None else self.returned  # None: no rows
@@ -278,7 +295,7 @@ class Recorder:
         else:
             rounded = returned.clone()
             todo = ~self.returned_is_8bit
-            rounded[todo] = quantize_8bit(returned[todo], clean[todo], eps[todo])
+            rounded[todo] = quantize_8bit(returned[todo], clean[todo], eps[todo], norm)
         # The loop re-predicted the rounded image of every success under the rounded verdict; the rest
         # are re-predicted here, in one batch.
         unknown = ~self.rounded_known
@@ -331,6 +348,12 @@ class Attack:
     early_stop: bool = True
     verdict: str = VERDICT_ROUNDED
     eot: int = 1
+    norm: str = "linf"
+    """The threat model (:mod:`.norms`): ``linf``, ``l2`` or ``l1``; ε is measured in it."""
+
+    @property
+    def ball(self) -> Ball:
+        return ball(self.norm)
 
     def predict(self, model: WrappedModel, pixels: torch.Tensor) -> torch.Tensor:
         """Logits of ``pixels`` without gradient: one forward pass, or (``eot`` > 1) the draws' vote."""
@@ -374,15 +397,15 @@ class Attack:
         """
         eps = _per_image(epsilon, clean)
         lower, upper = _ball(clean, eps)
-        # iterate 0 is never changed in place, so it may be the clean images themselves
-        x = clean if noise is None else self._start(clean, noise.to(clean.device), eps).clamp_(lower, upper)
         index = torch.arange(clean.shape[0], device=clean.device)
-        active = Active(index, x, clean, lower, upper, eps, eps * self.initial_step, goal, owned=noise is not None)
-        if noise is not None:
+        active = Active(index, clean, clean, lower, upper, eps, eps * self.initial_step, goal, ball=self.ball)
+        if noise is not None:  # iterate 0 is never changed in place, so it may be the clean images themselves
+            active.x, active.owned = active.project(self._start(clean, noise.to(clean.device), eps)), True
             active.stream = self._stream(noise)
         record = Recorder(clean, self.steps, targeted=goal.targets is not None)
         self._loop(model, active, record, None if noise is not None else start, names)
-        return record.trajectory(lambda pixels: self.predict(model, pixels), clean, eps, repredict_rounded)
+        predict = lambda pixels: self.predict(model, pixels)  # noqa: E731
+        return record.trajectory(predict, clean, eps, repredict_rounded, self.norm)
 
     @property
     def initial_step(self) -> float:
@@ -390,8 +413,9 @@ class Attack:
         raise NotImplementedError
 
     def _start(self, clean: torch.Tensor, noise: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """Iterate 0 from the rows' seeded noise (N×C×H×W in [-1, 1]): ``clean + ε·noise`` (before projection)."""
-        return torch.addcmul(clean, noise, eps)
+        """Iterate 0 from the rows' seeded noise (N×C×H×W in [-1, 1]), before projection: ``clean + ε·noise``
+        for L∞, a point of the ball's surface for L2 and L1 (:meth:`~.norms.Ball.start`)."""
+        return self.ball.start(clean, noise, eps)
 
     def _stream(self, noise: torch.Tensor) -> torch.Tensor | None:
         """Per row, the random draws the loop makes after its start (None: it makes none), drawn from the
@@ -400,7 +424,8 @@ class Attack:
 
     @property
     def floor_checked(self) -> bool:
-        """Whether the sanity checks hold this attack to one FGSM step's result (every attack but FGSM)."""
+        """Whether the sanity checks hold this attack to one FGSM step's result (every attack but FGSM; under
+        L2 and L1 the norm's own steepest step: :meth:`~.norms.Ball.direction`)."""
         return self.name != "fgsm"
 
     def describe(self, epsilon: float) -> str:

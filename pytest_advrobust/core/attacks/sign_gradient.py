@@ -25,28 +25,30 @@ import torch
 from ..models.model import WrappedModel
 from ..settings import AttackConfig
 from ..settings.values import VERDICT_ROUNDED
-from .apgd import AutoPGD
+from .apgd import AutoPGD, AutoPGDL1
 from .loop import Active, Attack, Recorder
-from .square import SquareAttack
+from .square import SquareAttack, SquareL2
 
 __all__ = ["SignGradientAttack", "build_attack"]
 
 
 @dataclass(frozen=True)
 class SignGradientAttack(Attack):
-    """An L∞ sign-gradient attack with its hyperparameters bound; :meth:`run` takes the ε.
+    """A gradient attack with its hyperparameters bound; :meth:`run` takes the ε.
 
-    ``steps`` sign steps of ``rel_stepsize · ε`` each. ``random_start``: the caller passes uniform noise
-    in [-1, 1] (PGD's start ``clean + ε·noise``), drawn from a seeded generator. ``verdict``: ``rounded``
+    ``steps`` steps of ``rel_stepsize · ε`` each along the norm's steepest direction: the gradient's sign
+    (L∞: FGSM, BIM, PGD) or the gradient over its L2 length (L2: FGM, PGD-L2). ``random_start``: the caller
+    passes uniform noise in [-1, 1] (PGD's start ``clean + ε·noise``; under L2 a point of the sphere made from
+    it), drawn from a seeded generator. ``verdict``: ``rounded``
     (an iterate succeeds only if its 8-bit rounding does) or ``float``.
     """
 
     rel_stepsize: float = 0.25
 
     @classmethod
-    def fgsm(cls, verdict: str = VERDICT_ROUNDED, eot: int = 1) -> SignGradientAttack:
-        """One step of size ε (Goodfellow et al.)."""
-        return cls(name="fgsm", steps=1, rel_stepsize=1.0, verdict=verdict, eot=eot)
+    def fgsm(cls, verdict: str = VERDICT_ROUNDED, eot: int = 1, norm: str = "linf") -> SignGradientAttack:
+        """One step of size ε (Goodfellow et al.; under L2, the fast gradient method's normalized step)."""
+        return cls(name="fgsm", steps=1, rel_stepsize=1.0, verdict=verdict, eot=eot, norm=norm)
 
     @property
     def initial_step(self) -> float:
@@ -77,10 +79,10 @@ class SignGradientAttack(Attack):
             if self.early_stop and bool(success.all()):
                 break  # every image still attacked reached its goal: no gradient is needed
             grad = self._gradient(model, k, active, x, self._loss(active, logits, draws), success, names, draws)
-            sign = grad.sign_()
-            if k == 0 and not self.random_start and self.floor_checked:  # every row is active at iterate 0
-                record.first_sign = sign.to(torch.int8)
-            active.step(sign)
+            direction = active.direction(grad)
+            if k == 0 and not self.random_start and self.floor_checked and self.norm == "linf":
+                record.first_sign = direction.to(torch.int8)  # every row is active at iterate 0
+            active.step(direction)
             if self.early_stop and success.any():
                 active = active.keep(~success)
 
@@ -91,10 +93,13 @@ def build_attack(config: AttackConfig) -> Attack:
     # a randomized model: a flip one step's draws saw may not hold in the next draws, so every image runs
     # all its steps and returns the last iterate that flipped (as EOT-PGD returns its last iterate)
     early_stop = config.early_stop and eot == 1
+    norm = config.norm
     if config.attack in ("apgd", "autoattack"):  # autoattack's gradient stages (see pipeline.run_sequence)
-        return AutoPGD(steps=steps, early_stop=early_stop, verdict=verdict, eot=eot)
+        apgd = AutoPGDL1 if norm == "l1" else AutoPGD
+        return apgd(steps=steps, early_stop=early_stop, verdict=verdict, eot=eot, norm=norm)
     if config.attack == "square":
-        return SquareAttack(steps=steps, early_stop=early_stop, verdict=verdict, eot=eot)
+        square = SquareL2 if norm == "l2" else SquareAttack
+        return square(steps=steps, early_stop=early_stop, verdict=verdict, eot=eot, norm=norm)
     return SignGradientAttack(
         name=config.attack,
         steps=steps,
@@ -103,4 +108,5 @@ def build_attack(config: AttackConfig) -> Attack:
         verdict=verdict,
         eot=eot,
         rel_stepsize=config.step_size_factor,
+        norm=norm,
     )

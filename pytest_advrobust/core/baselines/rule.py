@@ -29,6 +29,7 @@ from ..wire import build, fields
 
 COMPARED_SETTINGS = (
     "attack",
+    "norm",
     "loss",
     "epsilon",
     "steps",
@@ -45,7 +46,7 @@ COMPARED_SETTINGS = (
 )
 RANDOM_START_ATTACKS = ("pgd", "apgd", "square", "autoattack")
 """Attacks in which the seed plays a part (a random start, square's random windows)."""
-UNRECORDED = {"loss": "ce", "profile": "standard", "eot": 1, "queries": None}
+UNRECORDED = {"loss": "ce", "profile": "standard", "eot": 1, "queries": None, "norm": "linf"}
 """What a baseline recorded before a setting existed ran with."""
 TARGET_SEPARATOR = " -> "
 

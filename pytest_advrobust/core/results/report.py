@@ -88,6 +88,12 @@ class ImageRecord:
     flip_draws: int | None = None
     """``eot`` > 1: in how many of the ``draws`` the judged image's top class was not its label; it
     counts as flipped when most draws flip."""
+    norm: str = "linf"
+    """The norm ``epsilon`` and ``distance`` are measured in."""
+    distance: float = 0.0
+    """The returned (float) image's distance to the clean image in ``norm`` (``linf`` under linf)."""
+    distance_8bit: float = 0.0
+    """The 8-bit image's distance to the clean image in ``norm``: at most ``epsilon`` (to float32 rounding)."""
 
     @property
     def judged_8bit(self) -> bool:
@@ -169,14 +175,12 @@ class ImageRecord:
         unit = "query" if self.found_by in ("square", FOUND_BY_SQUARE_ONLY) else "step"
         tags = self._tags()
         suffix = f" [{'; '.join(tags)}]" if tags else ""
+        eps = f"{'' if self.norm == 'linf' else self.norm + ' '}eps={self.epsilon:g}"
         if self.flipped:
-            return (
-                f"{name}: {clean} -> {quoted(adv_name)} {adv_prob:.2f} at eps={self.epsilon:g}, "
-                f"{unit} {step}/{self.steps}{suffix}"
-            )
+            return f"{name}: {clean} -> {quoted(adv_name)} {adv_prob:.2f} at {eps}, {unit} {step}/{self.steps}{suffix}"
         steps = f"{self.steps_run} {'queries' if unit == 'query' else 'steps'}" if self.steps_run != 1 else f"1 {unit}"
         after = f"{quoted(adv_name)} {adv_prob:.2f}"
-        return f"{name}: {clean} held at eps={self.epsilon:g} (after {steps}: {after}){suffix}"
+        return f"{name}: {clean} held at {eps} (after {steps}: {after}){suffix}"
 
     def details(self) -> list[str]:
         """For targeted attacks, the target's probability per step; the classes the iterates passed
@@ -202,7 +206,7 @@ class ImageRecord:
                 data[key] = [None if math.isnan(v) else round(v, PROBABILITY_DIGITS) for v in data[key]]
         for key in ("clean_prob", "adv_prob", "adv_prob_8bit"):
             data[key] = round(data[key], PROBABILITY_DIGITS)
-        for key in ("linf", "linf_8bit"):
+        for key in ("linf", "linf_8bit", "distance", "distance_8bit"):
             data[key] = round(data[key], 7)  # float32 noise below 1e-7 of a [0,1] pixel
         data["flipped"] = self.flipped
         data["target_reached"] = self.target_reached
@@ -314,10 +318,13 @@ class RunSettings:
     baseline_rule: str = "images"
     tolerance: list[float] = field(default_factory=lambda: [0.0005, 0.0])
     """How far minimal ε may drop (absolute, relative) before a baseline comparison fails."""
+    norm: str = "linf"
+    """The threat model: the norm ε is measured in (``linf``, ``l2`` or ``l1``)."""
 
     def how(self) -> str:
-        """``bim eps=0.007 seed=0`` (``eot=20`` added under EOT): the short label of a run in summaries."""
-        return f"{self.attack} eps={self.epsilon:g} seed={self.seed}" + (f" eot={self.eot}" if self.eot > 1 else "")
+        """``bim linf eps=0.007 seed=0`` (``eot=20`` added under EOT): the short label of a run in summaries."""
+        eot = f" eot={self.eot}" if self.eot > 1 else ""
+        return f"{self.attack} {self.norm} eps={self.epsilon:g} seed={self.seed}{eot}"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

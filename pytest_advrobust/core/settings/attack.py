@@ -12,6 +12,7 @@ from .profiles import DEFAULT_PROFILE
 from .values import LossKind, TargetSpec
 
 DEFAULT_EPSILON = 0.007
+DEFAULT_NORM = "linf"
 DEFAULT_ATTACK = "apgd"
 """apgd toward the 9 runner-up classes, 10 steps each: within one point of AutoAttack's robust accuracy on
 a defended model at a sixth of its time (benchmarks/strength.py; the docs' "How strong is the gate?")."""
@@ -54,10 +55,27 @@ OPTIONS: tuple[Option, ...] = (
         p.parse_epsilon,
         DEFAULT_EPSILON,
         metavar="EPS",
-        help="L∞ perturbation budget in [0,1] pixel units (not 0-255).",
+        help=(
+            "Perturbation budget in [0,1] pixel units (not 0-255), measured in NORM over the whole C×H×W "
+            "image: under linf the largest change of any pixel (≤ 1), under l2 the change's Euclidean length, "
+            "under l1 the sum of its pixel changes."
+        ),
         default_doc=(
             "0.007, the value of Goodfellow et al.'s panda→gibbon experiment: below 2/255, invisible to a person"
         ),
+    ),
+    Option(
+        "norm",
+        p.parse_norm,
+        DEFAULT_NORM,
+        metavar="NORM",
+        help=(
+            "The threat model, the norm EPSILON bounds: linf (every pixel moves at most ε), l2 (the "
+            "perturbation's Euclidean length is at most ε: an l2 ε of 0.5 lets one pixel move 0.5, or every "
+            "pixel of a 224×224 RGB image about 0.0013) or l1 (the sum of the pixel changes is at most ε: "
+            "sparse changes). Under l1 only apgd and autoattack have a form."
+        ),
+        default_doc="linf",
     ),
     Option(
         "attack",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .attack import auto_loss, auto_step_size, auto_steps
-from .baselines import auto_epsilon_max
+from .baselines import auto_epsilon_max, auto_epsilon_precision, auto_tolerance
 from .data import auto_workers
 from .profiles import DEFAULT_PROFILE
 from .table import default
@@ -27,6 +27,7 @@ class AttackConfig:
     """The resolved per-test settings (those with a marker spelling), with the source of each value."""
 
     epsilon: float = _default_field("epsilon")
+    norm: str = _default_field("norm")
     attack: str = _default_field("attack")
     profile: str = _default_field("profile")
     eot: int = _default_field("eot")
@@ -54,9 +55,9 @@ class AttackConfig:
     min_robust_accuracy: float | None = _default_field("min_robust_accuracy")
     confidence: float = _default_field("confidence")
     minimal_epsilon: bool | None = _default_field("minimal_epsilon")
-    epsilon_max: float = _default_field("epsilon_max")
-    epsilon_precision: float = _default_field("epsilon_precision")
-    tolerance: tuple[float, float] = _default_field("tolerance")
+    epsilon_max: float | None = _default_field("epsilon_max")
+    epsilon_precision: float | None = _default_field("epsilon_precision")
+    tolerance: tuple[float, float] | None = _default_field("tolerance")
     baseline_rule: str = _default_field("baseline_rule")
     sanity_checks: bool = _default_field("sanity_checks")
     allow_pickle: bool = _default_field("allow_pickle")
@@ -76,7 +77,19 @@ class AttackConfig:
     @property
     def resolved_epsilon_max(self) -> float:
         """The top of the minimal-ε search (:func:`~pytest_advrobust.core.settings.baselines.auto_epsilon_max`)."""
-        return auto_epsilon_max(self.epsilon_max, self.epsilon)
+        return auto_epsilon_max(self.epsilon_max, self.epsilon, self.norm)
+
+    @property
+    def resolved_epsilon_precision(self) -> float:
+        """The precision of the minimal-ε search (auto: per norm, see
+        :func:`~pytest_advrobust.core.settings.baselines.auto_epsilon_precision`)."""
+        return auto_epsilon_precision(self.epsilon_precision, self.resolved_epsilon_max, self.norm)
+
+    @property
+    def resolved_tolerance(self) -> tuple[float, float]:
+        """How far minimal ε may drop below its baseline (the default per norm, see
+        :func:`~pytest_advrobust.core.settings.baselines.auto_tolerance`)."""
+        return auto_tolerance(self.tolerance, self.resolved_epsilon_precision, self.norm)
 
     @property
     def resolved_step_size(self) -> float:
@@ -124,7 +137,9 @@ class AttackConfig:
 
     def describe(self) -> str:
         """One line with what reproduces a run: attack, ε, steps, step size, targets, seed."""
-        step = "2ε,adaptive" if self.attack in ("apgd", "autoattack") else f"{self.resolved_step_size:.6g}"
+        step = f"{self.resolved_step_size:.6g}"
+        if self.attack in ("apgd", "autoattack"):
+            step = "ε,sparse,adaptive" if self.norm == "l1" else "2ε,adaptive"
         loss = f" loss={self.resolved_loss}" if self.resolved_loss != "ce" else ""
         if self.attack == "square":
             budget = f"queries={self.queries}"
@@ -134,7 +149,7 @@ class AttackConfig:
         profile = f"profile={self.profile} " if self.profile != DEFAULT_PROFILE else ""
         eot = f" eot={self.eot}" if self.eot > 1 else ""
         return (
-            f"{profile}attack={self.attack} epsilon={self.epsilon:g} {budget} targets={self.targets} "
+            f"{profile}attack={self.attack} norm={self.norm} epsilon={self.epsilon:g} {budget} targets={self.targets} "
             f"seed={self.seed}{eot} verdict={self.verdict} device={self.device}"
         )
 

@@ -24,6 +24,7 @@ from .values import (
     MAX_IMAGE_SIDE,
     MAX_SHARDS,
     MODEL_PREFIXES,
+    NORMS,
     VERDICTS,
     BatchSize,
     JobShard,
@@ -65,12 +66,38 @@ def _integer(raw: Any) -> int:
         raise ValueError("must be a whole number") from None
 
 
+MAX_BUDGET = 1e6
+"""The largest ε any norm takes: an L1 ball of a 512×512 RGB image is at most 786,432 wide."""
+
+
 def parse_epsilon(raw: Any, base: Path | None = None) -> float:
+    """A budget ≥ 0 in the norm's [0,1] pixel units; whether it is ≤ 1 (L∞) depends on the norm, which
+    another setting gives (see :func:`linf_bound`)."""
     value = _number(raw)
     if value < 0:
-        raise ValueError("must be ≥ 0 (an L∞ budget in [0,1] pixel units)")
+        raise ValueError("must be ≥ 0 (a budget in [0,1] pixel units)")
+    if value > MAX_BUDGET:
+        raise ValueError(f"must be ≤ {MAX_BUDGET:g}: ε is in [0,1] pixel units (an L1 budget is at most C·H·W)")
+    return value
+
+
+def linf_bound(value: float, subject: str = "ε is") -> str | None:
+    """Why an L∞ budget of ``value`` is wrong (None: it is not): no pixel can move more than 1."""
     if value > 1:
-        raise ValueError(f"must be ≤ 1: ε is in [0,1] pixel units, not 0–255 (did you mean {value / 255:.4g}?)")
+        return f"must be ≤ 1: {subject} in [0,1] pixel units, not 0–255 (did you mean {value / 255:.4g}?)"
+    return None
+
+
+NORM_ALIASES = {"inf": "linf", "l_inf": "linf", "l∞": "linf", "linfinity": "linf", "2": "l2", "1": "l1"}
+
+
+def parse_norm(raw: Any, base: Path | None = None) -> str:
+    """``linf``, ``l2`` or ``l1`` (any case: ``Linf``/``L2``/``L1`` as AutoAttack writes them; also ``inf``,
+    ``2``, ``1``)."""
+    value = str(raw).strip().lower().replace(" ", "")
+    value = NORM_ALIASES.get(value, value)
+    if value not in NORMS:
+        raise ValueError(f"must be one of {', '.join(NORMS)} (got {raw!r}): the norm ε is measured in")
     return value
 
 
@@ -149,8 +176,8 @@ def parse_step_size(raw: Any, base: Path | None = None) -> float | None:
     value = _number(raw)
     if value <= 0:
         raise ValueError("must be > 0 (in [0,1] pixel units), or 'auto'")
-    if value > 1:
-        raise ValueError(f"must be ≤ 1: steps are in [0,1] pixel units, not 0–255 (did you mean {value / 255:.4g}?)")
+    if value > MAX_BUDGET:
+        raise ValueError(f"must be ≤ {MAX_BUDGET:g} (in the norm's [0,1] pixel units), or 'auto'")
     return value
 
 
@@ -378,15 +405,21 @@ def parse_auto_bool(raw: Any, base: Path | None = None) -> bool | None:
     return parse_bool(raw)
 
 
-def parse_budget(raw: Any, base: Path | None = None) -> float:
+def parse_budget(raw: Any, base: Path | None = None) -> float | None:
+    """A budget > 0 (as :func:`parse_epsilon`), or ``auto`` (None: the norm's own default)."""
+    if raw is None or str(raw).strip().lower() in ("", "auto"):
+        return None
     value = parse_epsilon(raw)
     if value == 0:
-        raise ValueError("must be > 0")
+        raise ValueError("must be > 0, or 'auto'")
     return value
 
 
-def parse_tolerance(raw: Any, base: Path | None = None) -> tuple[float, float]:
-    """``0.0005`` (absolute, [0,1] pixel units), ``10%`` (relative), or both: ``0.0005,10%``."""
+def parse_tolerance(raw: Any, base: Path | None = None) -> tuple[float, float] | None:
+    """``0.0005`` (absolute, [0,1] pixel units), ``10%`` (relative), or both: ``0.0005,10%``; ``auto``
+    (None): the norm's own default."""
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "auto")):
+        return None
     absolute, relative = 0.0, 0.0
     parts = _split(raw) if not isinstance(raw, (int, float)) else [raw]
     if not parts or len(parts) > 2:
@@ -401,11 +434,8 @@ def parse_tolerance(raw: Any, base: Path | None = None) -> tuple[float, float]:
             absolute = _number(text)
             if absolute < 0:
                 raise ValueError("must be ≥ 0")
-            if absolute > 1:
-                raise ValueError(
-                    f"an absolute tolerance is in [0,1] pixel units, so must be ≤ 1 (did you mean "
-                    f"{absolute / 255:.4g}, or {absolute:g}% as a relative one?)"
-                )
+            if absolute > MAX_BUDGET:
+                raise ValueError(f"an absolute tolerance must be ≤ {MAX_BUDGET:g} (in the norm's [0,1] pixel units)")
     return absolute, relative
 
 

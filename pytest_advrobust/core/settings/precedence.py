@@ -19,9 +19,10 @@ from typing import Any
 
 from ..errors import OptionError
 from .configs import AttackConfig, RunConfig
+from .parsers import linf_bound
 from .profiles import BUILT_IN, profile_settings, store_profile
 from .table import OPTIONS_BY_NAME, PER_TEST, SESSION_WIDE, default
-from .values import MODEL_PREFIXES, ImageFit, Source
+from .values import MODEL_PREFIXES, NORM_ATTACKS, ImageFit, Source
 
 
 def unparse(name: str, value: Any, path_text: Callable[[Path], str] = str) -> str:
@@ -33,7 +34,7 @@ def unparse(name: str, value: Any, path_text: Callable[[Path], str] = str) -> st
         return "true" if value else "false"
     if value is None:
         auto = {"batch_size": "all", "labels": "prediction", "steps": "auto", "step_size": "auto", "output": "auto",
-                "workers": "auto"}  # fmt: skip
+                "workers": "auto", "epsilon_max": "auto", "epsilon_precision": "auto", "tolerance": "auto"}  # fmt: skip
         return auto.get(name, "none")
     if isinstance(value, Path):
         return path_text(value)
@@ -102,12 +103,16 @@ def _resolve_values(
 def resolve(
     layers: Sequence[tuple[Mapping[str, Any], Source]],
     base: AttackConfig | None = None,
+    *,
+    partial: bool = False,
 ) -> AttackConfig:
     """Resolve per-test settings from layers given lowest precedence first (e.g. ini, CLI, marker, call).
 
     ``None`` in a layer means "not given". Values are parsed and validated; the first bad one raises
     :class:`OptionError` naming where it came from. ``base`` is an already resolved config to start from.
-    Session-wide settings in a layer are validated too, but belong to :func:`resolve_run`.
+    Session-wide settings in a layer are validated too, but belong to :func:`resolve_run`. ``partial``:
+    the layers are not all there is (a marker checked where it is applied, before the CLI and ini are
+    known), so a combination is only refused when every setting in it was given in the layers.
     """
     values, sources = _resolve_values(layers, PER_TEST)
     if base is not None:
@@ -115,7 +120,7 @@ def resolve(
         sources = {**base.sources, **sources}
     values, sources = _with_profile(values, sources)
     config = _without_inapplicable_profile_values(AttackConfig(**values, sources=sources))
-    _check_combination(config)
+    _check_combination(config, partial=partial)
     return config
 
 
@@ -200,55 +205,106 @@ def resolve_run(layers: Sequence[tuple[Mapping[str, Any], Source]]) -> RunConfig
     return RunConfig(**values, sources=sources)
 
 
-def _check_combination(config: AttackConfig) -> None:
+def _check_combination(config: AttackConfig, partial: bool = False) -> None:
+    """Refuse settings that contradict each other (each message names both); ``partial``: only those all
+    given in the layers (see :func:`resolve`)."""
+
+    def given(*names: str) -> bool:
+        return not partial or all(name in config.sources for name in names)
+
+    _check_norm(config, given)
     set_by_hand = {name for name, source in config.sources.items() if source.kind not in ("default", "profile")}
     # (attack() passes every keyword: its default budget is not a choice)
     if (
         "queries" in set_by_hand
         and config.queries != default("queries")
         and config.attack not in ("square", "autoattack")
+        and given("queries", "attack")
     ):
         raise OptionError(
             f"{config.source('queries').spell('queries', config.queries)}: the query budget is the square attack's "
             f"(attack=square or autoattack); attack={config.attack} takes steps"
         )
-    if "loss" in set_by_hand and config.attack == "square" and config.loss != "auto":
+    if "loss" in set_by_hand and config.attack == "square" and config.loss != "auto" and given("loss", "attack"):
         raise OptionError(
             f"{config.source('loss').spell('loss', config.loss)}: square lowers the logit margin, not a loss; "
             "leave loss at auto"
         )
-    if config.attack == "fgsm" and config.step_size is not None:
+    if config.attack == "fgsm" and config.step_size is not None and given("attack", "step_size"):
         src = config.source("step_size")
         raise OptionError(
             f"{src.spell('step_size', config.step_size)}: fgsm is exactly one step of size ε; leave step_size at "
             "auto, or use attack=bim for steps of another size"
         )
-    if config.attack == "square" and (config.steps is not None or config.step_size is not None):
-        name = "steps" if config.steps is not None else "step_size"
+    name = "steps" if config.steps is not None else "step_size"
+    if config.attack == "square" and getattr(config, name) is not None and given("attack", name):
         src = config.source(name)
         raise OptionError(
             f"{src.spell(name, getattr(config, name))}: square takes no gradient steps; its budget is the number "
             "of queries (--adv-queries, forward passes per image)"
         )
-    if config.attack in ("apgd", "autoattack") and config.step_size is not None:
+    if config.attack in ("apgd", "autoattack") and config.step_size is not None and given("attack", "step_size"):
         src = config.source("step_size")
         raise OptionError(
             f"{src.spell('step_size', config.step_size)}: apgd sets its own step size (2ε, halved when progress "
             "stalls); leave step_size at auto, or use attack=pgd for a fixed step size"
         )
-    if config.attack == "fgsm" and config.steps not in (None, 1):
+    if config.attack == "fgsm" and config.steps not in (None, 1) and given("attack", "steps"):
         src = config.source("steps")
         raise OptionError(
             f"{src.spell('steps', config.steps)}: fgsm is exactly one step of size ε; use attack=bim for several steps"
         )
-    if (config.mean is None) != (config.std is None):
-        given = "mean" if config.mean is not None else "std"
-        missing = "std" if given == "mean" else "mean"
-        src = config.source(given)
+    if (config.mean is None) != (config.std is None) and not partial:  # the other may come from the CLI
+        one = "mean" if config.mean is not None else "std"
+        missing = "std" if one == "mean" else "mean"
+        src = config.source(one)
         raise OptionError(
-            f"{src.spell(given, getattr(config, given))}: {given} was given without {missing}; "
+            f"{src.spell(one, getattr(config, one))}: {one} was given without {missing}; "
             f"set both (e.g. --adv-mean=imagenet --adv-std=imagenet)"
         )
+
+
+BUDGETS = ("epsilon", "step_size", "epsilon_max", "epsilon_precision", "tolerance")
+"""The settings in the norm's units: under linf none can exceed 1 (no pixel moves more)."""
+LINF_SUBJECTS = {
+    "step_size": "steps are",
+    "epsilon_max": "the search's top is",
+    "epsilon_precision": "the precision is",
+}
+
+
+def _check_norm(config: AttackConfig, given: Callable[..., bool]) -> None:
+    """Under linf every budget is ≤ 1; under l1 only the attacks with an L1 form run."""
+    if config.norm == "linf":
+        for name in BUDGETS:
+            value = getattr(config, name)
+            value = value[0] if name == "tolerance" and value is not None else value
+            problem = None if value is None else linf_bound(value, LINF_SUBJECTS.get(name, "ε is"))
+            if name == "tolerance" and problem is not None:
+                problem = (
+                    f"an absolute tolerance is in [0,1] pixel units, so must be ≤ 1 (did you mean {value / 255:.4g}, "
+                    f"or {value:g}% as a relative one?)"
+                )
+            if problem is not None and given(name, "norm"):
+                norm = "" if config.source("norm").kind == "default" else f" under {_spelled(config, 'norm')}"
+                raise OptionError(f"{_spelled(config, name)}: {problem}{norm}; for an l2 or l1 budget set --adv-norm")
+    attacks = NORM_ATTACKS[config.norm]
+    if config.attack not in attacks and given("attack", "norm"):
+        raise OptionError(
+            f"{_spelled(config, 'attack')}: attack={config.attack} has no form under norm={config.norm} "
+            f"({_spelled(config, 'norm')}); under {config.norm} use {', '.join(attacks)} (apgd and autoattack "
+            "for the strongest; square, which needs no gradient, runs under linf and l2)"
+        )
+
+
+def _spelled(config: AttackConfig, name: str) -> str:
+    """A resolved value as its source spells it (``--adv-epsilon=8``, ``epsilon=2 in ...``)."""
+    value = getattr(config, name)
+    if name == "tolerance":
+        value = ",".join([f"{value[0]:g}", *([f"{value[1] * 100:g}%"] if value[1] else [])])
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return config.source(name).spell(name, value)
 
 
 MODEL_SETTINGS = ("mean", "std", "input_size", "image_mode", "class_names")

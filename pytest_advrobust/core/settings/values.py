@@ -10,6 +10,16 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 ATTACKS = ("fgsm", "bim", "pgd", "apgd", "square", "autoattack")
+NormName = Literal["linf", "l2", "l1"]
+NORMS: tuple[NormName, ...] = ("linf", "l2", "l1")
+"""The threat models: ε bounds the perturbation's L∞ norm (its largest pixel change), its L2 norm (its
+Euclidean length) or its L1 norm (the sum of its pixel changes), over the whole C×H×W image in [0,1] units."""
+NORM_ATTACKS: dict[str, tuple[str, ...]] = {
+    "linf": ATTACKS,
+    "l2": ATTACKS,
+    "l1": ("fgsm", "bim", "pgd", "apgd", "autoattack"),
+}
+"""The attacks that have a form under each norm (Square's L1 form is not built: see the docs)."""
 GRADIENT_FREE_ATTACKS = ("square",)
 """Attacks that never take a gradient: only forward passes (queries)."""
 LOSSES = ("auto", "ce", "dlr")

@@ -33,6 +33,7 @@ TINY = 2**-20
 DEFAULT_TOLERANCE = (0.0005, 0.0)
 SETTINGS: dict[str, Any] = {
     "attack": "bim",
+    "norm": "linf",
     "loss": "ce",
     "epsilon": 0.007,
     "steps": 10,

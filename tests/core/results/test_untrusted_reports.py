@@ -125,4 +125,4 @@ def test_settings_that_are_text_reach_the_terminal_escaped(checkout: Path) -> No
     status, out = _merge(*reports, "--markdown=m.md")
     assert status in (0, 1), out
     assert not any(line.lstrip().startswith("::") for line in out.splitlines()), out
-    assert "\\n::error file=x::owned eps=0.05" in out
+    assert "\\n::error file=x::owned linf eps=0.05" in out

@@ -56,12 +56,6 @@ def test_paths_are_relative_to_their_source() -> None:
     ("name", "raw", "source", "message"),
     [
         ("epsilon", -1, MARKER, "epsilon=-1 in the adv_robust marker on test_x: must be ≥ 0"),
-        (
-            "epsilon",
-            "8",
-            CLI,
-            r"--adv-epsilon=8: must be ≤ 1: ε is in \[0,1\] pixel units, not 0–255 \(did you mean 0.03137",
-        ),
         ("epsilon", "nan", INI, "adv_epsilon = nan in tox.ini: must be a finite number"),
         ("steps", "0", CLI, "--adv-steps=0: must be ≥ 1"),
         ("steps", "1000000000", CLI, r"--adv-steps=1000000000: must be ≤ 10000: each step keeps a point"),
@@ -70,18 +64,55 @@ def test_paths_are_relative_to_their_source() -> None:
         ("mean", "1,2", CLI, "--adv-mean=1,2: must be one number or three"),
         ("early_stop", "maybe", CLI, "--adv-early-stop=maybe: must be true or false"),
         ("input_size", "0", CLI, "--adv-input-size=0: must be one positive size or HxW"),
-        ("step_size", "3", CLI, r"--adv-step-size=3: must be ≤ 1: steps are in \[0,1\] pixel units, not 0–255 \(did"),
-        (
-            "tolerance",
-            "5",
-            CLI,
-            r"--adv-tolerance=5: an absolute tolerance .* must be ≤ 1 \(did you mean 0.0196.*5% as a",
-        ),
     ],
 )
 def test_bad_values_name_the_setting_and_source(name: str, raw: object, source: Source, message: str) -> None:
     with pytest.raises(OptionError, match=message):
         parse_one(name, raw, source)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"epsilon": "8"},
+            r"--adv-epsilon=8: must be ≤ 1: ε is in \[0,1\] pixel units, not 0–255 \(did you mean 0.03137\?\); for an "
+            "l2 or l1 budget set --adv-norm",
+        ),
+        (
+            {"step_size": "3", "attack": "bim"},
+            r"--adv-step-size=3: must be ≤ 1: steps are in \[0,1\] pixel units, not 0–255 \(did",
+        ),
+        ({"tolerance": "5"}, r"--adv-tolerance=5: an absolute tolerance .* must be ≤ 1 \(did you mean 0.0196.*5% as a"),
+        ({"epsilon_max": "16"}, r"--adv-epsilon-max=16: must be ≤ 1: the search's top is in \[0,1\] pixel units"),
+        ({"epsilon": "3", "norm": "linf"}, r"--adv-epsilon=3: must be ≤ 1: .* under --adv-norm=linf"),
+        ({"norm": "l3"}, r"--adv-norm=l3: must be one of linf, l2, l1 \(got 'l3'\)"),
+        ({"norm": "l1", "attack": "square"}, r"--adv-attack=square: attack=square has no form under norm=l1"),
+    ],
+)
+def test_budgets_above_one_are_refused_under_linf_and_the_norm_is_checked(values: dict[str, str], message: str) -> None:
+    """A budget's bound depends on the norm, another setting: [0,1] pixels bound an L∞ budget by 1 only."""
+    with pytest.raises(OptionError, match=message):
+        resolve([(values, CLI)])
+
+
+@pytest.mark.parametrize(
+    ("norm", "spelled", "epsilon_max", "precision", "tolerance"),
+    [("linf", "Linf", 16 / 255, 0.0002, 0.0005), ("l2", "L2", 2.0, 0.0078, 0.019), ("l1", "1", 2.0, 0.0078, 0.019)],
+)
+def test_a_norm_takes_budgets_above_one_and_search_defaults_of_its_own(
+    norm: str, spelled: str, epsilon_max: float, precision: float, tolerance: float
+) -> None:
+    config = resolve([({"norm": spelled, "epsilon": "0.5" if norm != "linf" else "0.007"}, CLI)])
+    assert config.norm == norm
+    assert (config.resolved_epsilon_max, config.resolved_epsilon_precision) == pytest.approx((epsilon_max, precision))
+    assert config.resolved_tolerance == pytest.approx((tolerance, 0.0))
+    assert f"norm={norm}" in config.describe()
+    if norm != "linf":
+        assert resolve([({"norm": norm, "epsilon": "12", "tolerance": "0.1,5%"}, CLI)]).resolved_tolerance == (
+            0.1,
+            0.05,
+        )
 
 
 def test_unknown_setting_suggests_the_right_one() -> None:
