@@ -211,11 +211,13 @@ def _outputs(run: MergedRun, args: argparse.Namespace, environ: Mapping[str, str
 
         outputs.append(("job summary", path, job_summary))
     baseline_dir: Path = args.baseline_dir if args.baseline_dir is not None else args.rootdir / run.baseline_dir
-    outputs.append(("baseline", baseline_dir, lambda: _baselines(run, baseline_dir, args.rootdir)))
+    # a link in the checkout (committed by the code under test) must not lead the writes elsewhere
+    within: Path = args.baseline_dir if args.baseline_dir is not None else args.rootdir
+    outputs.append(("baseline", baseline_dir, lambda: _baselines(run, baseline_dir, args.rootdir, within)))
     return outputs
 
 
-def _baselines(run: MergedRun, baseline_dir: Path, rootdir: Path) -> list[str]:
+def _baselines(run: MergedRun, baseline_dir: Path, rootdir: Path, within: Path) -> list[str]:
     """With ``--adv-baseline-update`` jobs: the recorded entries merged into the baseline files, image by
     image, and after a complete run the entries whose test is gone removed; otherwise those entries named."""
     from .core.baselines.store import find_unused, kept_text, recorded_updates, write_baselines
@@ -228,7 +230,7 @@ def _baselines(run: MergedRun, baseline_dir: Path, rootdir: Path) -> list[str]:
     if not run.baseline_update:
         return [unused_text(unused)] if unused else []
     updates, kept = recorded_updates(run.tests)
-    written = write_baselines(baseline_dir, updates, unused) if updates or unused else []
+    written = write_baselines(baseline_dir, updates, unused, within=within) if updates or unused else []
     lines = [f"baseline written to {shown(os.path.relpath(path))}" for path in written]
     lines += [kept_text(shown(test.nodeid), test) for test in kept]
     lines += [removed_text(unused)] if unused else []

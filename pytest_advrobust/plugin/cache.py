@@ -84,7 +84,7 @@ class Cache:
         return self.image_sets[key]
 
     def fingerprint(self, model: Any) -> str:
-        from ..core.baselines.rule import model_fingerprint
+        from ..core.baselines.identity import model_fingerprint
 
         key = id(model)
         if key not in self.fingerprints:

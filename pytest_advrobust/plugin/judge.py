@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from ..core.baselines.rule import BaselineEntry, BaselineStatus, Comparison, baseline_entry, compare, library_versions
+from ..core.baselines.identity import library_versions
+from ..core.baselines.rule import BaselineEntry, BaselineStatus, Comparison, baseline_entry, compare
 from ..core.baselines.statistical import LARGE_SET, images_rule_hint
 from ..core.baselines.store import baseline_file
 from ..core.results.gates import gate_failures

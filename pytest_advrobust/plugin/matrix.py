@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ..core.baselines.rule import library_versions
+from ..core.baselines.identity import library_versions
 from ..core.results.merge import ShardJob, job_settings
 from ..core.results.merge import merge_command as build_merge_command
 from ..core.settings.values import JobShard

@@ -12,13 +12,12 @@ no baseline.** Image by image:
 - when the settings that change results differ, the results *cannot be compared*: the test is judged
   absolutely, and says why.
 
-Storage (files, merging, unused entries) is in :mod:`.store`. Pure Python except
-:func:`model_fingerprint`, which imports torch when called.
+Storage (files, merging, unused entries) is in :mod:`.store`; what identifies a model and the libraries
+in :mod:`.identity`. Pure Python.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any, Literal, Protocol
 
 from ..display import quoted, shown
 from ..wire import build, fields
+from .identity import checked_fingerprint
 
 COMPARED_SETTINGS = (
     "attack",
@@ -54,34 +54,6 @@ TARGET_SEPARATOR = " -> "
 def image_of(name: str) -> str:
     """The image a record names: ``cat.png -> tabby`` (an image–target pair) is ``cat.png``."""
     return name.split(TARGET_SEPARATOR, 1)[0]
-
-
-def model_fingerprint(model: object) -> str:
-    """sha256 of the model's state dict (names, dtypes, shapes, values); 'n/a' for a plain callable."""
-    import torch
-
-    state_dict = getattr(model, "state_dict", None)
-    if state_dict is None:
-        return "n/a"
-    digest = hashlib.sha256()
-    for name, tensor in sorted(state_dict().items()):
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        raw = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(raw.view(torch.uint8).numpy().tobytes())  # the bytes as stored, for any dtype
-    return "sha256:" + digest.hexdigest()
-
-
-def library_versions() -> dict[str, str]:
-    import platform
-    from importlib import metadata
-
-    versions = {"python": platform.python_version()}
-    for package in ("torch", "torchvision", "pytest-advrobust"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
 
 
 def _stored(value: Any) -> Any:
@@ -184,7 +156,10 @@ class BaselineEntry:
         images = _field_of(entry.get("images"), dict, f"{where}.images")
         return cls(
             settings=dict(_field_of(entry.get("settings"), dict, f"{where}.settings")),
-            model_fingerprint=_field_of(entry.get("model_fingerprint", "n/a"), str, f"{where}.model_fingerprint"),
+            model_fingerprint=checked_fingerprint(
+                _field_of(entry.get("model_fingerprint", "n/a"), str, f"{where}.model_fingerprint"),
+                f"{where}.model_fingerprint",
+            ),
             versions=dict(_field_of(entry.get("versions", {}), dict, f"{where}.versions")),
             images={
                 name: BaselineImage.from_json(image, f"{where}.images[{name!r}]") for name, image in images.items()

@@ -7,6 +7,7 @@ and finding entries whose test no longer exists. The rules live in :mod:`.rule`.
 from __future__ import annotations
 
 import json
+import os
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,7 +33,7 @@ def read_baselines(path: Path) -> dict[str, BaselineEntry]:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: not UTF-8, not JSON, a 4300-digit number
         why = "its JSON is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise AdvRobustError(
             f"baseline file {path} cannot be read ({why}); fix it, or delete it and re-record with "
@@ -120,6 +121,7 @@ def write_baselines(
     updates: Iterable[Update],
     unused: Mapping[str, Sequence[str]] | None = None,
     notes: list[str] | None = None,
+    within: Path | None = None,
 ) -> list[Path]:
     """Merge updates into the baseline files (other tests' entries are kept) and drop ``unused``
     entries ({module: [test, ...]}, from a full run); a file left with no test is deleted.
@@ -130,6 +132,7 @@ def write_baselines(
     this run's entries, with a one-line note: appended to ``notes`` when given, else a ``UserWarning``. A
     file that fails (a symbolic link, a folder that cannot be written) fails alone: the others are
     written, then one :class:`~pytest_advrobust.core.errors.AdvRobustError` names each failed file and why.
+    ``within``: a folder each file must resolve into, links followed (the merge: the checkout it updates).
     """
     by_module: dict[str, list[Update]] = {}
     for update in updates:
@@ -139,6 +142,8 @@ def write_baselines(
     for module in sorted(set(by_module) | set(unused or {})):
         path = baseline_file(baseline_dir, module)
         try:
+            if within is not None:
+                _refuse_outside(path, within)
             done, note = _update_file(path, module, by_module.get(module, []), (unused or {}).get(module, []))
         except AdvRobustError as exc:
             failed.append(str(exc))
@@ -151,6 +156,16 @@ def write_baselines(
         others = f" ({len(written)} other(s) written)" if written else ""
         raise AdvRobustError(f"{len(failed)} baseline file(s) not written{others}: " + "; ".join(failed))
     return written
+
+
+def _refuse_outside(path: Path, within: Path) -> None:
+    """An :class:`AdvRobustError` when ``path``, its folders' links followed, is not inside ``within``."""
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(os.path.realpath(within)):
+        raise AdvRobustError(
+            f"refusing to write {path}: a symbolic link on its way leads to {real}, outside {within}; the merge "
+            "writes baselines only inside the checkout (or --baseline-dir): replace the link by a folder"
+        )
 
 
 def _update_file(path: Path, module: str, updates: Sequence[Update], gone: Sequence[str]) -> tuple[bool, str | None]:

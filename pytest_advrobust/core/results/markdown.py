@@ -18,13 +18,22 @@ from .summary import known_images, status
 SHOWN_FAILURES = 20
 """How many failed images the table lists (a job summary is read at a glance; the reports have them all)."""
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&$@#])")
+"""Markup, GitHub's math (``$``), mentions (``@``) and issue references (``#``): escaped with a backslash."""
+_AUTOLINK = re.compile(r"(?<=[A-Za-z])(:)(?=//)|(?<=www)(\.)", re.IGNORECASE)
+"""Where GitHub would turn text into a link (``https://``, ``www.``): the ``:`` or ``.`` is escaped."""
+MAX_CELL = 300
+"""The most characters of one name or value a cell shows (the reports have them whole)."""
 
 
 def escape(text: object) -> str:
-    """``text`` as literal Markdown inline text, safe in a table cell: one line, no markup, ``|`` escaped."""
+    """``text`` as literal Markdown inline text, safe in a table cell: one line, no markup, no link, no
+    mention, no character that does not print, ``|`` escaped, at most :data:`MAX_CELL` characters."""
     one_line = " ".join(str(text).split())
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", one_line)
+    printable = "".join(char if char.isprintable() else repr(char)[1:-1] for char in one_line)
+    if len(printable) > MAX_CELL:
+        printable = printable[: MAX_CELL - 1] + "…"
+    return _AUTOLINK.sub(r"\\\1\2", _MARKDOWN_SPECIAL.sub(r"\\\1", printable))
 
 
 def _status(test: TestReport) -> str:

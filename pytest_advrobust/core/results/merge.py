@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import shlex
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -40,6 +41,8 @@ REPORT_KEYS = ("schema_version", "tests", "totals", "missing_shards", "repeated_
 NOT_COMPARED = ("shard", "report", "html", "markdown", "github_summary", "artifacts")
 """Settings that only say which job a run is, or where its own files go: jobs of one run may differ."""
 MERGE_COMMAND = "python -m pytest_advrobust merge"
+MAX_REPORT_BYTES = 2**30
+"""The largest file the merge reads as a job's report (HTML cards included, a report is megabytes)."""
 _NOTHING_FAILED = (0, 5)
 """pytest's exit statuses of a job in which nothing failed: all passed, or it had no test to run."""
 
@@ -81,7 +84,7 @@ class ShardJob:
     settings: dict[str, str]
     """:func:`job_settings`."""
     versions: dict[str, str]
-    """Python's and the libraries' versions (:func:`~pytest_advrobust.core.baselines.rule.library_versions`)."""
+    """Python's and the libraries' versions (:func:`~pytest_advrobust.core.baselines.identity.library_versions`)."""
     baseline_dir: str
     """The baseline folder, relative to the rootdir (POSIX separators)."""
 
@@ -106,28 +109,27 @@ class ShardJob:
         index, count = _of(job.get("index"), int, "shard.index"), _of(job.get("count"), int, "shard.count")
         if not 1 <= index <= count <= MAX_SHARDS:
             raise ValueError(f"shard.index must be 1 to shard.count (at most {MAX_SHARDS}), not {index} of {count}")
+        own = JobShard(index, count)
+        collected = {}
+        for module, names in _of(job.get("collected"), dict, "shard.collected").items():
+            where = f"shard.collected[{module!r}]"
+            _within_rootdir(module, where)  # its baseline file may lose entries
+            collected[module] = [_of(name, str, f"{where}[]") for name in _of(names, list, where)]
         tests = []
         for k, test in enumerate(_of(job.get("tests"), list, "shard.tests")):
             where = f"shard.tests[{k}]"
             report = TestReport.from_wire(test, where)  # ValueError names the field
             if report.shard or report.test:
-                try:
-                    Shard.of(report.nodeid, report.shard, report.test)
-                except ValueError as exc:
-                    raise ValueError(f"{where}: {exc}") from None
+                _job_shard(report.nodeid, report.shard, own, where, report.test)
             if report.baseline is not None:  # its baseline file is written there
-                _within_rootdir(report.baseline.module, f"{where}.baseline.module")
+                _baseline_module(report.baseline.module, collected, f"{where}.baseline.module")
             tests.append(report)
-        collected = {}
-        for module, names in _of(job.get("collected"), dict, "shard.collected").items():
-            where = f"shard.collected[{module!r}]"
-            collected[module] = [_of(name, str, f"{where}[]") for name in _of(names, list, where)]
         accounted = {}
         for nodeid, shard in _of(job.get("accounted"), dict, "shard.accounted").items():
-            Shard.of(nodeid, _of(shard, str, f"shard.accounted[{nodeid!r}]"))  # ValueError: not one the plugin makes
-            accounted[nodeid] = shard
+            where = f"shard.accounted[{nodeid!r}]"
+            accounted[nodeid] = _job_shard(nodeid, _of(shard, str, where), own, where)
         return cls(
-            shard=JobShard(index, count),
+            shard=own,
             tests=tests,
             accounted=accounted,
             collected=collected,
@@ -137,6 +139,26 @@ class ShardJob:
             versions=_strings(job.get("versions"), "shard.versions"),
             baseline_dir=_within_rootdir(_of(job.get("baseline_dir"), str, "shard.baseline_dir"), "shard.baseline_dir"),
         )
+
+
+def _job_shard(nodeid: str, shard: str, job: JobShard, where: str, test: str | None = None) -> str:
+    """``shard`` if it is one the plugin makes of ``nodeid`` (:meth:`Shard.of`) and the one a job ``job``
+    runs (``--adv-shard=K/N`` makes shard K of N of every test), else ``ValueError`` naming ``where``."""
+    try:
+        found = Shard.of(nodeid, shard, test)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    if (found.index, found.count) != (job.index, job.count):
+        raise ValueError(f"{where} is {shard}, but the job is shard {job.index} of {job.count}"[:160])
+    return shard
+
+
+def _baseline_module(module: str, collected: dict[str, list[str]], where: str) -> str:
+    """A recorded baseline's module: a Python file within the rootdir that the job collected."""
+    _within_rootdir(module, where)
+    if not module.endswith(".py") or module not in collected:
+        raise ValueError(f"{where} must be a test module the job collected (shard.collected), not {module!r}"[:160])
+    return module
 
 
 def _within_rootdir(path: str, where: str) -> str:
@@ -176,6 +198,7 @@ def read_shard_report(path: Path, given: str | None = None) -> ShardReport:
     name = shown(given if given is not None else str(path))
     if path.is_dir():
         raise MergeRefused(f"{name} is a folder, not a job's report: name the reports in it ({name}/*.shard*.json)")
+    _regular_report(path, name)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -188,6 +211,8 @@ def read_shard_report(path: Path, given: str | None = None) -> ShardReport:
         raise MergeRefused(f"{name} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except RecursionError:
         raise MergeRefused(f"{name} is not a job's report: its JSON is nested too deeply to read") from None
+    except ValueError as exc:  # a number beyond Python's int-from-text limit (4300 digits)
+        raise MergeRefused(f"{name} is not a job's report: {shown(str(exc))[:120]}") from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if not isinstance(data, dict) or isinstance(version, bool) or version != REPORT_SCHEMA_VERSION:
         what = "no schema_version" if version is None else f"schema_version {shown(repr(version))}"
@@ -205,6 +230,24 @@ def read_shard_report(path: Path, given: str | None = None) -> ShardReport:
         raise MergeRefused(f"{name} is not a job's report this pytest-advrobust wrote: {shown(str(exc))}") from None
     header = {key: value for key, value in data.items() if key not in REPORT_KEYS}
     return ShardReport(given if given is not None else str(path), header, job)
+
+
+def _regular_report(path: Path, name: str) -> None:
+    """Refuse what is not a regular file of at most :data:`MAX_REPORT_BYTES` (a FIFO, a device, a link to
+    one): reading it could block or never end."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        raise MergeRefused(f"{name}: no such file (was the job's report downloaded?)") from None
+    except OSError as exc:
+        raise MergeRefused(f"{name} cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(found.st_mode):
+        raise MergeRefused(f"{name} is not a regular file (a device, a FIFO or a socket), not a job's report")
+    if found.st_size > MAX_REPORT_BYTES:
+        raise MergeRefused(
+            f"{name} is {found.st_size / 2**20:.0f} MiB, more than a job's report can be "
+            f"({MAX_REPORT_BYTES // 2**20} MiB): is it a job's report?"
+        )
 
 
 def check_one_run(reports: Sequence[ShardReport]) -> None:
@@ -257,8 +300,8 @@ def _same_models(reports: Sequence[ShardReport]) -> None:
                 if fingerprint != run.model_fingerprint:
                     raise MergeRefused(
                         f"{_name(where)} and {_name(report)} are not one run: {shown(key)} attacked two models "
-                        f"({fingerprint[:19]}… and {run.model_fingerprint[:19]}…); the jobs must test the same "
-                        "weights (a model file that changed between jobs, a download of another version?)"
+                        f"({shown(fingerprint[:19])}… and {shown(run.model_fingerprint[:19])}…); the jobs must "
+                        "test the same weights (a model file that changed between jobs, a download of another version?)"
                     )
 
 
@@ -327,9 +370,14 @@ def merge(reports: Sequence[ShardReport]) -> MergedRun:
         for nodeid in {*job.accounted, *(test.nodeid for test in job.tests)}:
             if nodeid in taken:
                 repeated.append(nodeid)
-        own = [test for test in job.tests if test.nodeid not in taken]
+        own: dict[str, TestReport] = {}
+        for test in job.tests:
+            if test.nodeid in own:  # one job's report lists a test twice: counted once, and red
+                repeated.append(test.nodeid)
+            elif test.nodeid not in taken:
+                own[test.nodeid] = test
         taken.update(job.accounted, (test.nodeid for test in job.tests))
-        tests += own
+        tests += own.values()
         if job.exit_status not in _NOTHING_FAILED and not any(test.failed for test in job.tests):
             problems.append(
                 f"shard {job.shard.index} of {job.shard.count} ({_name(report)}): pytest exited with status "

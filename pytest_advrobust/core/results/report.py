@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..baselines.identity import checked_fingerprint
 from ..baselines.rule import BaselineStatus
 from ..baselines.statistical import StatisticalVerdict
 from ..display import quoted, shown
+from ..settings.ranges import check_run_values
 from ..settings.values import VERDICT_ROUNDED
 from ..statistics import Proportion, robustness_curve
 from ..wire import NAN_AS_NULL, build
@@ -321,6 +323,9 @@ class RunSettings:
     norm: str = "linf"
     """The threat model: the norm ε is measured in (``linf``, ``l2`` or ``l1``)."""
 
+    def __post_init__(self) -> None:
+        check_run_values(self)  # a report read back (a CI matrix's job) holds only what a run can have used
+
     def how(self) -> str:
         """``bim linf eps=0.007 seed=0`` (``eot=20`` added under EOT): the short label of a run in summaries."""
         eot = f" eot={self.eot}" if self.eot > 1 else ""
@@ -378,6 +383,10 @@ class RunReport:
     marker: bool = False
     """The run of the ``adv_robust`` marker, which the test's verdict, gates and baseline judge (not an
     ``adv_attack`` call in its body)."""
+
+    def __post_init__(self) -> None:
+        if self.model_fingerprint is not None:
+            checked_fingerprint(self.model_fingerprint, "model_fingerprint")
 
     @property
     def counts(self) -> Counts:

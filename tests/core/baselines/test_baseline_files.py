@@ -102,3 +102,23 @@ def test_deeply_nested_json_is_one_error_and_an_update_replaces_it(tmp_path: Pat
     notes: list[str] = []
     write_baselines(tmp_path, [Update("test_m.py", "test_x", entry, [])], notes=notes)
     assert list(read_baselines(path)) == ["test_x"] and len(notes) == 1 and "nested too deeply" in notes[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('{"schema_version": ' + "9" * 5000 + "}", "Exceeds the limit (4300 digits)"),
+        (
+            '{"schema_version": 1, "tests": {"t": {"settings": {}, "images": {}, "model_fingerprint": "sha256:\\n::error::x"}}}',
+            "tests['t'].model_fingerprint must be 'sha256:' and 64 hex digits",
+        ),
+    ],
+    ids=["a 5000-digit number", "a fingerprint no model has"],
+)
+def test_a_baseline_python_cannot_read_or_no_run_wrote_is_one_error(tmp_path: Path, text: str, says: str) -> None:
+    path = tmp_path / "test_m.py.json"
+    path.write_text(text)
+    with pytest.raises(AdvRobustError) as raised:
+        read_baselines(path)
+    message = str(raised.value)
+    assert message.startswith(f"baseline file {path} ") and says in message and "\n" not in message

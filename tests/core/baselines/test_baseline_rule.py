@@ -71,12 +71,14 @@ def row(
     }
 
 
-def stored_entry(images: dict[str, ImageRow], fingerprint: str = "sha256:0", **settings: Any) -> dict[str, Any]:
+def stored_entry(
+    images: dict[str, ImageRow], fingerprint: str = "sha256:" + "0" * 64, **settings: Any
+) -> dict[str, Any]:
     """A baseline entry as its file holds it."""
     return {"settings": {**SETTINGS, **settings}, "model_fingerprint": fingerprint, "versions": {}, "images": images}
 
 
-def entry(images: dict[str, ImageRow], fingerprint: str = "sha256:0", **settings: Any) -> BaselineEntry:
+def entry(images: dict[str, ImageRow], fingerprint: str = "sha256:" + "0" * 64, **settings: Any) -> BaselineEntry:
     return BaselineEntry.from_json(stored_entry(images, fingerprint, **settings))
 
 
@@ -108,11 +110,11 @@ def headings(comparison: Comparison) -> dict[str, int]:
 
 def test_the_row_helper_has_the_shape_baseline_entry_stores() -> None:
     """The dicts these tests build are the real format: what ``baseline_entry`` makes of records."""
-    made = baseline_entry(run_of([record("a.png", "cat", "dog")]), "sha256:0", {"python": "3"}).to_json()
+    made = baseline_entry(run_of([record("a.png", "cat", "dog")]), "sha256:" + "0" * 64, {"python": "3"}).to_json()
     assert made["images"] == {"a.png": row("cat", "dog")}
     assert made["settings"] == SETTINGS
     assert list(made["settings"]) == list(COMPARED_SETTINGS)
-    assert (made["model_fingerprint"], made["versions"]) == ("sha256:0", {"python": "3"})
+    assert (made["model_fingerprint"], made["versions"]) == ("sha256:" + "0" * 64, {"python": "3"})
 
 
 # --- the rule's table (docs/guides/baselines.md), one case per row -------------------------------------
@@ -284,7 +286,9 @@ def test_the_first_rule_that_applies_names_the_image_once() -> None:
 
 
 def test_changed_model_weights_are_reported_but_do_not_fail_by_themselves() -> None:
-    comparison = compare(entry({"a.png": row()}, "sha256:0"), entry({"a.png": row()}, "sha256:1"), DEFAULT_TOLERANCE)
+    comparison = compare(
+        entry({"a.png": row()}, "sha256:" + "0" * 64), entry({"a.png": row()}, "sha256:" + "1" * 64), DEFAULT_TOLERANCE
+    )
 
     assert comparison.model_changed
     assert not comparison.failed(strict=True)
@@ -490,7 +494,7 @@ def test_a_run_compared_with_its_own_baseline_passes_with_no_regression() -> Non
         record("misclassified.png", "dog", "fox", label="cat"),
         record("none-found.png", minimal=None),
     ]
-    current = baseline_entry(run_of(records, epsilon=0.1 + 0.2), "sha256:0", {"python": "3"})
+    current = baseline_entry(run_of(records, epsilon=0.1 + 0.2), "sha256:" + "0" * 64, {"python": "3"})
     stored = BaselineEntry.from_json(json.loads(json.dumps(current.to_json())))  # as the baseline file holds it
 
     comparison = compare(stored, current, (0.0, 0.0), image_names=[r.name for r in records])

@@ -68,6 +68,11 @@ TIMM_CASES: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
     "label_names a number": (lambda d: d.update(label_names=5), "label_names must be a list of class names, or an object of class index → name, not 5"),
     "label_names names a dict": (lambda d: d.update(label_names={"a": "cat"}), "label_names must be a list of class names"),
     "pretrained_cfg a list": (lambda d: d.update(pretrained_cfg=[]), "pretrained_cfg must be an object, not []"),
+    # from the trial: building the model would take memory without bound, or fail with a traceback
+    "a million layers": (lambda d: d.update(model_args={"layers": [10**6, 1, 1, 1]}), "model_args.layers=[1000000, 1, 1, 1] asks for more layers than model.safetensors holds tensors"),
+    "a million classes": (lambda d: d.update(num_classes=10**6), "num_classes=1000000 is larger than any dimension of the tensors in model.safetensors"),
+    "an activation timm lacks": (lambda d: d.update(model_args={"act_layer": "evil"}), "timm cannot build 'test_resnet' with act_layer=evil, num_classes=3, in_chans=3: "),
+    "an output stride timm lacks": (lambda d: d.update(model_args={"output_stride": 7}), "timm cannot build 'test_resnet' with output_stride=7, num_classes=3, in_chans=3: AssertionError"),
 }  # fmt: skip
 
 
@@ -99,6 +104,9 @@ HF_CASES: dict[str, tuple[str, Callable[[dict[str, Any]], Any], str]] = {
     "rescale_factor a string": ("preprocessor_config.json", lambda d: d.update(rescale_factor="abc"), "rescale_factor must be a number (1/255 for 8-bit pixels), not 'abc'"),
     "image_mean a string": ("preprocessor_config.json", lambda d: d.update(image_mean="abc"), "image_mean must be a number or a list of numbers, one per channel, not 'abc'"),
     "a huge size": ("preprocessor_config.json", lambda d: d.update(size={"height": 100000, "width": 100000}), "size must be sizes in pixels (height/width or shortest_edge) of at most 4096"),
+    # from the trial: building the model would take memory without bound
+    "a million layers": ("config.json", lambda d: d.update(num_hidden_layers=10**6), "num_hidden_layers=1000000 asks for more layers than model.safetensors holds tensors"),
+    "a huge hidden size": ("config.json", lambda d: d.update(hidden_size=10**6), "hidden_size=1000000 is larger than any dimension of the tensors in model.safetensors"),
 }  # fmt: skip
 
 

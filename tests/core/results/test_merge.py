@@ -206,7 +206,7 @@ REFUSALS = {
         "pytest_advrobust (the run's, in the report's header) is '0.1.0' in {one} and '0.2.0' in {other}",
     ),
     "another matrix": (
-        {"shard": JobShard(2, 3)},
+        {"count": 3},
         {},
         "{one} is a job of 2 and {other} a job of 3: they are jobs of two matrices",
     ),

@@ -8,6 +8,9 @@ an attacker would, and merges it with the other job's report."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +80,16 @@ CASES: dict[str, tuple[Any, str]] = {
     # 11. sizes without bounds
     "a hundred million shards": (lambda d: d["shard"]["tests"][0].update(nodeid="test_m.py::test_x[shard2of100000000]", shard="shard2of100000000"), "shard.tests[0]: shard 'shard2of100000000' must have 1 ≤ K ≤ N ≤ 1000"),
     "a hundred million jobs": (lambda d: d["shard"].update(count=10**8), "shard.index must be 1 to shard.count (at most 1000)"),
+    # from the trial: values no run writes, echoed or fed to scipy
+    "a fingerprint with a command": (lambda d: d["shard"]["tests"][0]["runs"][0].update(model_fingerprint="sha256:\n::error::owned"), "model_fingerprint must be 'sha256:' and 64 hex digits, or 'n/a'"),
+    "confidence 2": (lambda d: _settings(d).update(confidence=2.0), "settings: confidence must be strictly between 0 and 1, not 2.0"),
+    "negative epsilon": (lambda d: _settings(d).update(epsilon=-1.0), "settings: epsilon must be in [0, 1e+06], not -1.0"),
+    "negative steps": (lambda d: _settings(d).update(steps=-3), "settings: steps must be in [0, 10000], not -3"),
+    "a norm no run has": (lambda d: _settings(d).update(norm="l3"), "settings: norm must be one of linf, l2, l1, not 'l3'"),
+    "a test shard of another job": (lambda d: d["shard"]["tests"][0].update(nodeid="test_m.py::test_x[shard1of2]", shard="shard1of2"), "shard.tests[0] is shard1of2, but the job is shard 2 of 2"),
+    "a test shard of a bigger split": (lambda d: d["shard"]["tests"][0].update(nodeid="test_m.py::test_x[shard2of1000]", shard="shard2of1000"), "shard.tests[0] is shard2of1000, but the job is shard 2 of 2"),
+    "a baseline for a module not collected": (lambda d: d["shard"]["tests"][0]["baseline"].update(module="conftest.py"), "shard.tests[0].baseline.module must be a test module the job collected (shard.collected), not 'conftest.py'"),
+    "a collected module outside": (lambda d: d["shard"]["collected"].update({"../x.py": ["test_y"]}), "shard.collected['../x.py'] must be a path within the rootdir"),
 }  # fmt: skip
 
 
@@ -126,3 +139,88 @@ def test_settings_that_are_text_reach_the_terminal_escaped(checkout: Path) -> No
     assert status in (0, 1), out
     assert not any(line.lstrip().startswith("::") for line in out.splitlines()), out
     assert "\\n::error file=x::owned linf eps=0.05" in out
+
+
+def test_a_number_python_cannot_read_is_refused_in_one_line(
+    checkout: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    one = _write(checkout / "r.shard1of2.json", _job(1))
+    (checkout / "big.json").write_text('{"schema_version": ' + "9" * 5000 + "}")
+    status, _ = _merge(one, "big.json")
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("advrobust merge: refused: big.json is not a job's report: "), err
+    assert err.count("\n") == 1 and "4300" in err
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
+def test_a_report_that_is_not_a_regular_file_is_refused_without_reading_it(
+    checkout: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+) -> None:
+    one = _write(checkout / "r.shard1of2.json", _job(1))
+    two = checkout / "r.shard2of2.json"
+    if kind == "fifo":
+        os.mkfifo(two)  # reading it would block for ever
+    else:
+        two.symlink_to("/dev/zero")  # reading it would never end
+    status, _ = _merge(one, str(two))
+    err = capsys.readouterr().err
+    assert status == 2
+    assert (
+        err
+        == f"advrobust merge: refused: {two} is not a regular file (a device, a FIFO or a socket), not a job's report\n"
+    )
+
+
+def test_a_test_one_report_lists_twice_counts_once_and_is_red(checkout: Path) -> None:  # noqa: F811
+    """A job's report that lists its shard of a test twice: the flips are not counted twice, and the
+    merge says which shard came twice."""
+    one = _write(checkout / "r.shard1of2.json", _job(1))
+    twice = _job(2)
+    two = _write(checkout / "r.shard2of2.json", replace(twice, tests=twice.tests * 2))
+    status, out = _merge(one, two, "--report=merged.json")
+    assert status == 1, out
+    assert "1 of 4 image(s) flipped" in out, out
+    assert "test_m.py::test_x: shard 2 of 2 reported more than once" in out, out
+    assert json.loads((checkout / "merged.json").read_text())["repeated_shards"] == {
+        "test_m.py::test_x": ["test_m.py::test_x[shard2of2]"]
+    }
+
+
+def _module_job(k: int, module: str) -> Any:
+    """Job k's report with its test in ``module`` (a path under the rootdir) instead of test_m.py."""
+    job = _job(k)
+    test = job.tests[0]
+    assert test.baseline is not None
+    status = replace(test.baseline, file=f"advrobust-baselines/{module}.json", module=module)
+    nodeid = test.nodeid.replace("test_m.py", module)
+    test = replace(test, nodeid=nodeid, test=test.test.replace("test_m.py", module), baseline=status)
+    return replace(job, tests=[test], accounted={nodeid: test.shard}, collected={module: ["test_x"]})
+
+
+@pytest.mark.parametrize("link", ["baseline folder", "a folder in it"])
+def test_the_merge_never_writes_a_baseline_through_a_committed_link(
+    checkout: Path,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+    link: str,
+) -> None:
+    """The checkout is the code under test: a link it commits in the baseline folder's way must not lead
+    the merge's writes outside it."""
+    outside = tmp_path_factory.mktemp("outside")
+    baselines = checkout / "advrobust-baselines"
+    if link == "baseline folder":
+        shutil.rmtree(baselines)
+        baselines.symlink_to(outside, target_is_directory=True)
+    else:
+        nested = "sub/test_m.py"
+        (checkout / "sub").mkdir()
+        (checkout / "sub" / "test_m.py").write_text("")
+        (baselines / "sub").symlink_to(outside, target_is_directory=True)
+    jobs = [_job(k) if link == "baseline folder" else _module_job(k, nested) for k in (1, 2)]
+    reports = [_write(checkout / f"r.shard{k}of2.json", job) for k, job in enumerate(jobs, 1)]
+    status, out = _merge(*reports)
+    assert status == 1, out
+    assert "could not write the baseline" in out and "outside" in out and "replace the link by a folder" in out, out
+    assert list(outside.iterdir()) == [], "nothing is written outside the checkout"

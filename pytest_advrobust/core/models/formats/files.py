@@ -12,6 +12,7 @@ import pickle
 import re
 import struct
 import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from ...errors import ModelLoadError, UnsafeModelFileError
+from ...settings.values import MAX_IMAGE_SIDE
 from .base import import_extra
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
@@ -98,6 +100,75 @@ def _safetensors_data_end(header: Any) -> int:
             raise ValueError(f"tensor {key!r} ends before it starts")
         ends.append(offsets[1])
     return max(ends)
+
+
+COUNT_KEY = re.compile(r"(?:^|_)(?:layers|depths?|blocks|repeats)$")
+"""A config key that counts layers or blocks (``num_hidden_layers``, ``depth``, ``layers``, ``depths``): each
+one holds at least one tensor, so the weights file bounds it."""
+SIZE_KEY = re.compile(r"(?:^|_)(?:sizes?|dims?|channels|features|classes|labels|heads|ratios?|width|widths)$")
+"""A config key that sizes a tensor (``hidden_size``, ``embed_dim``, ``num_classes``, ``mlp_ratio``): bounded by
+the weights file's largest dimension (or the largest image side)."""
+_CONFIG_DEPTH = 8
+
+
+def weights_extent(paths: Sequence[Path]) -> tuple[int, int]:
+    """(number of tensors, largest dimension of any tensor) in the weights files: a safetensors file by its
+    header alone, any other file as :func:`load_state_dict_file` reads it."""
+    tensors, largest = 0, 0
+    for path in paths:
+        sniff_file(path)
+        if path.suffix == ".safetensors":
+            with path.open("rb") as file:
+                (length,) = struct.unpack("<Q", file.read(8))
+                header = json.loads(file.read(length))
+            shapes = [entry.get("shape") or [] for key, entry in header.items() if key != "__metadata__"]
+        else:
+            shapes = [list(tensor.shape) for tensor in load_state_dict_file(path).values()]
+        tensors += len(shapes)
+        largest = max([largest, *(int(side) for shape in shapes for side in shape)])
+    return tensors, largest
+
+
+def check_config_size(config: Mapping[str, Any], weights: Sequence[Path], where: str) -> None:
+    """A :class:`ModelLoadError` naming the key and ``where`` for a config value that asks for a model the
+    weights cannot be (building it would take memory without bound before the weights are compared): a count
+    of layers or blocks beyond the number of tensors in the weights, or a size beyond their largest dimension
+    and the largest image side."""
+    tensors, largest = weights_extent(weights)
+    names = ", ".join(path.name for path in weights)
+
+    def numbers(value: Any) -> list[float]:
+        if isinstance(value, bool):
+            return []
+        if isinstance(value, (int, float)):
+            return [value]
+        if isinstance(value, (list, tuple)):
+            return [number for item in value for number in numbers(item)]
+        return []
+
+    def walk(mapping: Mapping[str, Any], path: str, depth: int) -> None:
+        for key, value in mapping.items():
+            name = f"{path}{key}"
+            if key in ("id2label", "label2id"):  # class names, not sizes
+                continue
+            if isinstance(value, Mapping) and depth < _CONFIG_DEPTH:
+                walk(value, f"{name}.", depth + 1)
+                continue
+            found = numbers(value)
+            if not isinstance(key, str) or not found:
+                continue
+            if COUNT_KEY.search(key) and sum(found) > tensors:
+                raise ModelLoadError(
+                    f"{where}: {name}={str(value)[:40]} asks for more layers than {names} holds tensors "
+                    f"({tensors}): save the model's config and weights together"
+                )
+            if SIZE_KEY.search(key) and max(found) > max(largest, MAX_IMAGE_SIDE):
+                raise ModelLoadError(
+                    f"{where}: {name}={str(value)[:40]} is larger than any dimension of the tensors in {names} "
+                    f"({largest}): save the model's config and weights together"
+                )
+
+    walk(config, "", 0)
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:

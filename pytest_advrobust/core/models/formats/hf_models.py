@@ -18,7 +18,7 @@ from ...errors import ModelLoadError
 from ...settings.values import MAX_IMAGE_SIDE
 from ..preprocessing import Interpolation, Preprocessing, ResizeMode
 from .base import ShippedModel, import_extra, offline
-from .files import SHOWN_KEYS, read_json, sniff_file
+from .files import SHOWN_KEYS, check_config_size, read_json, sniff_file
 from .timm_models import is_timm_config
 
 PROCESSOR_FILE = "preprocessor_config.json"
@@ -152,9 +152,11 @@ def _mismatch(entry: Any) -> str:
     return str(entry[0] if isinstance(entry, tuple) else entry)
 
 
-def _model(transformers: Any, folder: Path) -> nn.Module:
-    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        sniff_file(weights)
+def _model(transformers: Any, folder: Path, config: Mapping[str, Any]) -> nn.Module:
+    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        sniff_file(path)
+    weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))  # as transformers prefers them
+    check_config_size(config, weights, str(folder / "config.json"))  # before transformers builds the model
     try:
         # Mismatched sizes are loaded at random here only to be reported below, key by key.
         model, info = transformers.AutoModelForImageClassification.from_pretrained(
@@ -330,11 +332,13 @@ def load_hf_folder(folder: Path) -> ShippedModel:
     if saved is not None:
         check_processor_file(saved, folder / PROCESSOR_FILE)
     with offline():
-        return _load_hf_folder(transformers, folder, saved)
+        return _load_hf_folder(transformers, folder, raw_config, saved)
 
 
-def _load_hf_folder(transformers: Any, folder: Path, saved: dict[str, Any] | None) -> ShippedModel:
-    model = _model(transformers, folder)
+def _load_hf_folder(
+    transformers: Any, folder: Path, raw_config: dict[str, Any], saved: dict[str, Any] | None
+) -> ShippedModel:
+    model = _model(transformers, folder, raw_config)
     config = model.config
     notes: list[str] = []
     class_names = _class_names(config, notes)

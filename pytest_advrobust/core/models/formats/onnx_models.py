@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...display import shown
 from ...errors import ModelLoadError
 from ...settings.values import MAX_IMAGE_SIDE
 from ..preprocessing import CHANNEL_MODES, Preprocessing
@@ -54,8 +55,8 @@ def _graph_input(graph: Any, path: Path) -> tuple[str, list[int | None]]:
     inputs = [value for value in graph.graph.input if value.name not in initializers]
     if len(inputs) != 1:
         raise ModelLoadError(
-            f"{path} has {len(inputs)} inputs ({', '.join(v.name for v in inputs)}); an image classifier takes one "
-            "N×C×H×W tensor"
+            f"{path} has {len(inputs)} inputs ({', '.join(shown(v.name) for v in inputs)}); an image classifier "
+            "takes one N×C×H×W tensor"
         )
     dims = inputs[0].type.tensor_type.shape.dim
     return inputs[0].name, [int(d.dim_value) if d.HasField("dim_value") else None for d in dims]

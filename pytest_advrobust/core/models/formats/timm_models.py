@@ -18,7 +18,7 @@ from ...errors import ModelLoadError
 from ...settings.values import MAX_IMAGE_SIDE
 from ..preprocessing import INTERPOLATIONS, Interpolation, Preprocessing, ResizeMode
 from .base import ShippedModel, import_extra, offline
-from .files import check_state_dict, load_state_dict_file, load_weights, read_json
+from .files import check_config_size, check_state_dict, load_state_dict_file, load_weights, read_json
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 """The weights files of a saved timm folder, in order of preference (safetensors never unpickles)."""
@@ -39,7 +39,9 @@ def is_timm_config(config: Mapping[str, Any]) -> bool:
     return "architecture" in config and ("pretrained_cfg" in config or "model_type" not in config)
 
 
-def _create(timm: ModuleType, architecture: str, **kwargs: Any) -> nn.Module:
+def _create(timm: ModuleType, architecture: str, source: str = "", **kwargs: Any) -> nn.Module:
+    """``timm.create_model(architecture, pretrained=False, **kwargs)``; a failure is one
+    :class:`ModelLoadError` (``source``: the file the kwargs came from, named first)."""
     try:
         model: nn.Module = timm.create_model(architecture, pretrained=False, **kwargs)
     except RuntimeError as exc:
@@ -48,8 +50,12 @@ def _create(timm: ModuleType, architecture: str, **kwargs: Any) -> nn.Module:
         close = difflib.get_close_matches(architecture, timm.list_models(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else " (is timm recent enough? pip install -U timm)"
         raise ModelLoadError(f"unknown timm architecture {architecture!r}{hint}") from None
-    except TypeError as exc:
-        raise ModelLoadError(f"timm cannot build {architecture!r} with {kwargs}: {exc}") from None
+    except Exception as exc:  # a model_args value of the wrong kind: TypeError, KeyError, AssertionError...
+        shown = ", ".join(f"{key}={str(value)[:40]}" for key, value in kwargs.items())
+        raise ModelLoadError(
+            f"{source}: " * bool(source)
+            + f"timm cannot build {architecture!r} with {shown}: {type(exc).__name__}: {str(exc)[:200]}"
+        ) from None
     return model.eval()
 
 
@@ -249,18 +255,19 @@ def _load_timm_folder(
     label_source: str,
 ) -> ShippedModel:
     timm = _timm(f"loading the timm model in {folder}")
+    weights = next((folder / name for name in WEIGHT_FILES if (folder / name).exists()), None)
+    if weights is None:
+        raise ModelLoadError(
+            f"timm folder {folder} has no weights: expected {' or '.join(WEIGHT_FILES)} beside config.json"
+        )
+    check_config_size(config, [weights], str(folder / "config.json"))
     model_args = dict(config.get("model_args") or {})
     num_classes = config.get("num_classes", pretrained_cfg.get("num_classes"))
     if num_classes is not None:
         model_args.setdefault("num_classes", int(num_classes))
     if pretrained_cfg.get("input_size"):
         model_args.setdefault("in_chans", int(pretrained_cfg["input_size"][0]))
-    model = _create(timm, architecture, **model_args)
-    weights = next((folder / name for name in WEIGHT_FILES if (folder / name).exists()), None)
-    if weights is None:
-        raise ModelLoadError(
-            f"timm folder {folder} has no weights: expected {' or '.join(WEIGHT_FILES)} beside config.json"
-        )
+    model = _create(timm, architecture, str(folder / "config.json"), **model_args)
     load_weights(model, weights, architecture)
     notes: list[str] = []
     channels = int(model_args.get("in_chans", 3))
@@ -309,7 +316,7 @@ def _load_timm_weights(architecture: str, weights: Path) -> ShippedModel:
     model = _create(timm, architecture)
     adapted = _head_and_stem(model, state)
     if adapted:
-        model = _create(timm, architecture, **adapted)
+        model = _create(timm, architecture, f"timm:{architecture}@{weights}", **adapted)
     check_state_dict(model, state, weights, architecture)
     model.load_state_dict(state)
     notes: list[str] = []
