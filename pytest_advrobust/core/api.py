@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -225,6 +226,23 @@ def _warn_below_one_level(config: AttackConfig, clean: torch.Tensor, notes: list
     notes.append(message)
 
 
+def _warn_beyond_every_image(config: AttackConfig, shape: torch.Size, notes: list[str | Count]) -> None:
+    """Under l2 or l1, an ε at least the distance between the all-black and the all-white image lets the
+    attack turn any image into any other, so a flip proves nothing either. Said once per run."""
+    pixels = math.prod(shape)
+    widest = {"l2": math.sqrt(pixels), "l1": float(pixels)}.get(config.norm)
+    if widest is None or config.epsilon < widest:
+        return
+    size = "×".join(map(str, shape))
+    message = (
+        f"epsilon={config.epsilon:g} under {config.norm} is at least the {config.norm} distance between an all-black "
+        f"and an all-white {size} image ({widest:g}): the attack may turn any image into any other, so the test "
+        "measures nothing; is ε meant for another norm or image size?"
+    )
+    warnings.warn(message, stacklevel=4)
+    notes.append(message)
+
+
 def _loss_used(config: AttackConfig, outputs: int, notes: list[str | Count]) -> AttackConfig:
     """The config as run: ``loss=auto`` that would choose DLR for a model with too few classes ran
     cross-entropy (and says so), so reports and baselines name the loss that was used."""
@@ -381,6 +399,7 @@ def run_attack(
             wrapped.check_images(batch.pixels)
             if run.done == 0:
                 _warn_below_one_level(config, batch.pixels.detach().float(), run.notes)
+                _warn_beyond_every_image(config, batch.pixels.shape[1:], run.notes)
             for piece in sizer.pieces(batch):  # attacked here, so that warnings point at the caller
                 try:
                     settings = _batch_config(config, run.done, run.done + len(piece), total)

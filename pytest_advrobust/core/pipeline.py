@@ -17,9 +17,9 @@ import warnings
 import torch
 
 from .attacks.checks import check_logits, check_not_probabilities
-from .attacks.goals import goal_for
+from .attacks.goals import Goal, goal_for
 from .attacks.loop import Trajectory, vote_logits
-from .attacks.minimal import round_to_precision, search_minimal_epsilon
+from .attacks.minimal import Tries, round_to_precision, search_minimal_epsilon
 from .attacks.sign_gradient import SignGradientAttack
 from .attacks.square import SquareAttack, square_attack
 from .batch import (
@@ -211,8 +211,6 @@ def run_plan(context: BatchContext, plan: BatchPlan, outputs: int) -> Trajectory
             break
     assert trajectory is not None
     plan.goal = context.goal(labels, torch.tensor(chosen, dtype=torch.long, device=device), outputs, reach="flip")
-    if context.config.minimal_epsilon:  # read only by the minimal-ε search: the runs drew their own noise
-        plan.noise = context.noise(plan.clean, plan.names, list(enumerate(chosen)))
     k = context.config.targets.k
     plan.notes.append(
         Count(
@@ -430,19 +428,39 @@ def _check_class_names(classes: ClassNames, outputs: int) -> None:
         )
 
 
-def _minimal_epsilons(context: BatchContext, plan: BatchPlan, trajectory: Trajectory) -> list[float | None]:
+def _search_tries(context: BatchContext, plan: BatchPlan, outputs: int) -> Tries:
+    """What the verdict attack tries on each row, for the minimal-ε search: the plan's goal; under top-K
+    each runner-up in turn (any flip counts), after APGD-CE under autoattack."""
+    if plan.order is None:
+        return [(plan.goal, plan.noise)]
+    labels, device = plan.goal.labels, plan.clean.device
+    tries: list[tuple[Goal, torch.Tensor | None]] = []
+    if context.config.attack == "autoattack":
+        untargeted = [(i, None) for i in range(len(plan))]
+        tries.append(
+            (goal_for(labels, None, loss="ce", num_classes=outputs), context.noise(plan.clean, plan.names, untargeted))
+        )
+    for j in range(len(plan.order[0])):
+        targets = [order[j] for order in plan.order]
+        goal = context.goal(labels, torch.tensor(targets, dtype=torch.long, device=device), outputs, reach="flip")
+        tries.append((goal, context.noise(plan.clean, plan.names, list(enumerate(targets)))))
+    return tries
+
+
+def _minimal_epsilons(
+    context: BatchContext, plan: BatchPlan, trajectory: Trajectory, outputs: int
+) -> list[float | None]:
     """Each row's minimal adversarial ε (None where the search found none), with a note of its cost."""
     config = context.config
     found, cost = search_minimal_epsilon(
         context.attack,
         context.model,
         plan.clean,
-        plan.goal,
+        _search_tries(context, plan, outputs),
         succeeded_at=trajectory.first_success >= 0,
         epsilon=config.epsilon,
         epsilon_max=config.resolved_epsilon_max,
         precision=config.resolved_epsilon_precision,
-        noise=plan.noise,
         names=plan.names,
     )
     plan.notes.append(
@@ -487,7 +505,7 @@ def _attack_batch(context: BatchContext, batch: BatchImages, first: bool) -> Bat
         trajectory, found_by = run_plan(context, plan, outputs), [context.attack.name] * len(plan)
     if config.sanity_checks and context.attack.floor_checked and config.epsilon > 0:
         found_by = fgsm_floor(context, plan, trajectory, found_by)
-    minimal = _minimal_epsilons(context, plan, trajectory) if config.minimal_epsilon else [None] * len(plan)
+    minimal = _minimal_epsilons(context, plan, trajectory, outputs) if config.minimal_epsilon else [None] * len(plan)
     forward.check_determinism(model, batch.names)
     draws = None
     if context.attack.eot > 1:  # the verdict over fresh draws of what the attack returns, seeded on their own

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from ..core.errors import AdvRobustError
+from ..core.errors import AdvRobustError, OptionError
 from ..core.settings import AttackConfig, RunConfig
 from .cache import CACHE_KEY, Cache
 from .commands import reproduce_command
@@ -150,9 +150,13 @@ def adv_attack(request: pytest.FixtureRequest, adv_config: AttackConfig) -> Call
     settings, cache = _settings(request), _cache(request)
 
     def run(model: Any = None, images: Any = None, labels: Any = None, **overrides: Any) -> Any:
+        __tracebackhide__ = True  # a bad setting is the call's fault: the traceback ends at the test's line
         if _are_paths(images):
             overrides["images"], images = images, None  # paths: the images setting, relative to the test file
-        config = _resolved(request, overrides) if overrides else adv_config
+        try:
+            config = _resolved(request, overrides) if overrides else adv_config
+        except OptionError as exc:
+            raise OptionError(str(exc)) from None
         chosen_model = model if model is not None else _model_for(request, config)
         chosen_images = (
             images

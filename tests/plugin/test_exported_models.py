@@ -120,6 +120,19 @@ def test_a_pt2_that_is_not_a_program_names_the_file_and_the_fix(pytester: pytest
     assert result.ret != 0
 
 
+def test_a_state_dict_saved_as_pt2_is_told_how_a_state_dict_loads(tmp_path: Path) -> None:
+    from pytest_advrobust.core.errors import ModelLoadError
+    from pytest_advrobust.core.models.formats import load_shipped
+
+    saved = tmp_path / "weights.pt2"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), saved)  # the next step after torch.save: naming it .pt2
+    with pytest.raises(ModelLoadError) as raised:
+        load_shipped(str(saved))
+    assert "it is a torch.save file (a state dict or a pickled module): a state dict loads with its " in str(
+        raised.value
+    ) and "<architecture>@<file>" in str(raised.value)
+
+
 def test_a_program_that_would_unpickle_is_refused_without_allow_pickle(exports: Path, tmp_path: Path) -> None:
     """torch.export.load unpickles what was saved pickled (tensor subclasses, custom objects): such an
     archive runs code on load, so it needs --adv-allow-pickle."""

@@ -85,10 +85,21 @@ def test_adv_attack_runs_the_configured_attack_and_reports(project: pytest.Pytes
 
         def test_bad_override(adv_attack):
             adv_attack(epsilon=2)
+
+        def test_another_apis_name(adv_attack):
+            adv_attack(method="pgd")
         """
     )
     result = project.runpytest("--adv-steps=5", "--adv-attack=bim", "--adv-targets=untargeted")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=1, failed=2)
+    # the traceback ends at the test's own line, and the name attack() uses is mapped to the setting's
+    result.stdout.fnmatch_lines(
+        [
+            '*adv_attack(method="pgd")',
+            "E*OptionError: unknown setting 'method' in adv_attack(...) in test_another_apis_name (did you mean attack?)",
+        ]
+    )
+    assert "precedence.py" not in result.stdout.str()
     result.stdout.fnmatch_lines(
         [
             "*OptionError: epsilon=2 in adv_attack(...) in test_bad_override: must be ≤ 1*",

@@ -123,6 +123,8 @@ def test_every_option_in_cli_and_ini_spelling(
         args.append("--adv-std=imagenet")
     if name == "std":
         args.append("--adv-mean=0.5")
+    if name == "norm":  # linf's default ε is no l2 budget: refused unless set
+        args.append("--adv-epsilon=0.5")
     result = pytester.runpytest("-s", *args)
     result.assert_outcomes(passed=1)
     values, sources = _config(result)
@@ -145,7 +147,7 @@ def test_ini_paths_are_relative_to_the_rootdir(pytester: pytest.Pytester) -> Non
         (["--adv-epsilon=8"], "ERROR: --adv-epsilon=8: must be ≤ 1: ε is in ?0,1? pixel units, not 0–255*"),
         (["--adv-norm=l3"], "ERROR: --adv-norm=l3: must be one of linf, l2, l1 (got 'l3')*"),
         (
-            ["--adv-norm=l1", "--adv-attack=square"],
+            ["--adv-norm=l1", "--adv-attack=square", "--adv-epsilon=12"],
             "ERROR: --adv-attack=square: attack=square has no form under norm=l1*",
         ),
         (["--adv-epsilon=nan"], "ERROR: --adv-epsilon=nan: must be a finite number"),

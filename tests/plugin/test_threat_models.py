@@ -59,10 +59,13 @@ def test_the_image_flips_exactly_above_the_norms_threshold(
 
 def test_every_spelling_of_the_norm(project: pytest.Pytester) -> None:
     """CLI (any case), -o, ini, and the marker, which overrides them."""
-    for args in (["--adv-norm=L2"], ["-o", "adv_norm=l2"]):
-        project.runpytest(*args).stdout.fnmatch_lines(["advrobust: attack=bim norm=l2 epsilon=0.007 *"])
-    project.makeini("[pytest]\nadv_images = imgs\nadv_class_names = red,green,blue\nadv_attack = bim\nadv_norm = l1\n")
-    project.runpytest().stdout.fnmatch_lines(["advrobust: attack=bim norm=l1 epsilon=0.007 *"])
+    for args in (["--adv-norm=L2", "--adv-epsilon=0.5"], ["-o", "adv_norm=l2", "-o", "adv_epsilon=0.5"]):
+        project.runpytest(*args).stdout.fnmatch_lines(["advrobust: attack=bim norm=l2 epsilon=0.5 *"])
+    project.makeini(
+        "[pytest]\nadv_images = imgs\nadv_class_names = red,green,blue\nadv_attack = bim\nadv_norm = l1\n"
+        "adv_epsilon = 2\n"
+    )
+    project.runpytest().stdout.fnmatch_lines(["advrobust: attack=bim norm=l1 epsilon=2 *"])
     project.makepyfile(
         test_model="""
 from pytest_advrobust import adv_robust
@@ -74,8 +77,37 @@ def test_colors():
     )
     result = project.runpytest("--adv-report=r.json")
     result.assert_outcomes(failed=1)  # ε₂ = 3 is far above the muted image's 0.22
-    result.stdout.fnmatch_lines(["*at l2 eps=3, step*"])
+    result.stdout.fnmatch_lines(["*1 of 1 image(s) flipped at l2 eps=3 (bim)*", "*at l2 eps=3, step*"])
     assert _report(project)["settings"][0]["norm"] == "l2"
+
+
+def test_a_norm_without_its_own_epsilon_is_refused_naming_both(project: pytest.Pytester) -> None:
+    """linf's default ε (0.007) is no l2 or l1 budget: a norm set without ε is an error, at the start for
+    the command line, in the test for a marker; given anywhere (CLI, -o, ini, marker), ε is taken."""
+    result = project.runpytest("--adv-norm=l2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --adv-norm=l2 with epsilon left at its default, 0.007, a linf budget *set it (--adv-epsilon*e.g. 0.5*"]
+    )
+    project.makepyfile(
+        test_model="""
+from pytest_advrobust import adv_robust
+
+@adv_robust(norm="l1")
+def test_colors():
+    pass
+
+@adv_robust(norm="l1", epsilon=0.5)
+def test_colors_with_a_budget():
+    pass
+"""
+    )
+    result = project.runpytest("-rA")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*norm='l1' in the adv_robust marker on test_colors with epsilon left at its default*"]
+    )
+    project.runpytest("--adv-epsilon=0.5").assert_outcomes(passed=2)
 
 
 def test_a_marker_with_an_attack_the_norm_lacks_fails_at_import_naming_both(project: pytest.Pytester) -> None:

@@ -7,7 +7,8 @@ which the attack was *seen* to succeed, at most ``precision`` above the true thr
 
 Cost: one attack run at the top of the range (only for images the main attack did not already flip,
 whose success there is known), then ``ceil(log2(range / precision))`` runs at most, each on the
-undecided images only, with early stopping. A linear scan (IBM ART's ``minimal=True``) needs
+undecided images only, with early stopping; a top-K attack tries its runner-ups in turn in each run, as at
+the verdict's budget (up to K attacks of an image that holds). A linear scan (IBM ART's ``minimal=True``) needs
 ``range / precision`` runs for the same precision.
 
 Bisection assumes that success is monotone in ε. That is exact for a linear model and the usual case for
@@ -47,24 +48,31 @@ class SearchCost:
     backward_passes: int = 0
 
 
+Tries = Sequence[tuple[Goal, "torch.Tensor | None"]]
+"""The goals an attack tries on every row, in order, each with its rows' random starts (None: none): one for
+an untargeted or a fixed-target attack, a goal per runner-up for top-K (each reaching any other class)."""
+
+
 def search_minimal_epsilon(
     attack: Attack,
     model: WrappedModel,
     clean: torch.Tensor,
-    goal: Goal,
+    tries: Tries,
     *,
     succeeded_at: torch.Tensor,
     epsilon: float,
     epsilon_max: float,
     precision: float,
-    noise: torch.Tensor | None = None,
     names: Sequence[str] | None = None,
 ) -> tuple[torch.Tensor, SearchCost]:
     """Per image, the smallest ε in (0, epsilon_max] at which ``attack`` succeeds (NaN: none found).
 
-    ``succeeded_at`` (N, bool) is the main attack's outcome at ``epsilon``, reused as the first split.
-    The attack's step size is relative to ε, so every budget is attacked the way the configured attack
-    would attack it; the search always stops early per image (only success matters).
+    At each budget an image is attacked as the configured attack attacks it: toward each goal of ``tries``
+    in turn until one succeeds (the runner-ups of top-K), so the search finds every flip the verdict
+    attack would find at that budget. ``succeeded_at`` (N, bool) is the main attack's outcome at
+    ``epsilon``, reused as the first split. The attack's step size is relative to ε, so every budget is
+    attacked the way the configured attack would attack it; the search always stops early per image (only
+    success matters).
     """
     attack = dataclasses.replace(attack, early_stop=True)
     n = clean.shape[0]
@@ -76,18 +84,25 @@ def search_minimal_epsilon(
     forward0, backward0 = model.forward_passes, model.backward_passes
 
     def succeeds(rows: torch.Tensor, budgets: torch.Tensor) -> torch.Tensor:
-        cost.attack_runs += 1
-        cost.image_runs += rows.numel()
-        result = attack.run(
-            model,
-            clean[rows],
-            goal.select(rows),
-            budgets,
-            noise=None if noise is None else noise[rows],
-            names=None if names is None else [names[i] for i in rows.tolist()],
-            repredict_rounded=False,  # only success matters here
-        )
-        return result.first_success >= 0
+        success = torch.zeros(rows.numel(), dtype=torch.bool, device=device)
+        for goal, noise in tries:
+            left = (~success).nonzero().flatten()
+            if left.numel() == 0:
+                break
+            chosen = rows[left]
+            cost.attack_runs += 1
+            cost.image_runs += chosen.numel()
+            result = attack.run(
+                model,
+                clean[chosen],
+                goal.select(chosen),
+                budgets[left],
+                noise=None if noise is None else noise[chosen],
+                names=None if names is None else [names[i] for i in chosen.tolist()],
+                repredict_rounded=False,  # only success matters here
+            )
+            success[left[result.first_success >= 0]] = True
+        return success
 
     if 0 < epsilon <= epsilon_max:
         high = torch.where(succeeded_at, torch.full_like(high, epsilon), high)

@@ -284,10 +284,10 @@ class Comparison:
     its outcome and minimal ε in both runs. The figures the statistical rule reads, not part of what two
     comparisons must share to be equal (the headings above say it image by image)."""
     epsilon_top: float | None = field(default=None, compare=False)
-    fresh: list[str] = field(default_factory=list, compare=False)
-    """The images this run attacked that the baseline does not have (held or not), by name."""
     """The top of the minimal-ε search when both runs searched (an image with none found there counts as
     this much), else None: minimal ε is then not compared."""
+    fresh: list[str] = field(default_factory=list, compare=False)
+    """The images this run attacked that the baseline does not have (held or not), by name."""
 
     def failed(self, strict: bool) -> bool:
         """Regressions fail; with ``strict`` the baseline must match exactly (changed, missing and

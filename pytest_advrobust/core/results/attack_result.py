@@ -107,8 +107,10 @@ class AttackResult:
         return out
 
     def headline(self) -> str:
-        """What flipped, first: ``3 of 4 image(s) flipped at eps=0.007 (fgsm): cat -> tabby, ...``."""
-        head = f"{len(self.flips)} of {len(self.records)} image(s) flipped at eps={self.settings.epsilon:g} "
+        """What flipped, first: ``3 of 4 image(s) flipped at eps=0.007 (fgsm): cat -> tabby, ...`` (``at l2
+        eps=0.5`` under another norm than linf, as the image lines say)."""
+        norm = "" if self.settings.norm == "linf" else f"{self.settings.norm} "
+        head = f"{len(self.flips)} of {len(self.records)} image(s) flipped at {norm}eps={self.settings.epsilon:g} "
         head += f"({self.settings.attack})"
         pairs = list(dict.fromkeys(f"{shown(r.clean_label_name)} -> {shown(r.shown_label[1])}" for r in self.flips))
         if pairs:

@@ -50,7 +50,11 @@ def summary_lines(reports: Iterable[TestReport], verbosity: int = 0) -> list[tup
                 if failures
                 else ("red" if verdict == "failed" and not any(image.failed for image in report.images) else "green")
             )  # a test that failed with nothing flipped (e.g. no baseline under --adv-baseline-strict) is red too
-            note = " [all known to the baseline]" if verdict == "known" and failures and all_known(report) else ""
+            note = (
+                " [every failure known to the baseline]"
+                if verdict == "known" and failures and all_known(report)
+                else ""
+            )
             lines.append(
                 (
                     f"{shown(report.nodeid)}: {counts.attacked} attacked{shards}, {counts.flipped} flipped, "

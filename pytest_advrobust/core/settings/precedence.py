@@ -58,11 +58,16 @@ def unparse(name: str, value: Any, path_text: Callable[[Path], str] = str) -> st
     return str(value)
 
 
+SPELLED_ELSEWHERE = {"method": "attack", "eps": "epsilon", "iterations": "steps", "alpha": "step_size"}
+"""Names other APIs use for a setting (``attack(method=...)``, torchattacks' ``eps``/``alpha``): a marker or
+``adv_attack(...)`` that uses them is told the name there."""
+
+
 def parse_one(name: str, raw: Any, source: Source) -> Any:
     """Parse one raw value, turning a parser's ValueError into an OptionError that names the source."""
     option = OPTIONS_BY_NAME.get(name)
     if option is None:
-        close = _close_names(name)
+        close = SPELLED_ELSEWHERE.get(name) or _close_names(name)
         hint = f" (did you mean {close}?)" if close else ""
         raise OptionError(f"unknown setting {name!r} in {source.label or source.kind}{hint}")
     try:
@@ -212,7 +217,7 @@ def _check_combination(config: AttackConfig, partial: bool = False) -> None:
     def given(*names: str) -> bool:
         return not partial or all(name in config.sources for name in names)
 
-    _check_norm(config, given)
+    _check_norm(config, given, partial)
     set_by_hand = {name for name, source in config.sources.items() if source.kind not in ("default", "profile")}
     # (attack() passes every keyword: its default budget is not a choice)
     if (
@@ -273,8 +278,16 @@ LINF_SUBJECTS = {
 }
 
 
-def _check_norm(config: AttackConfig, given: Callable[..., bool]) -> None:
-    """Under linf every budget is ≤ 1; under l1 only the attacks with an L1 form run."""
+NORM_EXAMPLES = {
+    "l2": "0.5 (RobustBench's l2 budget for 32×32 images; 3 is usual for 224×224)",
+    "l1": "12 (the l1 budget of Croce and Hein's L1-APGD for 32×32 images)",
+}
+"""What the refusal of a norm without its own ε suggests."""
+
+
+def _check_norm(config: AttackConfig, given: Callable[..., bool], partial: bool) -> None:
+    """Under linf every budget is ≤ 1; under l2 and l1 ε is set (linf's default is no budget there); under l1
+    only the attacks with an L1 form run."""
     if config.norm == "linf":
         for name in BUDGETS:
             value = getattr(config, name)
@@ -288,6 +301,13 @@ def _check_norm(config: AttackConfig, given: Callable[..., bool]) -> None:
             if problem is not None and given(name, "norm"):
                 norm = "" if config.source("norm").kind == "default" else f" under {_spelled(config, 'norm')}"
                 raise OptionError(f"{_spelled(config, name)}: {problem}{norm}; for an l2 or l1 budget set --adv-norm")
+    elif config.source("epsilon").kind == "default" and not partial:
+        raise OptionError(
+            f"{_spelled(config, 'norm')} with epsilon left at its default, {config.epsilon:g}, a linf budget (one "
+            f"8-bit level of one pixel): under {config.norm} ε is the perturbation's {config.norm} length in [0,1] "
+            "pixel units and grows with the image's size; set it (--adv-epsilon, -o adv_epsilon, or epsilon= on "
+            f"the marker), e.g. {NORM_EXAMPLES[config.norm]}"
+        )
     attacks = NORM_ATTACKS[config.norm]
     if config.attack not in attacks and given("attack", "norm"):
         raise OptionError(

@@ -247,3 +247,17 @@ def test_autoattack_under_l1_ends_with_the_l1_steepest_stage(
         judged = model(sequence.adversarial).argmax(1)
     assert judged.tolist() == [record.adv_label for record in sequence.records]
     assert (ball("l1").distance(sequence.adversarial - x) <= 1.5 * (1 + 1e-5)).all()
+
+
+@pytest.mark.parametrize(("norm", "epsilon", "widest"), [("l2", 8.0, "8"), ("l1", 70.0, "64")])
+def test_a_budget_beyond_the_distance_between_any_two_images_warns(norm: str, epsilon: float, widest: str) -> None:
+    """An l2 or l1 ε of at least the distance between an all-black and an all-white image lets the attack
+    turn any image into any other: a run says so once, in a warning and a note."""
+    images = torch.rand(3, 1, 8, 8)
+    with pytest.warns(
+        UserWarning,
+        match=rf"epsilon={epsilon:g} under {norm} is at least the {norm} distance .* 1×8×8 image \({widest}\)",
+    ):
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        result = attack(model, images, epsilon=epsilon, norm=norm, method="fgsm")
+    assert sum("is at least the" in note for note in result.settings.notes) == 1

@@ -206,3 +206,29 @@ def test_an_onnx_input_of_40000_pixels_a_side_is_refused(tmp_path: Path) -> None
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(ModelLoadError, match="is 40000x40000, over 4096 pixels a side"):
         load_shipped(str(path))
+
+
+def test_an_onnx_file_copied_without_its_weights_file_names_the_file_to_copy(onnx_file: Path, tmp_path: Path) -> None:
+    """torch.onnx.export writes model.onnx and model.onnx.data (the weights); the next step a user takes is
+    to copy the .onnx alone. The error names the missing file and the fix, and with it beside the graph the
+    model loads and gives the same logits."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx2torch")
+    exported = tmp_path / "export"
+    exported.mkdir()
+    graph = onnx.load(str(onnx_file))
+    onnx.save_model(graph, str(exported / "net.onnx"), save_as_external_data=True, location="net.onnx.data",
+                    size_threshold=0)  # fmt: skip
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    shutil.copy(exported / "net.onnx", copied / "net.onnx")
+    with pytest.raises(ModelLoadError) as raised:
+        load_shipped(str(copied / "net.onnx"))
+    assert str(raised.value) == (
+        f"{copied / 'net.onnx'} keeps its weights in net.onnx.data beside it (torch.onnx.export writes both files), "
+        f"and {copied / 'net.onnx.data'} is not there: copy net.onnx.data next to net.onnx"
+    )
+    shutil.copy(exported / "net.onnx.data", copied / "net.onnx.data")
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(load_shipped(str(copied / "net.onnx")).module(x), load_shipped(str(onnx_file)).module(x))

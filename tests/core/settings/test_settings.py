@@ -87,7 +87,11 @@ def test_bad_values_name_the_setting_and_source(name: str, raw: object, source: 
         ({"epsilon_max": "16"}, r"--adv-epsilon-max=16: must be ≤ 1: the search's top is in \[0,1\] pixel units"),
         ({"epsilon": "3", "norm": "linf"}, r"--adv-epsilon=3: must be ≤ 1: .* under --adv-norm=linf"),
         ({"norm": "l3"}, r"--adv-norm=l3: must be one of linf, l2, l1 \(got 'l3'\)"),
-        ({"norm": "l1", "attack": "square"}, r"--adv-attack=square: attack=square has no form under norm=l1"),
+        (
+            {"norm": "l1", "attack": "square", "epsilon": "12"},
+            r"--adv-attack=square: attack=square has no form under norm=l1",
+        ),
+        ({"norm": "l2"}, r"--adv-norm=l2 with epsilon left at its default, 0.007, a linf budget .* e.g. 0.5"),
     ],
 )
 def test_budgets_above_one_are_refused_under_linf_and_the_norm_is_checked(values: dict[str, str], message: str) -> None:

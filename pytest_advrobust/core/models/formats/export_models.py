@@ -42,9 +42,17 @@ def _archive_payloads(path: Path) -> list[dict[str, Any]]:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
             if not any(name.endswith("archive_format") for name in names):
+                saved = any(name.endswith("/data.pkl") or name == "data.pkl" for name in names)
+                what = (
+                    "it is a torch.save file (a state dict or a pickled module): a state dict loads with its "
+                    "architecture, <architecture>@<file> (resnet18@weights.pt, timm:<name>@<file>), or from a "
+                    "factory, package.module:factory; "
+                    if saved and not any(name.endswith("constants.pkl") for name in names)
+                    else ""
+                )
                 raise ModelLoadError(
-                    f"{path} is not a program saved by torch.export.save (no archive_format in it): export with "
-                    "torch.export.export(model.eval(), (x,)) and save with torch.export.save(program, "
+                    f"{path} is not a program saved by torch.export.save (no archive_format in it): {what}export "
+                    "with torch.export.export(model.eval(), (x,)) and save with torch.export.save(program, "
                     "'model.pt2'); a TorchScript file (torch.jit.save) is a .pt"
                 )
             entries = []

@@ -62,6 +62,20 @@ def _graph_input(graph: Any, path: Path) -> tuple[str, list[int | None]]:
     return inputs[0].name, [int(d.dim_value) if d.HasField("dim_value") else None for d in dims]
 
 
+def _check_external_data(graph: Any, path: Path) -> None:
+    """A :class:`ModelLoadError` naming the file when the graph keeps its weights in a file beside it
+    (``torch.onnx.export`` writes ``model.onnx.data`` for all but small models) that is not there."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    names = {ExternalDataInfo(tensor).location for tensor in graph.graph.initializer if uses_external_data(tensor)}
+    for name in sorted(names):
+        if not (path.parent / name).is_file():
+            raise ModelLoadError(
+                f"{path} keeps its weights in {shown(name)} beside it (torch.onnx.export writes both files), and "
+                f"{shown(str(path.parent / name))} is not there: copy {shown(name)} next to {shown(path.name)}"
+            )
+
+
 def load_onnx(path: Path) -> ShippedModel:
     """The ONNX model in ``path`` as an ``nn.Module`` (onnx2torch), in eval mode. Its preprocessing has
     only what the graph's input shape says (channels; input_size when H and W are fixed): mean and std
@@ -70,6 +84,13 @@ def load_onnx(path: Path) -> ShippedModel:
     sniff_file(path)
     onnx = import_extra("onnx", extra="onnx", purpose=f"loading {path}")
     onnx2torch = import_extra("onnx2torch", extra="onnx", purpose=f"loading {path}")
+    try:
+        graph = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError
+        raise ModelLoadError(
+            f"{path} is not a valid ONNX model ({type(exc).__name__}: {exc}); export it again"
+        ) from None
+    _check_external_data(graph, path)
     try:
         graph = onnx.load(str(path))
         onnx.checker.check_model(graph)
