@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -14,6 +15,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # Imported once, here: pytester's in-process runs drop the modules first imported during a run, so
 # torch (whose lazily imported parts must not register twice), torchvision and hypothesis' terminal
 # summary would be imported all over again in each run.
+import _pytest.pytester as _pytester
 import hypothesis.internal.observability  # noqa: F401
 import pytest
 import torch
@@ -30,6 +32,27 @@ except ImportError:
 
 import pytest_advrobust.core.data.sources  # noqa: F401  (ImageSet: one class for the plugin and pytester's conftests)
 from helpers import write_png
+
+LIBRARIES = ("transformers", "kernels", "timm", "huggingface_hub", "safetensors", "onnx", "onnx2torch", "onnxruntime")
+"""Libraries that import parts of themselves lazily (transformers as it loads a model: its modeling base
+class, key-renaming tables, hub kernels). pytester's in-process runs drop every module first imported during
+a run; a part of one of these dropped and imported again is a second copy, and the first copy's objects
+fail against it (``isinstance`` of a model, ``'Mode' in 'Mode'``). Their modules are kept across runs."""
+_restore = _pytester.SysModulesSnapshot.restore
+
+
+def _restore_keeping_libraries(self: _pytester.SysModulesSnapshot) -> None:
+    kept = {  # a module a run hid (None: "not installed") comes back as it was
+        name: module
+        for name, module in sys.modules.items()
+        if name.partition(".")[0] in LIBRARIES and module is not None
+    }
+    _restore(self)
+    sys.modules.update(kept)
+
+
+_pytester.SysModulesSnapshot.restore = _restore_keeping_libraries  # type: ignore[method-assign]
+
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
