@@ -156,7 +156,7 @@ def adv_attack(request: pytest.FixtureRequest, adv_config: AttackConfig) -> Call
         try:
             config = _resolved(request, overrides) if overrides else adv_config
         except OptionError as exc:
-            raise OptionError(str(exc)) from None
+            raise exc.with_traceback(None) from None  # the same error, without the plugin's frames
         chosen_model = model if model is not None else _model_for(request, config)
         chosen_images = (
             images
