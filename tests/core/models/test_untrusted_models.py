@@ -232,3 +232,12 @@ def test_an_onnx_file_copied_without_its_weights_file_names_the_file_to_copy(onn
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(load_shipped(str(copied / "net.onnx")).module(x), load_shipped(str(onnx_file)).module(x))
+
+
+@pytest.mark.parametrize("shape", ["ab", [2, "x"], None, [-1]])
+def test_a_safetensors_shape_that_is_not_sizes_is_one_line_before_a_config_is_sized(tmp_path: Path, shape: Any) -> None:
+    from pytest_advrobust.core.models.formats.files import check_config_size
+
+    path = _safetensors(tmp_path / "model.safetensors", {"w": {"dtype": "F32", "shape": shape, "data_offsets": [0, 8]}})
+    with pytest.raises(ModelLoadError, match="is not a safetensors file \\(a tensor's shape is not a list of sizes\\)"):
+        check_config_size({"num_hidden_layers": 1}, [path], "config.json")

@@ -121,7 +121,9 @@ def weights_extent(paths: Sequence[Path]) -> tuple[int, int]:
             with path.open("rb") as file:
                 (length,) = struct.unpack("<Q", file.read(8))
                 header = json.loads(file.read(length))
-            shapes = [entry.get("shape") or [] for key, entry in header.items() if key != "__metadata__"]
+            shapes = [entry.get("shape") for key, entry in header.items() if key != "__metadata__"]
+            if not all(isinstance(shape, list) and all(_whole(side) for side in shape) for shape in shapes):
+                raise ModelLoadError(f"{path} is not a safetensors file (a tensor's shape is not a list of sizes)")
         else:
             shapes = [list(tensor.shape) for tensor in load_state_dict_file(path).values()]
         tensors += len(shapes)
@@ -129,11 +131,17 @@ def weights_extent(paths: Sequence[Path]) -> tuple[int, int]:
     return tensors, largest
 
 
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def check_config_size(config: Mapping[str, Any], weights: Sequence[Path], where: str) -> None:
     """A :class:`ModelLoadError` naming the key and ``where`` for a config value that asks for a model the
     weights cannot be (building it would take memory without bound before the weights are compared): a count
     of layers or blocks beyond the number of tensors in the weights, or a size beyond their largest dimension
     and the largest image side."""
+    if not weights:
+        return  # no weights file: the library's own error says so
     tensors, largest = weights_extent(weights)
     names = ", ".join(path.name for path in weights)
 
