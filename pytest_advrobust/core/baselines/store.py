@@ -160,11 +160,12 @@ def write_baselines(
 
 def _refuse_outside(path: Path, within: Path) -> None:
     """An :class:`AdvRobustError` when ``path``, its folders' links followed, is not inside ``within``."""
-    real = Path(os.path.realpath(path))
-    if not real.is_relative_to(os.path.realpath(within)):
+    real, inside = Path(os.path.realpath(path)), Path(os.path.realpath(within))
+    if not real.is_relative_to(inside):
+        fix = "delete the link" if path.is_symlink() else "replace the link by a folder"
         raise AdvRobustError(
-            f"refusing to write {path}: a symbolic link on its way leads to {real}, outside {within}; the merge "
-            "writes baselines only inside the checkout (or --baseline-dir): replace the link by a folder"
+            f"refusing to write {path}: a symbolic link on its way leads to {real}, outside {inside}; the merge "
+            f"writes baselines only inside the checkout (or --baseline-dir): {fix}"
         )
 
 

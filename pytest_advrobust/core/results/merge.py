@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from ..baselines.rule import baseline_entry
 from ..display import shown
 from ..errors import AdvRobustError
 from ..settings import OPTIONS, AttackConfig, RunConfig, unparse
@@ -41,8 +42,9 @@ REPORT_KEYS = ("schema_version", "tests", "totals", "missing_shards", "repeated_
 NOT_COMPARED = ("shard", "report", "html", "markdown", "github_summary", "artifacts")
 """Settings that only say which job a run is, or where its own files go: jobs of one run may differ."""
 MERGE_COMMAND = "python -m pytest_advrobust merge"
-MAX_REPORT_BYTES = 2**30
-"""The largest file the merge reads as a job's report (HTML cards included, a report is megabytes)."""
+MAX_REPORT_BYTES = 2**28
+"""The largest file the merge reads as a job's report (256 MiB: HTML cards included, a report is megabytes;
+reading JSON takes many times its size in memory)."""
 _NOTHING_FAILED = (0, 5)
 """pytest's exit statuses of a job in which nothing failed: all passed, or it had no test to run."""
 
@@ -106,6 +108,9 @@ class ShardJob:
     def from_json(cls, data: Any) -> ShardJob:
         """Raises ``ValueError`` naming the first field that is not what :meth:`to_json` writes."""
         job = _of(data, dict, SHARD_KEY)
+        for key in job:
+            if key not in SHARD_FIELDS:
+                raise ValueError(f"shard.{key} is not a field of a job's report"[:120])
         index, count = _of(job.get("index"), int, "shard.index"), _of(job.get("count"), int, "shard.count")
         if not 1 <= index <= count <= MAX_SHARDS:
             raise ValueError(f"shard.index must be 1 to shard.count (at most {MAX_SHARDS}), not {index} of {count}")
@@ -124,6 +129,9 @@ class ShardJob:
             if report.baseline is not None:  # its baseline file is written there
                 _baseline_module(report.baseline.module, collected, f"{where}.baseline.module")
             tests.append(report)
+        versions = _strings(job.get("versions"), "shard.versions")
+        for k, report in enumerate(tests):
+            _recorded_entry(report, versions, f"shard.tests[{k}].baseline.entry")
         accounted = {}
         for nodeid, shard in _of(job.get("accounted"), dict, "shard.accounted").items():
             where = f"shard.accounted[{nodeid!r}]"
@@ -134,11 +142,33 @@ class ShardJob:
             accounted=accounted,
             collected=collected,
             complete=_of(job.get("complete"), bool, "shard.complete"),
-            exit_status=_of(job.get("exit_status"), int, "shard.exit_status"),
+            exit_status=_exit_status(job.get("exit_status")),
             settings=_strings(job.get("settings"), "shard.settings"),
-            versions=_strings(job.get("versions"), "shard.versions"),
+            versions=versions,
             baseline_dir=_within_rootdir(_of(job.get("baseline_dir"), str, "shard.baseline_dir"), "shard.baseline_dir"),
         )
+
+
+SHARD_FIELDS = (
+    "index",
+    "count",
+    "tests",
+    "accounted",
+    "collected",
+    "complete",
+    "exit_status",
+    "settings",
+    "versions",
+    "baseline_dir",
+)
+"""The keys of a job's :class:`ShardJob` (what :meth:`ShardJob.to_json` writes)."""
+
+
+def _exit_status(value: Any) -> int:
+    status: int = _of(value, int, "shard.exit_status")
+    if not 0 <= status <= 255:
+        raise ValueError(f"shard.exit_status must be a process's exit status (0 to 255), not {status}"[:120])
+    return status
 
 
 def _job_shard(nodeid: str, shard: str, job: JobShard, where: str, test: str | None = None) -> str:
@@ -149,8 +179,29 @@ def _job_shard(nodeid: str, shard: str, job: JobShard, where: str, test: str | N
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
     if (found.index, found.count) != (job.index, job.count):
-        raise ValueError(f"{where} is {shard}, but the job is shard {job.index} of {job.count}"[:160])
+        raise ValueError(
+            f"{where} is {shard}, but shard.index and shard.count say the job ran shard {job.index} of {job.count}"[
+                :160
+            ]
+        )
     return shard
+
+
+def _recorded_entry(report: TestReport, versions: dict[str, str], where: str) -> None:
+    """A recorded baseline entry must be the one its marker run records (:func:`baseline_entry` of that run,
+    its fingerprint and the job's versions): the merge writes it to a committed file, so nothing in it may
+    be other than what the run's checked fields say."""
+    status = report.baseline
+    if status is None or status.status != "recorded" or status.entry is None:
+        return
+    runs = [run for run in report.runs if run.marker]
+    if len(runs) != 1 or runs[0].model_fingerprint is None:
+        raise ValueError(f"{where} has no run of the adv_robust marker with a model fingerprint to come from")
+    expected = baseline_entry(runs[0], runs[0].model_fingerprint, versions).to_json()
+    written = status.entry.to_json()
+    if written != expected:
+        differing = sorted(key for key in {*written, *expected} if written.get(key) != expected.get(key))
+        raise ValueError(f"{where} is not the entry its run records ({', '.join(differing)} differ)")
 
 
 def _baseline_module(module: str, collected: dict[str, list[str]], where: str) -> str:
@@ -211,8 +262,8 @@ def read_shard_report(path: Path, given: str | None = None) -> ShardReport:
         raise MergeRefused(f"{name} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except RecursionError:
         raise MergeRefused(f"{name} is not a job's report: its JSON is nested too deeply to read") from None
-    except ValueError as exc:  # a number beyond Python's int-from-text limit (4300 digits)
-        raise MergeRefused(f"{name} is not a job's report: {shown(str(exc))[:120]}") from None
+    except ValueError:  # a number beyond Python's int-from-text limit
+        raise MergeRefused(f"{name} is not a job's report: it holds a number of more than 4300 digits") from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if not isinstance(data, dict) or isinstance(version, bool) or version != REPORT_SCHEMA_VERSION:
         what = "no schema_version" if version is None else f"schema_version {shown(repr(version))}"
@@ -267,6 +318,33 @@ def check_one_run(reports: Sequence[ShardReport]) -> None:
         _same(first, report, "versions", "a library version")
         _same(first, report, "header", "the run's, in the report's header")
     _same_models(reports)
+    _same_test_settings(reports)
+
+
+RUN_ONLY = ("notes", "from_model", "device", "batching", "batch_sizes", "reproduce")
+"""What a test's run settings may differ in between two jobs: what each job saw (its notes, its device under
+``auto``, its batches), not what it was asked to do."""
+
+
+def _same_test_settings(reports: Sequence[ShardReport]) -> None:
+    """Each test ran with the same settings in every job (its marker's run): the shards of one test are one
+    test only then."""
+    seen: dict[str, tuple[dict[str, Any], ShardReport]] = {}
+    for report in reports:
+        for test in report.job.tests:
+            for run in test.runs:
+                if not run.marker:
+                    continue
+                mine = {key: value for key, value in dataclasses.asdict(run.settings).items() if key not in RUN_ONLY}
+                first, where = seen.setdefault(test.test_id, (mine, report))
+                differing = sorted(key for key in mine if mine[key] != first.get(key))
+                if differing:
+                    key = differing[0]
+                    raise MergeRefused(
+                        f"these reports are not one run: {shown(test.test_id)} ran with {key} "
+                        f"{_cut(repr(first.get(key)))} in {_name(where)} and {_cut(repr(mine[key]))} in "
+                        f"{_name(report)}; merge the reports of jobs that ran the same code with the same settings"
+                    )
 
 
 def _name(report: ShardReport) -> str:
@@ -280,11 +358,16 @@ def _same(first: ShardReport, other: ShardReport, what: str, title: str) -> None
     if differing:
         key = differing[0]
         raise MergeRefused(
-            f"these reports are not one run: {shown(key)} ({title}) is {shown(repr(mine.get(key)))} in "
-            f"{_name(first)} and {shown(repr(theirs.get(key)))} in {_name(other)}"
+            f"these reports are not one run: {shown(key)[:60]} ({title}) is {_cut(repr(mine.get(key)))} in "
+            f"{_name(first)} and {_cut(repr(theirs.get(key)))} in {_name(other)}"
             + (f" ({len(differing) - 1} more differ)" if len(differing) > 1 else "")
             + "; merge the reports of jobs that ran the same code with the same settings and libraries"
         )
+
+
+def _cut(text: str, most: int = 80) -> str:
+    """``text`` escaped and at most ``most`` characters (a report's value can be megabytes)."""
+    return shown(text[:most]) + ("…" if len(text) > most else "")
 
 
 def _same_models(reports: Sequence[ShardReport]) -> None:
@@ -379,9 +462,14 @@ def merge(reports: Sequence[ShardReport]) -> MergedRun:
         taken.update(job.accounted, (test.nodeid for test in job.tests))
         tests += own.values()
         if job.exit_status not in _NOTHING_FAILED and not any(test.failed for test in job.tests):
+            what = (
+                "while its robustness tests passed"
+                if job.tests
+                else "and reported no robustness test (a collection error, or a run stopped early?)"
+            )
             problems.append(
                 f"shard {job.shard.index} of {job.shard.count} ({_name(report)}): pytest exited with status "
-                f"{job.exit_status} while its robustness tests passed: see that job's log"
+                f"{job.exit_status} {what}: see that job's log"
             )
     expected: dict[str, Shard] = {}
     for report in reports:  # every shard of each test the jobs split: all N of them run in a matrix

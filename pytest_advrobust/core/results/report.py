@@ -365,7 +365,9 @@ class HtmlCard:
         for name in ("clean_png", "adversarial_png", "perturbation_png", "curve_png"):
             value = getattr(self, name)
             if value is not None and not BASE64.fullmatch(value):
-                raise ValueError(f"{name} must be base64 (A-Z, a-z, 0-9, +, /, = padding), not {value[:40]!r}")
+                bad = next((k for k, char in enumerate(value) if not BASE64.fullmatch(char)), len(value) - 1)
+                around = value[max(0, bad - 8) : bad + 24]
+                raise ValueError(f"{name} must be base64 (A-Z, a-z, 0-9, +, /, = padding), not {around!r} (at {bad})")
 
 
 @dataclass

@@ -43,15 +43,17 @@ def _record(name: str) -> ImageRecord:
     )  # fmt: skip
 
 
-def _shard_report(k: int, count: int = 2, fingerprint: str = FINGERPRINT) -> TestReport:
+def _shard_report(
+    k: int, count: int = 2, fingerprint: str = FINGERPRINT, versions: dict[str, str] = VERSIONS
+) -> TestReport:
     """test_m.py::test_x[shardKof2] as its job received it, recording its baseline."""
     settings = RunSettings(epsilon=0.05, attack="bim", steps=10, step_size=0.0125, targets="untargeted", loss="ce",
                            seed=0, verdict="rounded", early_stop=True, device="cpu", mean=None, std=None,
                            minimal_epsilon=None, describe="bim")  # fmt: skip
     per_shard = len(IMAGES) // count
     run = RunReport(settings, [_record(name) for name in IMAGES[(k - 1) * per_shard : k * per_shard]])
-    run.model_fingerprint = fingerprint
-    entry = baseline_entry(run, fingerprint, VERSIONS)
+    run.model_fingerprint, run.marker = fingerprint, True
+    entry = baseline_entry(run, fingerprint, versions)
     status = BaselineStatus("recorded", "advrobust-baselines/test_m.py.json", "test_m.py", "test_x", None, entry,
                             list(IMAGES))  # fmt: skip
     return TestReport(f"test_m.py::test_x[shard{k}of{count}]", [run], status, failed=False, test="test_m.py::test_x",
@@ -59,7 +61,7 @@ def _shard_report(k: int, count: int = 2, fingerprint: str = FINGERPRINT) -> Tes
 
 
 def _job(k: int, count: int = 2, **changes: Any) -> ShardJob:
-    test = _shard_report(k, count, changes.pop("fingerprint", FINGERPRINT))
+    test = _shard_report(k, count, changes.pop("fingerprint", FINGERPRINT), changes.get("versions", VERSIONS))
     job = ShardJob(
         shard=JobShard(k, count),
         tests=[test],

@@ -41,6 +41,11 @@ def _settings(data: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def _entry(data: dict[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = data["shard"]["tests"][0]["baseline"]["entry"]
+    return entry
+
+
 def _card(data: dict[str, Any]) -> dict[str, Any]:
     card = {"name": "a.png", "line": "a", "details": [], "clean": "cat", "adversarial": "dog", "amplify": 50.0,
             "saved_file_fools": None, "saved_file_label": None, "clean_png": "iVBORw0KGgo=",
@@ -86,10 +91,20 @@ CASES: dict[str, tuple[Any, str]] = {
     "negative epsilon": (lambda d: _settings(d).update(epsilon=-1.0), "settings: epsilon must be in [0, 1e+06], not -1.0"),
     "negative steps": (lambda d: _settings(d).update(steps=-3), "settings: steps must be in [0, 10000], not -3"),
     "a norm no run has": (lambda d: _settings(d).update(norm="l3"), "settings: norm must be one of linf, l2, l1, not 'l3'"),
-    "a test shard of another job": (lambda d: d["shard"]["tests"][0].update(nodeid="test_m.py::test_x[shard1of2]", shard="shard1of2"), "shard.tests[0] is shard1of2, but the job is shard 2 of 2"),
-    "a test shard of a bigger split": (lambda d: d["shard"]["tests"][0].update(nodeid="test_m.py::test_x[shard2of1000]", shard="shard2of1000"), "shard.tests[0] is shard2of1000, but the job is shard 2 of 2"),
+    "a test shard of another job": (lambda d: d["shard"]["tests"][0].update(nodeid="test_m.py::test_x[shard1of2]", shard="shard1of2"), "shard.tests[0] is shard1of2, but shard.index and shard.count say the job ran shard 2 of 2"),
+    "a test shard of a bigger split": (lambda d: d["shard"]["tests"][0].update(nodeid="test_m.py::test_x[shard2of1000]", shard="shard2of1000"), "shard.tests[0] is shard2of1000, but shard.index and shard.count say the job ran shard 2 of 2"),
     "a baseline for a module not collected": (lambda d: d["shard"]["tests"][0]["baseline"].update(module="conftest.py"), "shard.tests[0].baseline.module must be a test module the job collected (shard.collected), not 'conftest.py'"),
     "a collected module outside": (lambda d: d["shard"]["collected"].update({"../x.py": ["test_y"]}), "shard.collected['../x.py'] must be a path within the rootdir"),
+    # from the second trial: the baseline entry the merge writes, and what else a job cannot have written
+    "an entry with a budget no run has": (lambda d: _entry(d)["settings"].update(epsilon=-1), "shard.tests[0].baseline.entry is not the entry its run records (settings differ)"),
+    "an entry with an image not attacked": (lambda d: _entry(d)["images"].update({"zzz/evil.png": _entry(d)["images"]["c.png"]}), "shard.tests[0].baseline.entry is not the entry its run records (images differ)"),
+    "an entry with a command in a version": (lambda d: _entry(d)["versions"].update(python="3.11\n::error::x"), "shard.tests[0].baseline.entry is not the entry its run records (versions differ)"),
+    "an entry of another model": (lambda d: _entry(d).update(model_fingerprint="sha256:" + "c" * 64), "shard.tests[0].baseline.entry is not the entry its run records (model_fingerprint differ)"),
+    "a field no job writes": (lambda d: d["shard"].update(extra=[0] * 10), "shard.extra is not a field of a job's report"),
+    "an exit status no process has": (lambda d: d["shard"].update(exit_status=2**70), "shard.exit_status must be a process's exit status (0 to 255)"),
+    "a negative search range": (lambda d: _settings(d).update(minimal_epsilon={"max": -1.0, "precision": 0.0}), "settings: minimal_epsilon['max'] must be in [0, 1e+06], not -1.0"),
+    "a seed beyond 64 bits": (lambda d: _settings(d).update(seed=10**30), "settings: seed must be in [0, 1.84467e+19]"),
+    "a PNG with a script after it": (lambda d: _card(d).update(clean_png="iVBORw0KGgoAAAANSUhEUgAAABAAAAAQ\"><script>"), "clean_png must be base64 (A-Z, a-z, 0-9, +, /, = padding), not 'ABAAAAAQ\"><script>' (at 32)"),
 }  # fmt: skip
 
 
@@ -127,8 +142,9 @@ def test_settings_that_are_text_reach_the_terminal_escaped(checkout: Path) -> No
     """Well-typed but hostile text (an attack name that is a workflow command) is shown escaped."""
 
     def hostile(data: dict[str, Any]) -> None:
-        for test in data["shard"]["tests"]:
+        for test in data["shard"]["tests"]:  # the run and the baseline entry it records, alike
             test["runs"][0]["settings"]["attack"] = "\n::error file=x::owned"
+            test["baseline"]["entry"]["settings"]["attack"] = "\n::error file=x::owned"
 
     reports = _crafted(checkout, hostile)
     one = Path(reports[0])
@@ -224,3 +240,42 @@ def test_the_merge_never_writes_a_baseline_through_a_committed_link(
     assert status == 1, out
     assert "could not write the baseline" in out and "outside" in out and "replace the link by a folder" in out, out
     assert list(outside.iterdir()) == [], "nothing is written outside the checkout"
+
+
+def test_a_test_run_with_other_settings_in_another_job_is_refused(
+    checkout: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two jobs whose marker runs of one test used different ε are not one run, even when their recorded
+    entries say what their runs did."""
+
+    def other_budget(data: dict[str, Any]) -> None:
+        _settings(data).update(epsilon=0.06)
+        _entry(data)["settings"].update(epsilon=0.06)
+
+    status, _ = _merge(*_crafted(checkout, other_budget))
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1, err
+    assert (
+        "these reports are not one run: test_m.py::test_x ran with epsilon 0.05 in " in err and " and 0.06 in " in err
+    )
+
+
+def test_a_huge_value_in_the_header_is_refused_in_a_short_line(
+    checkout: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, _ = _merge(*_crafted(checkout, lambda data: data.update(zpad=[0] * 200_000)))
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and len(err) < 600, err[:600]
+    assert "zpad (the run's, in the report's header) is None in " in err and "[0, 0, 0" in err and "…" in err
+
+
+def test_a_job_that_reported_no_test_and_failed_says_so(checkout: Path) -> None:  # noqa: F811
+    """A job whose pytest failed before any robustness test ran (a collection error) is red, and not said
+    to have passed its tests."""
+    one = _write(checkout / "r.shard1of2.json", _job(1))
+    two = _write(checkout / "r.shard2of2.json", replace(_job(2), tests=[], accounted={}, exit_status=2))
+    status, out = _merge(one, two)
+    assert status == 1, out
+    assert "pytest exited with status 2 and reported no robustness test (a collection error" in out, out
