@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ...errors import ModelLoadError
-from ..preprocessing import Preprocessing
+from ..preprocessing import CHANNEL_MODES, Preprocessing
 
 ShippedKind = Literal["timm", "hf", "onnx", "export"]
 """The formats of :mod:`pytest_advrobust.core.models.formats`."""
@@ -128,4 +128,19 @@ def fixed_batch_note(path: Path, size: int, how: str) -> str:
     return (
         f"{path} was exported for batches of exactly {size} image(s): it is fed batches padded to that size; "
         f"export with a dynamic batch dimension ({how}) to attack batches as they come"
+    )
+
+
+def input_shape_preprocessing(
+    channels: int | None, height: int | None, width: int | None, source: str
+) -> Preprocessing:
+    """What a graph's input shape (N×C×H×W, a dimension None where it is dynamic) says of a model's input:
+    its channels (1 or 3) and, when H and W are fixed, its input size, each credited to ``source``."""
+    origins = {"channels": source} if channels in CHANNEL_MODES else {}
+    if height is not None and width is not None:
+        origins["input_size"] = source
+    return Preprocessing(
+        input_size=(height, width) if height is not None and width is not None else None,
+        channels=channels if channels in CHANNEL_MODES else 3,
+        origins=origins,
     )

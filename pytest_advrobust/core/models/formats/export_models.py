@@ -24,8 +24,7 @@ from torch import nn
 
 from ...errors import ModelLoadError, UnsafeModelFileError
 from ...settings.values import MAX_IMAGE_SIDE
-from ..preprocessing import CHANNEL_MODES, Preprocessing
-from .base import FixedBatch, ShippedModel, fixed_batch_note
+from .base import FixedBatch, ShippedModel, fixed_batch_note, input_shape_preprocessing
 from .files import sniff_file
 
 PICKLE_FIX = (
@@ -176,12 +175,5 @@ def load_exported(path: Path, *, allow_pickle: bool = False) -> ShippedModel:
     if batch is not None:
         notes.append(fixed_batch_note(path, batch, "dynamic_shapes=({0: torch.export.Dim('batch')},)"))
         module = FixedBatch(module, batch)
-    origins = {"channels": "exported program input shape"} if channels in CHANNEL_MODES else {}
-    if height is not None and width is not None:
-        origins["input_size"] = "exported program input shape"
-    preprocessing = Preprocessing(
-        input_size=(height, width) if height is not None and width is not None else None,
-        channels=channels if channels in CHANNEL_MODES else 3,
-        origins=origins,
-    )
+    preprocessing = input_shape_preprocessing(channels, height, width, "exported program input shape")
     return ShippedModel(module.eval(), preprocessing, "export", path, tuple(notes))

@@ -18,8 +18,7 @@ from torch import nn
 from ...display import shown
 from ...errors import ModelLoadError
 from ...settings.values import MAX_IMAGE_SIDE
-from ..preprocessing import CHANNEL_MODES, Preprocessing
-from .base import EXTRAS, FixedBatch, ShippedModel, fixed_batch_note, import_extra
+from .base import EXTRAS, FixedBatch, ShippedModel, fixed_batch_note, import_extra, input_shape_preprocessing
 from .files import sniff_file
 
 RELATIVE_TOLERANCE = 1e-3
@@ -111,16 +110,7 @@ def load_onnx(path: Path) -> ShippedModel:
         )
     if batch is not None:
         notes.append(fixed_batch_note(path, batch, "torch.onnx.export(..., dynamic_shapes=({0: Dim('batch')},))"))
-    origins = {}
-    if channels in CHANNEL_MODES:
-        origins["channels"] = "ONNX graph input shape"
-    if height is not None and width is not None:
-        origins["input_size"] = "ONNX graph input shape"
-    preprocessing = Preprocessing(
-        input_size=(height, width) if height is not None and width is not None else None,
-        channels=channels if channels in CHANNEL_MODES else 3,
-        origins=origins,
-    )
+    preprocessing = input_shape_preprocessing(channels, height, width, "ONNX graph input shape")
     checked: nn.Module = CheckedOnnx(module.eval(), path)
     return ShippedModel(
         FixedBatch(checked, batch) if batch is not None else checked, preprocessing, "onnx", path, tuple(notes)
