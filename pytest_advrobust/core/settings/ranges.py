@@ -1,38 +1,33 @@
 """The values a run can have used, checked where a run's settings are read back from a file a job wrote
-(:class:`~pytest_advrobust.core.results.report.RunSettings`): the ranges the options accept."""
+(:class:`~pytest_advrobust.core.results.report.RunSettings`): each one through its option's own parser, so
+the ranges are the options' (one definition), plus the few resolved values no option spells as such."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .parsers import MAX_BUDGET, MAX_EOT, MAX_QUERIES, MAX_STEPS
-from .values import NORMS
+from .parsers import MAX_BUDGET
+from .table import OPTIONS_BY_NAME
+
+PARSED = ("epsilon", "step_size", "steps", "seed", "eot", "queries", "confidence", "min_robust_accuracy", "norm")
+"""The run settings that are an option's value as it resolved: its parser accepts each or says why not."""
 
 
 def check_run_values(run: Any) -> None:
-    """``ValueError`` naming the first of a run's settings (ε, step size, steps, seed, EOT, queries, minimal
-    robust accuracy, the minimal-ε search's range, batch sizes, confidence, tolerance, norm) outside what the
-    options accept."""
-    ranges = (
-        ("epsilon", run.epsilon, 0, MAX_BUDGET),
-        ("step_size", run.step_size, 0, MAX_BUDGET),
-        ("steps", run.steps, 0, MAX_STEPS),
-        ("seed", run.seed, 0, 2**64 - 1),
-        ("eot", run.eot, 1, MAX_EOT),
-        ("queries", 0 if run.queries is None else run.queries, 0, MAX_QUERIES),
-        ("min_robust_accuracy", 0 if run.min_robust_accuracy is None else run.min_robust_accuracy, 0, 1),
-    )
-    for name, value, low, high in ranges:
-        if not low <= value <= high:
-            raise ValueError(f"{name} must be in [{low:g}, {high:g}], not {value!r}"[:120])
+    """``ValueError`` naming the first of a run's settings that no run can have used: an option's value its
+    parser refuses, a minimal-ε search range or a tolerance out of [0, max budget], a batch size below 1."""
+    for name in PARSED:
+        value = getattr(run, name)
+        if value is None:
+            continue
+        try:
+            OPTIONS_BY_NAME[name].parse(value, None)
+        except ValueError as exc:
+            raise ValueError(f"{name}={value!r}: {exc}"[:160]) from None
     for key, value in (run.minimal_epsilon or {}).items():
         if not 0 <= value <= MAX_BUDGET:
             raise ValueError(f"minimal_epsilon[{key!r}] must be in [0, {MAX_BUDGET:g}], not {value!r}"[:120])
-    if not all(1 <= size <= 2**31 for size in run.batch_sizes):
-        raise ValueError(f"batch_sizes must be sizes ≥ 1, not {run.batch_sizes!r}"[:120])
-    if not 0 < run.confidence < 1:
-        raise ValueError(f"confidence must be strictly between 0 and 1, not {run.confidence!r}")
     if len(run.tolerance) != 2 or not all(0 <= value <= MAX_BUDGET for value in run.tolerance):
         raise ValueError(f"tolerance must be two numbers ≥ 0 (absolute, relative), not {run.tolerance!r}"[:120])
-    if run.norm not in NORMS:
-        raise ValueError(f"norm must be one of {', '.join(NORMS)}, not {run.norm!r}"[:120])
+    if not all(1 <= size <= 2**31 for size in run.batch_sizes):
+        raise ValueError(f"batch_sizes must be sizes ≥ 1, not {run.batch_sizes!r}"[:120])
