@@ -321,9 +321,9 @@ def check_one_run(reports: Sequence[ShardReport]) -> None:
     _same_test_settings(reports)
 
 
-RUN_ONLY = ("notes", "from_model", "device", "batching", "batch_sizes", "reproduce")
-"""What a test's run settings may differ in between two jobs: what each job saw (its notes, its device under
-``auto``, its batches), not what it was asked to do."""
+RUN_ONLY = ("notes", "from_model", "device")
+"""What a test's run settings may differ in between two jobs beyond what the report leaves out already (its
+batches): what each job saw (its notes, its device under ``auto``), not what it was asked to do."""
 
 
 def _same_test_settings(reports: Sequence[ShardReport]) -> None:
@@ -335,7 +335,7 @@ def _same_test_settings(reports: Sequence[ShardReport]) -> None:
             for run in test.runs:
                 if not run.marker:
                     continue
-                mine = {key: value for key, value in dataclasses.asdict(run.settings).items() if key not in RUN_ONLY}
+                mine = {key: value for key, value in run.settings.to_json().items() if key not in RUN_ONLY}
                 first, where = seen.setdefault(test.test_id, (mine, report))
                 differing = sorted(key for key in mine if mine[key] != first.get(key))
                 if differing:

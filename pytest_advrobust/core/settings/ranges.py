@@ -9,13 +9,14 @@ from typing import Any
 from .parsers import MAX_BUDGET
 from .table import OPTIONS_BY_NAME
 
-PARSED = ("epsilon", "step_size", "steps", "seed", "eot", "queries", "confidence", "min_robust_accuracy", "norm")
+PARSED = ("epsilon", "steps", "seed", "eot", "queries", "confidence", "min_robust_accuracy", "norm")
 """The run settings that are an option's value as it resolved: its parser accepts each or says why not."""
 
 
 def check_run_values(run: Any) -> None:
     """``ValueError`` naming the first of a run's settings that no run can have used: an option's value its
-    parser refuses, a minimal-ε search range or a tolerance out of [0, max budget], a batch size below 1."""
+    parser refuses, a step size, a minimal-ε search range or a tolerance out of [0, max budget], a batch size
+    below 1."""
     for name in PARSED:
         value = getattr(run, name)
         if value is None:
@@ -24,6 +25,8 @@ def check_run_values(run: Any) -> None:
             OPTIONS_BY_NAME[name].parse(value, None)
         except ValueError as exc:
             raise ValueError(f"{name}={value!r}: {exc}"[:160]) from None
+    if not 0 <= run.step_size <= MAX_BUDGET:  # resolved: ε × a relative size, so 0 at ε = 0 (no option value)
+        raise ValueError(f"step_size must be in [0, {MAX_BUDGET:g}], not {run.step_size!r}"[:120])
     for key, value in (run.minimal_epsilon or {}).items():
         if not 0 <= value <= MAX_BUDGET:
             raise ValueError(f"minimal_epsilon[{key!r}] must be in [0, {MAX_BUDGET:g}], not {value!r}"[:120])
