@@ -221,6 +221,12 @@ def run_plan(context: BatchContext, plan: BatchPlan, outputs: int) -> Trajectory
     return trajectory
 
 
+def _untargeted_ce(context: BatchContext, plan: BatchPlan, outputs: int) -> tuple[Goal, torch.Tensor | None]:
+    """AutoAttack's first stage on every row: APGD-CE, untargeted, with its random starts."""
+    goal = goal_for(plan.goal.labels, None, loss="ce", num_classes=outputs)
+    return goal, context.noise(plan.clean, plan.names, [(i, None) for i in range(len(plan))])
+
+
 def run_sequence(context: BatchContext, plan: BatchPlan, outputs: int) -> tuple[Trajectory, list[str]]:
     """attack=autoattack, AutoAttack's standard sequence (without FAB-T): APGD-CE (untargeted), then the
     plan's apgd run (toward the top-K runner-ups, APGD-T, or the targets as set), then square on the rows
@@ -230,8 +236,7 @@ def run_sequence(context: BatchContext, plan: BatchPlan, outputs: int) -> tuple[
     apgd = context.attack
     labels = plan.goal.labels
     if plan.order is not None:  # top-K: APGD-CE first (cheap), then the runner-ups toward what held
-        ce = goal_for(labels, None, loss="ce", num_classes=outputs)
-        noise = context.noise(plan.clean, plan.names, [(i, None) for i in range(len(plan))])
+        ce, noise = _untargeted_ce(context, plan, outputs)
         trajectory = apgd.run(model, plan.clean, ce, epsilon, noise=noise, names=plan.names)
         found_by = ["apgd-ce" if flipped else "autoattack" for flipped in (trajectory.first_success >= 0).tolist()]
         held = (trajectory.first_success < 0).nonzero().flatten()
@@ -436,10 +441,7 @@ def _search_tries(context: BatchContext, plan: BatchPlan, outputs: int) -> Tries
     labels, device = plan.goal.labels, plan.clean.device
     tries: list[tuple[Goal, torch.Tensor | None]] = []
     if context.config.attack == "autoattack":
-        untargeted = [(i, None) for i in range(len(plan))]
-        tries.append(
-            (goal_for(labels, None, loss="ce", num_classes=outputs), context.noise(plan.clean, plan.names, untargeted))
-        )
+        tries.append(_untargeted_ce(context, plan, outputs))
     for j in range(len(plan.order[0])):
         targets = [order[j] for order in plan.order]
         goal = context.goal(labels, torch.tensor(targets, dtype=torch.long, device=device), outputs, reach="flip")
