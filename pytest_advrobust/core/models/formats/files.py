@@ -135,14 +135,20 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def check_config_size(config: Mapping[str, Any], weights: Sequence[Path], where: str) -> None:
+def check_config_size(
+    config: Mapping[str, Any], weights: Sequence[Path], where: str, state: Mapping[str, torch.Tensor] | None = None
+) -> None:
     """A :class:`ModelLoadError` naming the key and ``where`` for a config value that asks for a model the
     weights cannot be (building it would take memory without bound before the weights are compared): a count
     of layers or blocks beyond the number of tensors in the weights, or a size beyond their largest dimension
-    and the largest image side."""
+    and the largest image side. ``state``: the weights already read (from ``weights``), not read again."""
     if not weights:
         return  # no weights file: the library's own error says so
-    tensors, largest = weights_extent(weights)
+    if state is not None:
+        sides = [int(side) for tensor in state.values() for side in tensor.shape]
+        tensors, largest = len(state), max(sides, default=0)
+    else:
+        tensors, largest = weights_extent(weights)
     names = ", ".join(path.name for path in weights)
 
     def numbers(value: Any) -> list[float]:

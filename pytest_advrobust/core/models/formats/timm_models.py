@@ -18,7 +18,7 @@ from ...errors import ModelLoadError
 from ...settings.values import MAX_IMAGE_SIDE
 from ..preprocessing import INTERPOLATIONS, Interpolation, Preprocessing, ResizeMode
 from .base import ShippedModel, import_extra, offline
-from .files import check_config_size, check_state_dict, load_state_dict_file, load_weights, read_json
+from .files import check_config_size, check_state_dict, load_state_dict_file, read_json
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 """The weights files of a saved timm folder, in order of preference (safetensors never unpickles)."""
@@ -260,7 +260,8 @@ def _load_timm_folder(
         raise ModelLoadError(
             f"timm folder {folder} has no weights: expected {' or '.join(WEIGHT_FILES)} beside config.json"
         )
-    check_config_size(config, [weights], str(folder / "config.json"))
+    state = load_state_dict_file(weights)  # read once: sized against the config, then loaded
+    check_config_size(config, [weights], str(folder / "config.json"), state)
     model_args = dict(config.get("model_args") or {})
     num_classes = config.get("num_classes", pretrained_cfg.get("num_classes"))
     if num_classes is not None:
@@ -268,7 +269,8 @@ def _load_timm_folder(
     if pretrained_cfg.get("input_size"):
         model_args.setdefault("in_chans", int(pretrained_cfg["input_size"][0]))
     model = _create(timm, architecture, str(folder / "config.json"), **model_args)
-    load_weights(model, weights, architecture)
+    check_state_dict(model, state, weights, architecture)
+    model.load_state_dict(state)
     notes: list[str] = []
     channels = int(model_args.get("in_chans", 3))
     data_config = timm.data.resolve_model_data_config(model, pretrained_cfg=pretrained_cfg)
