@@ -169,21 +169,28 @@ def test_a_safetensors_header_that_is_not_one_is_one_line(tmp_path: Path, header
         sniff_file(path)
 
 
-def test_an_onnx_graph_onnxruntime_refuses_is_one_line(tmp_path: Path) -> None:
+def _identity_graph(path: Path, side: int, ir_version: int | None = None) -> Path:
+    """An ONNX graph (opset 17) whose output is its N×3×side×side input, saved to ``path``."""
     onnx = pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
     from onnx import TensorProto, helper
 
+    shape = ["N", 3, side, side]
     graph = helper.make_graph(
         [helper.make_node("Identity", ["input"], ["logits"])],
         "g",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, shape)],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 99  # newer than any onnxruntime: it refuses to load the graph
-    path = tmp_path / "model.onnx"
+    if ir_version is not None:
+        model.ir_version = ir_version
     onnx.save(model, str(path))
+    return path
+
+
+def test_an_onnx_graph_onnxruntime_refuses_is_one_line(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    path = _identity_graph(tmp_path / "model.onnx", 32, ir_version=99)  # newer than any onnxruntime: refused
     from pytest_advrobust.core.models.formats.onnx_models import check_onnx_conversion
 
     with pytest.raises(ModelLoadError) as raised:
@@ -192,18 +199,8 @@ def test_an_onnx_graph_onnxruntime_refuses_is_one_line(tmp_path: Path) -> None:
 
 
 def test_an_onnx_input_of_40000_pixels_a_side_is_refused(tmp_path: Path) -> None:
-    onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnx2torch")
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["input"], ["logits"])],
-        "g",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 40000, 40000])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3, 40000, 40000])],
-    )
-    path = tmp_path / "big.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    path = _identity_graph(tmp_path / "big.onnx", 40000)
     with pytest.raises(ModelLoadError, match="is 40000x40000, over 4096 pixels a side"):
         load_shipped(str(path))
 
